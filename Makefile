@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Every install step lives here or in scripts/: a fresh Debian machine needs nothing else.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit vm-tests setup host-packages venv kernel clean
+
+demo: setup
+	$(BIN)/ktstr test examples/ -p no:cacheprovider -rA
+
+test: setup lint
+	$(BIN)/pytest -p no:cacheprovider tests/
+
+unit: venv
+	$(BIN)/pytest -p no:cacheprovider tests/unit tests/cli -q
+
+lint: venv
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/mypy
+
+setup: host-packages venv kernel
+
+host-packages:
+	sh scripts/setup-host.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "ktstr needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+kernel: venv
+	$(BIN)/ktstr kernel fetch
+
+clean:
+	rm -rf $(VENV) .ktstr-runs .mypy_cache .ruff_cache

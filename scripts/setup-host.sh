@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install the Debian packages ktstr needs, only those missing. Run as root.
+# apt-get update runs first whenever something must be installed: on a fresh
+# machine the package lists are empty.
+set -eu
+PACKAGES="qemu-system-x86 busybox-static kmod python3-venv"
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *" installed") ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+if [ -z "$missing" ]; then
+    echo "setup-host: all packages present ($PACKAGES)"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host: missing packages:$missing; run as root or: sudo apt-get install$missing" >&2
+    exit 1
+fi
+echo "setup-host: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,1 @@
+"""ktstr: test harness for Linux process schedulers."""

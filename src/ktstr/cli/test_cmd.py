@@ -1,0 +1,30 @@
+"""`ktstr test [PYTEST ARGS...] [--kernel SPEC]`: pytest with the ktstr plugin.
+
+The plugin is loaded through its `pytest11` entry point, so `ktstr test x/`
+and `pytest x/` run the same tests; this wrapper checks the kernel spec before
+pytest starts, so a bad `--kernel` fails before collection and any boot.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from ktstr.vm.kernel import resolve_kernel
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("test", help="run @ktstr_test tests (extra arguments go to pytest)",
+                       description=__doc__)
+    p.add_argument("--kernel", metavar="SPEC", help="kernel version, cache key, bzImage "
+                   "or kernel tree (default: the newest cached kernel)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kernel = resolve_kernel(args.kernel)  # raises KernelError naming the spec
+    pytest_args = [*args.pytest_args, "--kernel",
+                   kernel.key if args.kernel is None else args.kernel]
+    return int(pytest.main(pytest_args))

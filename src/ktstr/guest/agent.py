@@ -1,0 +1,125 @@
+"""The guest agent: say hello, take the test, check the topology, run the body, report.
+
+Runs as a child of PID 1 (see __main__). Every outcome, including a body that
+raises and a topology mismatch, becomes one "result" message; the host never
+has to infer a result from silence unless the guest itself died.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import random
+import sys
+import time
+import traceback
+from types import ModuleType
+from typing import Any
+
+from ktstr.checks import Assert, AssertResult
+from ktstr.guest import init
+from ktstr.guest.port import GuestPort, find_port
+from ktstr.guest.protocol import Outcome, TestRequest
+from ktstr.guest.topocheck import TopologyView, compare
+from ktstr.scenario import Ctx
+from ktstr.testdef import KtstrTest
+from ktstr.topology import Topology
+
+log = logging.getLogger("ktstr.guest")
+
+
+class KmsgHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        init.kmsg(self.format(record))
+
+
+def uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def run_agent() -> int:
+    logging.basicConfig(level=logging.INFO, handlers=[KmsgHandler()])
+    port = GuestPort(find_port())
+    port.send({"type": "hello", "uname": os.uname().release, "uptime_s": uptime(),
+               "pid": os.getpid()})
+    go = port.recv()
+    if go.get("type") != "go":
+        raise RuntimeError(f"expected a go message, got {go!r}")
+    req = TestRequest.from_dict(go["test"])
+    init.set_wall_clock(req.wall_time)
+    random.seed(req.seed)
+    result = run_request(port, req)
+    port.send({"type": "result", **result})
+    port.send({"type": "bye", "uptime_s": uptime()})
+    return 0
+
+
+def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
+    want = Topology.parse(req.topology)
+    seen = TopologyView.read()
+    problems = compare(want, seen)
+    port.send({"type": "topology", "ok": not problems, "seen": seen.to_dict(),
+               "problems": problems})
+    if problems:
+        return {"outcome": Outcome.ERROR,
+                "error": f"guest topology does not match {want}: " + "; ".join(problems)}
+    try:
+        test = load_test(req)
+    except Exception as e:
+        return {"outcome": Outcome.ERROR, "error": f"cannot load the test in the guest: {e}",
+                "traceback": traceback.format_exc()}
+    return run_body(test, req)
+
+
+def load_test(req: TestRequest) -> KtstrTest:
+    os.environ.update(req.env)
+    os.chdir(req.cwd)
+    for p in reversed(req.sys_path):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    module = sys.modules.get(req.module_name) or _import_file(req.module_name, req.module_file)
+    obj: Any = module
+    for part in req.qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, KtstrTest):
+        raise TypeError(f"{req.module_name}.{req.qualname} is not a @ktstr_test")
+    return obj
+
+
+def _import_file(name: str, path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
+    emulated = req.accel != "kvm"
+    checks = (Assert.default_checks(emulated=emulated)
+              .merge(test.scheduler.checks).merge(test.checks))
+    started = time.monotonic()
+    ctx = Ctx.create(checks=checks, duration=test.duration_s,
+                     workers_per_cgroup=test.workers_per_cgroup, sched_pid=None)
+    base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
+    try:
+        outcome = test.fn(ctx)
+    except Exception as e:
+        return {**base, "outcome": Outcome.FAILED, "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(), "body_s": time.monotonic() - started}
+    finally:
+        ctx.cgroups.close()
+    if outcome is None:
+        outcome = AssertResult.ok()
+    if not isinstance(outcome, AssertResult):
+        return {**base, "outcome": Outcome.ERROR,
+                "error": f"the test body returned {type(outcome).__name__}, "
+                         "expected an AssertResult or None"}
+    verdict = (Outcome.FAILED if not outcome.passed
+               else Outcome.INCONCLUSIVE if outcome.inconclusive else Outcome.PASSED)
+    return {**base, "outcome": verdict, "result": outcome.to_dict(),
+            "report": str(outcome), "body_s": time.monotonic() - started}

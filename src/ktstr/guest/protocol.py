@@ -1,0 +1,66 @@
+"""What the host and the guest agent say to each other on the result port.
+
+One JSON object per line on a virtio-serial port (never the console, which
+stays the whole kernel log). The guest speaks first:
+
+    guest -> host  {"type": "hello", "uname": ..., "uptime_s": ...}
+    host  -> guest {"type": "go", "test": {...TestRequest...}}
+    guest -> host  {"type": "log", "msg": ...}            (any number)
+    guest -> host  {"type": "topology", "ok": bool, "seen": {...}, "problems": [...]}
+    guest -> host  {"type": "result", "outcome": ..., ...}
+    guest -> host  {"type": "bye"}                        (then it powers off)
+
+A result is sent once; a host that sees the port close without one knows the
+guest died and reports the console tail instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PORT_NAME = "ktstr.result"
+
+
+class Outcome:
+    """How a test body ended inside the guest."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # a check failed, or the body raised
+    ERROR = "error"  # the harness itself could not run the body (e.g. topology mismatch)
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class TestRequest:
+    """Everything the guest needs to find and run one test; sent in the "go" message."""
+
+    module_file: str  # absolute path of the test's source file (same path in the guest)
+    module_name: str  # the name the host imported it under
+    qualname: str  # attribute of the module holding the KtstrTest
+    sys_path: list[str]
+    cwd: str
+    topology: str  # the resolved Topology, "1n2l2c1t"
+    accel: str  # "kvm" or "tcg": selects the threshold profile
+    seed: int = 0
+    wall_time: float = 0.0  # host wall clock at "go"; the guest sets its clock from it
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TestRequest:
+        return cls(**d)
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or "type" not in obj:
+        raise ValueError(f"not a ktstr message: {line[:200]!r}")
+    return obj

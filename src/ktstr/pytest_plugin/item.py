@@ -1,0 +1,121 @@
+"""`KtstrItem`: one `@ktstr_test` as a pytest item, run in its own VM.
+
+A failed check is a failed test, reported with the detail lines, the
+`--- stats ---` block and the guest console tail, never with a Python
+traceback of the harness (`repr_failure`). A result judged inconclusive
+under emulation is a skip whose reason says why.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from ktstr.errors import KtstrError
+from ktstr.guest.protocol import Outcome
+from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm
+from ktstr.testdef import KtstrTest
+
+RUN_DIR_KEY = pytest.StashKey["Any"]()
+
+
+class KtstrRunFailed(Exception):
+    """Carries the RunResult of a failed run to repr_failure."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.test_id)
+        self.result = result
+
+
+class KtstrItem(pytest.Item):
+    def __init__(self, *, test: KtstrTest, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test = test
+        for mark in getattr(test, "pytestmark", []):
+            self.add_marker(mark)
+        self.add_marker("ktstr")
+
+    def location_info(self) -> TestLocation:
+        module = self.getparent(pytest.Module)
+        assert module is not None
+        mod = module.obj
+        return TestLocation(test_id=self.nodeid, module_file=str(mod.__file__),
+                            module_name=mod.__name__, qualname=self.name,
+                            sys_path=tuple(sys.path), cwd=str(self.config.invocation_params.dir))
+
+    def runtest(self) -> None:
+        result = run_in_vm(self.test, self.location_info(),
+                           kernel_spec=self.config.getoption("ktstr_kernel", None),
+                           run_dir=self.config.stash[RUN_DIR_KEY])
+        self.user_properties.append(("ktstr_summary", summary_line(result)))
+        self.user_properties.append(("ktstr_sidecar", result.sidecar))
+        if result.outcome == Outcome.INCONCLUSIVE:
+            pytest.skip(f"inconclusive: {(result.result or {}).get('inconclusive')}")
+        if not result.passed:
+            raise KtstrRunFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, KtstrRunFailed):
+            return failure_text(excinfo.value.result)
+        if isinstance(excinfo.value, KtstrError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"ktstr/{self.name} [{self.test.topology}]"
+
+
+def summary_line(r: RunResult) -> str:
+    """Seed 001's result line, then the stats block when there is one."""
+    word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
+    head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
+            f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s]")
+    stats = _stats_block(r.report)
+    return head + ("\n" + stats if stats else "")
+
+
+def _stats_block(report: str) -> str:
+    i = report.find("--- stats ---")
+    return report[i:].rstrip() if i >= 0 else ""
+
+
+def failure_text(r: RunResult) -> str:
+    name = r.test_id.rsplit("::", 1)[-1]
+    lines = [f"ktstr_test '{name}' [topo={r.topology}] {_verb(r.outcome)}:"]
+    if r.error:
+        lines += ["  " + line for line in r.error.splitlines()]
+    if r.report:
+        lines += ["", r.report.rstrip()]
+    if r.traceback:
+        lines += ["", "--- guest traceback ---", r.traceback.rstrip()]
+    if r.console_tail:
+        lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",
+                  r.console_tail.rstrip()]
+    lines += ["", f"kernel {r.kernel}, accel {r.accel}, profile {r.profile or '-'}, "
+              f"sidecar {r.sidecar}"]
+    return "\n".join(lines)
+
+
+def _verb(outcome: str) -> str:
+    return {"timeout": "timed out", "crashed": "lost its guest",
+            Outcome.ERROR: "could not run"}.get(outcome, "failed")
+
+
+class SummaryReporter:
+    """Writes each ktstr test's summary line under pytest's own progress output."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        text = props.get("ktstr_summary")
+        if report.when != "call" or not text:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(str(text))

@@ -1,0 +1,127 @@
+"""`@ktstr_test`: a scheduler test as data, validated when it is declared.
+
+The decorator turns a function `(ctx) -> AssertResult | None` into a
+`KtstrTest` carrying the resolved topology, durations, scheduler and the
+test's `Assert` overrides. Bad values raise `ConfigError` at decoration time,
+so a typo fails at collection, before any VM boots. The object stays callable
+so pytest marks (`@pytest.mark.xfail`) can be stacked on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ktstr.checks import Assert
+from ktstr.errors import ConfigError
+from ktstr.scheduler import Scheduler
+from ktstr.topology import Topology
+
+TestBody = Callable[..., Any]
+
+_CONSTRAINTS = ("min_llcs", "max_llcs", "min_cpus", "max_cpus", "requires_smt",
+                "required_flags", "excluded_flags")
+
+
+def seconds(name: str, value: Any) -> float:
+    """Accept float seconds or a timedelta; reject what is not a positive finite duration."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} is not a duration; hint: seconds as a number")
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r} must be > 0 seconds")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class KtstrTest:
+    fn: TestBody
+    name: str
+    topology: Topology
+    duration_s: float = 2.0
+    watchdog_timeout_s: float = 4.0
+    workers_per_cgroup: int = 2
+    memory_mb: int = 2048
+    scheduler: Scheduler = Scheduler.EEVDF
+    extra_sched_args: tuple[str, ...] = ()
+    checks: Assert = field(default_factory=Assert)
+    constraints: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+    workloads: tuple[Any, ...] = ()
+    config: str | None = None
+    performance_mode: bool = False
+    auto_repro: bool = True
+    timeout_s: float | None = None  # host-side deadline; None = derived from duration
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def __name__(self) -> str:  # lets pytest marks be applied to the test object
+        return self.name
+
+
+def ktstr_test(fn: TestBody | None = None, **attrs: Any) -> Any:
+    """Register a scheduler test; see API.md "A test" for the attributes."""
+    if fn is not None:
+        return _build(fn, attrs)
+    return lambda f: _build(f, attrs)
+
+
+def _build(fn: TestBody, attrs: dict[str, Any]) -> KtstrTest:
+    if not callable(fn):
+        raise ConfigError(f"@ktstr_test decorates a function, not {fn!r}")
+    name = getattr(fn, "__name__", repr(fn))
+    attrs = dict(attrs)
+    check_fields = set(Assert.field_names())
+    known = {"numa_nodes", "llcs", "cores", "threads", "duration_s", "watchdog_timeout_s",
+             "workers_per_cgroup", "memory_mb", "scheduler", "extra_sched_args", "payload",
+             "workloads", "config", "performance_mode", "auto_repro", "timeout_s",
+             *_CONSTRAINTS, *check_fields}
+    unknown = sorted(set(attrs) - known)
+    if unknown:
+        raise ConfigError(f"@ktstr_test on {name}: unknown attribute(s) {', '.join(unknown)}; "
+                          f"hint: valid ones are {', '.join(sorted(known))}")
+    try:
+        return _resolve(fn, name, attrs, check_fields)
+    except ConfigError as e:
+        raise ConfigError(f"@ktstr_test on {name}: {e}") from None
+
+
+def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
+             check_fields: set[str]) -> KtstrTest:
+    scheduler = attrs.pop("scheduler", Scheduler.EEVDF)
+    if not isinstance(scheduler, Scheduler):
+        raise ConfigError(f"scheduler={scheduler!r} is not a Scheduler; "
+                          "hint: use declare_scheduler(...) or Scheduler.EEVDF")
+    dims = ("numa_nodes", "llcs", "cores", "threads")
+    topo = Topology(*(attrs.pop(d) if d in attrs else default
+                      for d, default in zip(dims, scheduler.topology, strict=True)))
+    duration = seconds("duration_s", attrs.pop("duration_s", 2.0))
+    watchdog = seconds("watchdog_timeout_s", attrs.pop("watchdog_timeout_s", 4.0))
+    if watchdog < duration:
+        raise ConfigError(f"watchdog_timeout_s={watchdog:g} is shorter than duration_s="
+                          f"{duration:g}: the sched_ext watchdog would fire before the workload "
+                          "ends; hint: watchdog_timeout_s >= duration_s + slack")
+    workers = attrs.pop("workers_per_cgroup", 2)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers_per_cgroup={workers!r} must be an integer >= 1")
+    memory = attrs.pop("memory_mb", 2048)
+    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 256:
+        raise ConfigError(f"memory_mb={memory!r} must be an integer >= 256")
+    timeout = attrs.pop("timeout_s", None)
+    checks = Assert(**{k: attrs.pop(k) for k in list(attrs) if k in check_fields})
+    constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
+    return KtstrTest(
+        fn=fn, name=name, topology=topo, duration_s=duration, watchdog_timeout_s=watchdog,
+        workers_per_cgroup=workers, memory_mb=memory, scheduler=scheduler,
+        extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,
+        constraints=constraints, payload=attrs.pop("payload", None),
+        workloads=tuple(attrs.pop("workloads", ())), config=attrs.pop("config", None),
+        performance_mode=bool(attrs.pop("performance_mode", False)),
+        auto_repro=bool(attrs.pop("auto_repro", True)),
+        timeout_s=None if timeout is None else seconds("timeout_s", timeout))

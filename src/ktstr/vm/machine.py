@@ -1,0 +1,253 @@
+"""One qemu VM as a context manager: launch, talk to the guest agent, always clean up.
+
+Modelled on QEMU's own python/qemu/machine: the constructor starts nothing;
+`launch()` opens the listening sockets first (QMP and the result port are
+served by us, qemu connects to them, so readiness is an event, not a poll),
+then starts qemu with a parent-death signal so no VM outlives its parent. The
+shutdown is a ladder: wait for the guest's own power-off, then QMP `quit`,
+SIGTERM, SIGKILL, each with a timeout. The console log and the guest-RAM files
+on /dev/shm are handled however the run ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from ktstr.errors import VmLaunchError
+from ktstr.guest.protocol import PORT_NAME, decode, encode
+from ktstr.topology import Topology
+from ktstr.vm.initramfs import ROOT_TAG
+from ktstr.vm.qemu import QemuArgs, QemuBinary, escape
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class VmSpec:
+    """Everything that decides what boots."""
+
+    image: Path
+    initrd: Path
+    topology: Topology
+    memory_mb: int
+    accel: str
+    append: tuple[str, ...] = ()
+    mem_dir: Path = Path("/dev/shm")
+    extra_args: tuple[str, ...] = field(default=())
+
+
+class Machine:
+    def __init__(self, spec: VmSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:12]
+        self.console_log = workdir / "console.log"
+        self.qemu_log = workdir / "qemu.log"
+        self._qmp_path = workdir / "qmp.sock"
+        self._port_path = workdir / "result.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._qmp: QEMUMonitorProtocol | None = None
+        self._port_listener: socket.socket | None = None
+        self._port: socket.socket | None = None
+        self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._mem_files: list[Path] = []
+        self._argv: list[str] = []
+        self.exit_code: int | None = None
+
+    # -- command line -------------------------------------------------------
+
+    def argv(self) -> list[str]:
+        s = self.spec
+        q = QemuArgs(QemuBinary.find().path).base().machine(s.accel)
+        self._mem_files = q.topology(s.topology, s.memory_mb, s.mem_dir, self.run_id)
+        q.kernel(s.image, s.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *s.append])
+        q.console(self.console_log)
+        q.add("-device", "virtio-serial-pci,id=vser0")
+        q.add("-chardev", f"socket,id=result,path={escape(self._port_path)}")
+        q.add("-device", f"virtserialport,bus=vser0.0,chardev=result,name={PORT_NAME}")
+        q.host_root(ROOT_TAG)
+        q.add("-chardev", f"socket,id=qmp,path={escape(self._qmp_path)}")
+        q.add("-mon", "chardev=qmp,mode=control")
+        q.add(*s.extra_args)
+        return q.argv()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def launch(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._argv = self.argv()
+        self._qmp = QEMUMonitorProtocol(str(self._qmp_path), server=True)
+        self._port_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._port_listener.bind(str(self._port_path))
+        self._port_listener.listen(1)
+        with open(self.qemu_log, "wb") as err:
+            self._proc = subprocess.Popen(self._argv, stdin=subprocess.DEVNULL, stdout=err,
+                                          stderr=subprocess.STDOUT,
+                                          preexec_fn=_die_with_parent)
+        log.debug("launched qemu pid %d: %s", self._proc.pid, " ".join(self._argv))
+        try:
+            self._accept_port(timeout=30.0)
+            self._qmp.accept(timeout=30.0)
+        except Exception as e:
+            self._kill()
+            raise VmLaunchError(f"qemu did not start: {e}; qemu said: {self._qemu_said()}",
+                                self._argv, self._proc.poll(), self.console_tail()) from e
+        threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
+                         daemon=True).start()
+
+    def _accept_port(self, timeout: float) -> None:
+        """Wait for qemu to connect the result port, noticing at once if qemu died instead."""
+        assert self._port_listener is not None and self._proc is not None
+        self._port_listener.settimeout(0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._port, _ = self._port_listener.accept()
+                break
+            except TimeoutError:
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"qemu exited with code {self._proc.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise
+        self._port.settimeout(None)
+
+    def _read_port(self) -> None:
+        assert self._port is not None
+        buf = b""
+        try:
+            while chunk := self._port.recv(65536):
+                buf += chunk
+                while b"\n" in buf:
+                    line, _, buf = buf.partition(b"\n")
+                    try:
+                        self._inbox.put(decode(line))
+                    except ValueError:
+                        log.warning("garbage on the result port: %r", line[:200])
+        except OSError:
+            pass
+        self._inbox.put(None)
+
+    def recv(self, timeout: float) -> dict[str, Any] | None:
+        """The next message from the guest; {"type": "eof"} once the port closed or qemu exited.
+
+        Returns None when `timeout` seconds pass without one.
+        """
+        try:
+            msg = self._inbox.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+        if msg is None:
+            self._inbox.put(None)  # stay at EOF for later callers
+            return {"type": "eof"}
+        return msg
+
+    def send(self, msg: dict[str, Any]) -> None:
+        assert self._port is not None
+        self._port.sendall(encode(msg))
+
+    def qmp(self, cmd: str, **args: Any) -> Any:
+        assert self._qmp is not None
+        return self._qmp.cmd(cmd, args or None)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def shutdown(self, grace: float = 10.0) -> int | None:
+        """Wait for the guest's power-off, then escalate: QMP quit, SIGTERM, SIGKILL."""
+        proc = self._proc
+        try:
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=grace)
+                if proc.poll() is None:
+                    with contextlib.suppress(Exception):
+                        self.qmp("quit")
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=3.0)
+                if proc.poll() is None:
+                    self._kill()
+            if proc is not None:
+                self.exit_code = proc.poll()
+        finally:
+            self._cleanup()
+        return self.exit_code
+
+    def kill(self) -> None:
+        """Stop the VM now (host-side timeout, Ctrl-C)."""
+        self._kill()
+        self._cleanup()
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=3.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.exit_code = proc.returncode
+
+    def _cleanup(self) -> None:
+        for closer in (self._qmp, self._port, self._port_listener):
+            with contextlib.suppress(Exception):
+                if closer is not None:
+                    closer.close()
+        self._qmp = None
+        for path in (*self._mem_files, self._qmp_path, self._port_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def __enter__(self) -> Machine:
+        self.launch()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.kill()
+        else:
+            self.shutdown()
+
+    # -- evidence -----------------------------------------------------------
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def _qemu_said(self) -> str:
+        try:
+            return self.qemu_log.read_text(errors="replace").strip()[-2000:] or "(nothing)"
+        except OSError:
+            return "(no log)"

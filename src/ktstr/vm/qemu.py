@@ -1,0 +1,121 @@
+"""The qemu command line, built from typed parts and never concatenated.
+
+`QemuArgs` has one method per concern (machine, accelerator, SMP topology and
+NUMA, kernel, character devices, the 9p root, QMP), each appending to one argv
+list; values that qemu parses as comma-separated options are escaped with
+`escape`. `argv()` is what `subprocess` runs and what `--dry-run` prints with
+`shlex.join`. The CPU numbering qemu gives for `-smp sockets=S,cores=C,threads=T`
+is the one `ktstr.topology.Topology` documents; one socket is one LLC.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ktstr.errors import HostSetupError
+from ktstr.topology import Topology, format_cpulist
+
+
+def escape(value: str | os.PathLike[str]) -> str:
+    """Escape a value for a qemu option list, where a comma is written as two."""
+    return str(value).replace(",", ",,")
+
+
+@dataclass(frozen=True, slots=True)
+class QemuBinary:
+    """A probed qemu-system-x86_64: where it is and which version it is."""
+
+    path: Path
+    version: str
+
+    @classmethod
+    @cache
+    def find(cls) -> QemuBinary:
+        found = os.environ.get("KTSTR_QEMU") or shutil.which("qemu-system-x86_64")
+        if not found:
+            raise HostSetupError("qemu-system-x86_64 is not installed",
+                                 "apt-get install qemu-system-x86 (or run `make setup`)")
+        out = subprocess.run([found, "--version"], capture_output=True, text=True, check=False)
+        m = re.search(r"version (\S+)", out.stdout)
+        return cls(Path(found), m.group(1) if m else "unknown")
+
+
+class QemuArgs:
+    """Accumulates one qemu argv, concern by concern."""
+
+    def __init__(self, binary: Path) -> None:
+        self._argv: list[str] = [str(binary)]
+
+    def add(self, *args: str) -> QemuArgs:
+        self._argv.extend(args)
+        return self
+
+    def argv(self) -> list[str]:
+        return list(self._argv)
+
+    def base(self) -> QemuArgs:
+        """No default devices, no config files, no screen, exit instead of rebooting."""
+        return self.add("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot")
+
+    def machine(self, accel: str) -> QemuArgs:
+        self.add("-machine", "q35")
+        if accel == "kvm":
+            return self.add("-accel", "kvm", "-cpu", "host")
+        # thread=multi: one host thread per vCPU, so vCPUs really run in parallel.
+        return self.add("-accel", "tcg,thread=multi", "-cpu", "max")
+
+    def topology(self, topo: Topology, memory_mb: int, mem_dir: Path, run_id: str) -> list[Path]:
+        """SMP layout plus one shared-file memory backend per NUMA node.
+
+        Returns the backing files: the caller removes them when the VM ends.
+        Every node gets an explicit CPU list, so an LLC never straddles nodes.
+        """
+        self.add("-smp", f"cpus={topo.cpus},sockets={topo.llcs},dies=1,"
+                 f"cores={topo.cores},threads={topo.threads}")
+        self.add("-m", f"{memory_mb}M")
+        files: list[Path] = []
+        for node, size in enumerate(split_memory(memory_mb, topo.numa_nodes)):
+            path = mem_dir / f"ktstr-{run_id}-node{node}"
+            files.append(path)
+            self.add("-object", f"memory-backend-file,id=mem{node},size={size}M,"
+                     f"mem-path={escape(path)},share=on")
+            cpus = format_cpulist(topo.node_cpus(node)).replace(",", ",cpus=")
+            self.add("-numa", f"node,nodeid={node},cpus={cpus},memdev=mem{node}")
+        return files
+
+    def kernel(self, image: Path, initrd: Path, append: list[str]) -> QemuArgs:
+        return self.add("-kernel", str(image), "-initrd", str(initrd), "-append", " ".join(append))
+
+    def console(self, log: Path) -> QemuArgs:
+        """ttyS0 into a file: the whole kernel log, kept for failure reports."""
+        self.add("-chardev", f"file,id=console,path={escape(log)}")
+        return self.add("-serial", "chardev:console")
+
+    def result_port(self, sock: Path, name: str) -> QemuArgs:
+        """A virtio-serial port carrying JSON lines, served on a host unix socket."""
+        self.add("-device", "virtio-serial-pci,id=vser0")
+        self.add("-chardev", f"socket,id=result,path={escape(sock)},server=on,wait=off")
+        return self.add("-device", f"virtserialport,bus=vser0.0,chardev=result,name={name}")
+
+    def host_root(self, tag: str) -> QemuArgs:
+        """The host's / read-only over 9p; the guest puts a tmpfs overlay on top."""
+        self.add("-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,"
+                 "multidevs=remap")
+        return self.add("-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={tag}")
+
+    def qmp(self, sock: Path) -> QemuArgs:
+        return self.add("-qmp", f"unix:{escape(sock)},server=on,wait=off")
+
+
+def split_memory(memory_mb: int, nodes: int) -> list[int]:
+    """Split guest memory over NUMA nodes in whole MiB; node 0 takes the remainder."""
+    base = memory_mb // nodes
+    sizes = [base] * nodes
+    sizes[0] += memory_mb - base * nodes
+    return sizes
