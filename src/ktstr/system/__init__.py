@@ -1,0 +1,7 @@
+"""System layer: the only code that touches /proc, /sys and /sys/fs/cgroup.
+
+`fs` (one read/write policy, errno -> `SysIoError` with a hint), `cgroup`
+(`CgroupFs`, cgroup v2), `cpu` (online CPUs, LLCs, NUMA nodes, SMT siblings),
+`proc` (per-task schedstat, sched, last CPU). Readers take a root so unit tests
+point them at a fake tree.
+"""

@@ -1,0 +1,79 @@
+"""Per-task scheduler counters from /proc, named after the files they read.
+
+`task_schedstat` (`/proc/<pid>/schedstat`: on-CPU ns, runqueue-wait ns, slices),
+`task_sched` (`/proc/<pid>/sched`: every `name : value` line, e.g.
+`se.nr_migrations`, `nr_switches`, `nr_voluntary_switches`,
+`nr_involuntary_switches`), `task_cpu` (`/proc/<pid>/stat` field 39, the CPU the
+task last ran on; the name of the kernel's `task_cpu()`). Every reader takes
+`root` (the procfs mount) so unit tests use a fake tree. A `pid` may be a thread
+id: /proc/<tid>/ exists for every thread even though `ls /proc` hides it.
+
+`/proc/<pid>/sched` needs CONFIG_SCHED_DEBUG (on in Debian kernels) and
+schedstat needs CONFIG_SCHEDSTATS for its wait figure to be non-zero.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ktstr.system import fs
+
+PROC_ROOT = Path("/proc")
+
+#: /proc/<pid>/stat field numbers (1-based, as in proc(5)).
+STAT_PROCESSOR = 39
+
+
+def task_schedstat(pid: int, root: Path = PROC_ROOT) -> tuple[int, int, int]:
+    """(run_ns, wait_ns, slices): time on CPU, time runnable but waiting, timeslices run."""
+    path = root / str(pid) / "schedstat"
+    text = fs.read_text(path)
+    fields = text.split()
+    try:
+        run_ns, wait_ns, slices = (int(v) for v in fields[:3])
+    except ValueError:
+        raise fs.SysIoError(f"cannot parse {path}: {text.strip()!r} is not three integers",
+                            str(path)) from None
+    return run_ns, wait_ns, slices
+
+
+def parse_sched(text: str) -> dict[str, float]:
+    """Parse the `name : value` lines of /proc/<pid>/sched; others (header, rules) are skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip()
+        try:
+            out[key] = float(value.strip())
+        except ValueError:
+            continue
+    return out
+
+
+def task_sched(pid: int, root: Path = PROC_ROOT) -> dict[str, float]:
+    """/proc/<pid>/sched as a dict: `se.nr_migrations`, `nr_switches`, ... (values as float)."""
+    return parse_sched(fs.read_text(root / str(pid) / "sched"))
+
+
+def parse_stat(text: str) -> list[str]:
+    """Split /proc/<pid>/stat into fields, field 1 first (index 0 = pid, 1 = comm).
+
+    The comm is the text between the first '(' and the LAST ')': it may itself
+    hold spaces and parentheses (`a) b (c`), so splitting on spaces is wrong.
+    """
+    lpar = text.index("(")
+    rpar = text.rindex(")")
+    return [text[:lpar].strip(), text[lpar + 1:rpar], *text[rpar + 1:].split()]
+
+
+def task_cpu(pid: int, root: Path = PROC_ROOT) -> int:
+    """The CPU `pid` ran on last (stat field 39, `processor`)."""
+    path = root / str(pid) / "stat"
+    text = fs.read_text(path)
+    try:
+        return int(parse_stat(text)[STAT_PROCESSOR - 1])
+    except (ValueError, IndexError):
+        raise fs.SysIoError(f"cannot parse {path}: field {STAT_PROCESSOR} missing in "
+                            f"{text.strip()!r}", str(path)) from None
