@@ -1,0 +1,21 @@
+"""Forking worker processes into cgroups and collecting what they did.
+
+`WorkloadConfig` says what to fork, `WorkloadHandle.spawn(cfg, cgroup_dir=...)`
+forks the workers (each joins its cgroup and says ready before any work),
+`start()` releases them, `stop_and_collect()` returns one `WorkerReport` per
+worker with the kernel's view of its run. The work types live in `ktstr.work`.
+"""
+
+from ktstr.work import WorkerCtx, WorkType
+from ktstr.workload.config import WorkloadConfig
+from ktstr.workload.handle import WorkloadHandle
+from ktstr.workload.report import WakeLatency, WorkerReport
+
+__all__ = [
+    "WakeLatency",
+    "WorkType",
+    "WorkerCtx",
+    "WorkerReport",
+    "WorkloadConfig",
+    "WorkloadHandle",
+]

@@ -1,0 +1,81 @@
+"""`WorkloadConfig`: the spawn spec of one group of identical workers.
+
+`CgroupDef` builds one per cgroup; custom scenarios build their own for
+`WorkloadHandle.spawn`. Everything that needs no running system is checked at
+construction (ConfigError naming the value and the fix).
+
+- `workers`: how many processes to fork (>= 1; a multiple of a grouped work
+  type's `group_size`).
+- `work`: the `WorkType` every worker runs.
+- `policy`: a scheduling policy object with an `apply(pid)` method (pid 0 = the
+  calling worker), applied in the worker before it reports ready; None keeps
+  the inherited policy.
+- `nice`: -20..19, None keeps the inherited value.
+- `affinity`: CPUs each worker is pinned to with `sched_setaffinity`; None
+  keeps the inherited mask (the cgroup's cpuset still applies).
+- `pcomm`: the workers' task name (`comm`, at most 15 bytes). Workers are
+  always separate processes here; the seed's one-leader-many-threads pcomm mode
+  is not implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import cast
+
+from ktstr.errors import ConfigError
+from ktstr.work import SpinWait, WorkType
+from ktstr.workload.libc import COMM_MAX_BYTES
+
+NICE_MIN, NICE_MAX = -20, 19
+
+
+def _cpu_set(value: object) -> frozenset[int]:
+    cpus = list(value) if isinstance(value, Iterable) else [value]
+    if not cpus or any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in cpus):
+        raise ConfigError(
+            f"affinity {value!r} is not a non-empty set of CPU numbers; "
+            "hint: pass e.g. frozenset({0, 1}), or None to keep the inherited mask")
+    return frozenset(cast(list[int], cpus))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadConfig:
+    """What to fork: `workers` processes running `work`, with optional placement knobs."""
+
+    workers: int = 2
+    work: WorkType = field(default_factory=SpinWait)
+    policy: object | None = None
+    nice: int | None = None
+    affinity: frozenset[int] | None = None
+    pcomm: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
+                or self.workers < 1:
+            raise ConfigError(f"workers = {self.workers!r} is not a positive count; "
+                              "hint: spawn at least one worker")
+        if not isinstance(self.work, WorkType):
+            raise ConfigError(f"work = {self.work!r} is not a work type; "
+                              "hint: pass e.g. work.SpinWait() or work.Bursty(0.05, 0.1)")
+        group = self.work.group_size
+        if group is not None and self.workers % group:
+            raise ConfigError(
+                f"{self.work.name} pairs workers in groups of {group} but workers = "
+                f"{self.workers}; hint: use a multiple of {group}")
+        if self.nice is not None and (not isinstance(self.nice, int)
+                                      or not NICE_MIN <= self.nice <= NICE_MAX):
+            raise ConfigError(f"nice = {self.nice!r} is outside {NICE_MIN}..{NICE_MAX}; "
+                              "hint: pick a nice value in that range")
+        if self.affinity is not None:
+            object.__setattr__(self, "affinity", _cpu_set(self.affinity))
+        if self.pcomm is not None:
+            raw = self.pcomm.encode("utf-8") if isinstance(self.pcomm, str) else b""
+            if not raw or b"\0" in raw or len(raw) > COMM_MAX_BYTES:
+                raise ConfigError(
+                    f"pcomm = {self.pcomm!r} is not a task name of 1-{COMM_MAX_BYTES} "
+                    "bytes without NUL (the kernel's TASK_COMM_LEN); hint: shorten it")
+        if self.policy is not None and not callable(getattr(self.policy, "apply", None)):
+            raise ConfigError(f"policy = {self.policy!r} has no apply(pid) method; "
+                              "hint: pass a scheduling policy object, or None")
