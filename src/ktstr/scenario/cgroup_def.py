@@ -1,0 +1,87 @@
+"""`CgroupDef`: one cgroup of a scenario, its workers and where they may run.
+
+A frozen value: tests build lists of them and `execute_defs` (later `Step`s) turns
+each into a cgroup, a cpuset and a `WorkloadHandle`. What can be checked
+without a topology is checked in the constructor (`validate()`), so a bad
+definition fails at import time of the test file, not inside a booted VM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+
+from ktstr.errors import ConfigError
+from ktstr.scenario.cpuset import CpusetSpec
+from ktstr.scenario.topo import TestTopology
+from ktstr.system.cgroup import check_cgroup_name
+from ktstr.work import SpinWait, WorkType
+
+#: Longest process name the kernel keeps (TASK_COMM_LEN 16 minus the NUL).
+COMM_MAX = 15
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupDef:
+    """A cgroup named `name` running `workers` workers of `work`.
+
+    `workers=None` means `ctx.workers_per_cgroup`; `cpuset=None` leaves the
+    cgroup on its parent's CPUs; `affinity` pins each worker with
+    sched_setaffinity (a `CpusetSpec` or explicit CPUs); `swappable=True` lets
+    a gauntlet's `ctx.work_type_override` replace `work`.
+    """
+
+    name: str
+    _: KW_ONLY
+    workers: int | None = None
+    work: WorkType = field(default_factory=SpinWait)
+    cpuset: CpusetSpec | None = None
+    policy: object | None = None
+    nice: int | None = None
+    affinity: CpusetSpec | frozenset[int] | None = None
+    pcomm: str | None = None
+    swappable: bool = False
+    mem_policy: object | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError for values that are wrong on every topology."""
+        check_cgroup_name(self.name)
+        if self.workers is not None:
+            if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
+                    or self.workers < 1:
+                raise ConfigError(f"cgroup {self.name!r}: workers={self.workers!r} is invalid: "
+                                  "it must be an integer >= 1; hint: workers=2, or None for "
+                                  "ctx.workers_per_cgroup")
+            group = self.work.group_size
+            if group is not None and self.workers % group:
+                raise ConfigError(f"cgroup {self.name!r}: workers={self.workers} is not a "
+                                  f"multiple of {self.work.name}'s group size {group}; hint: "
+                                  f"use workers={max(group, self.workers - self.workers % group)}")
+        if self.nice is not None and not (isinstance(self.nice, int) and -20 <= self.nice <= 19):
+            raise ConfigError(f"cgroup {self.name!r}: nice={self.nice!r} is invalid: it must "
+                              "be an integer in [-20, 19]")
+        if self.pcomm is not None and not (0 < len(self.pcomm.encode()) <= COMM_MAX):
+            raise ConfigError(f"cgroup {self.name!r}: pcomm={self.pcomm!r} is invalid: a "
+                              f"process name holds 1-{COMM_MAX} bytes; hint: shorten it")
+        if self.cpuset is not None and not isinstance(self.cpuset, CpusetSpec):
+            raise ConfigError(f"cgroup {self.name!r}: cpuset={self.cpuset!r} is not a "
+                              "CpusetSpec; hint: e.g. cpuset=CpusetSpec.llc(0)")
+
+    def resolved_cpuset(self, topo: TestTopology) -> frozenset[int] | None:
+        """The CPUs of `cpuset` on `topo` (None when no cpuset is set)."""
+        return self.cpuset.resolve(topo) if self.cpuset is not None else None
+
+    def resolved_affinity(self, topo: TestTopology) -> frozenset[int] | None:
+        """The CPUs of `affinity` on `topo` (None when unset)."""
+        if self.affinity is None:
+            return None
+        if isinstance(self.affinity, CpusetSpec):
+            return self.affinity.resolve(topo)
+        missing = frozenset(self.affinity) - topo.all_cpus
+        if not self.affinity or missing:
+            raise ConfigError(f"cgroup {self.name!r}: affinity {sorted(self.affinity)} names "
+                              f"no CPU or CPUs that do not exist ({sorted(missing)}); hint: use "
+                              "a CpusetSpec")
+        return frozenset(self.affinity)

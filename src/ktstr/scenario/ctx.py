@@ -1,0 +1,82 @@
+"""`Ctx`: what a test body gets, the run's parameters and its cgroups.
+
+The guest agent builds it with `Ctx.create(...)` (the scheduler already running,
+the checks already merged defaults -> scheduler -> test) and closes it after the
+body returns, which removes every cgroup the test created. Durations are float
+seconds; a `datetime.timedelta` is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+from ktstr.checks import Assert
+from ktstr.errors import ConfigError
+from ktstr.scenario.cgroups import CgroupManager
+from ktstr.scenario.topo import TestTopology
+from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs
+from ktstr.work import WorkType
+
+#: Seconds to let the scheduler see new cgroups and workers before the measured hold.
+DEFAULT_SETTLE_S = 0.5
+
+
+def seconds(value: float | timedelta, what: str) -> float:
+    """`value` in seconds; rejects negative and non-numbers with a ConfigError."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{what}={value!r} is invalid: it must be a number of seconds >= 0")
+    return float(value)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """The scenario context (seed 000's `Ctx`); `checks` is the seed's `ctx.assert`.
+
+    Not frozen: `current_step` advances while steps run (0 = baseline).
+    """
+
+    cgroups: CgroupManager
+    topo: TestTopology
+    checks: Assert
+    duration: float
+    settle: float = DEFAULT_SETTLE_S
+    workers_per_cgroup: int = 2
+    sched_pid: int | None = None
+    work_type_override: WorkType | None = None
+    current_step: int = 0
+
+    @classmethod
+    def create(cls, *, checks: Assert, duration: float | timedelta,
+               workers_per_cgroup: int = 2, settle: float | timedelta = DEFAULT_SETTLE_S,
+               sched_pid: int | None = None, topo: TestTopology | None = None,
+               cgroup_root: Path = CGROUP_ROOT, parent: str = "ktstr",
+               work_type_override: WorkType | None = None) -> Ctx:
+        """Read the topology (unless given) and set up the parent cgroup."""
+        duration_s = seconds(duration, "duration")
+        settle_s = seconds(settle, "settle")
+        if isinstance(workers_per_cgroup, bool) or not isinstance(workers_per_cgroup, int) \
+                or workers_per_cgroup < 1:
+            raise ConfigError(f"workers_per_cgroup={workers_per_cgroup!r} is invalid: it must "
+                              "be an integer >= 1")
+        if topo is None:
+            topo = TestTopology.from_system()
+        cgroups = CgroupManager(CgroupFs(cgroup_root), parent, topo=topo)
+        return cls(cgroups=cgroups, topo=topo, checks=checks, duration=duration_s,
+                   settle=settle_s, workers_per_cgroup=workers_per_cgroup,
+                   sched_pid=sched_pid, work_type_override=work_type_override)
+
+    def close(self) -> None:
+        """Remove the test's cgroups (and any task left in them)."""
+        self.cgroups.close()
+
+    def __enter__(self) -> Ctx:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
