@@ -1,1 +1,53 @@
-"""ktstr: test harness for Linux process schedulers."""
+"""ktstr: a test harness for Linux process schedulers (sched_ext and EEVDF).
+
+`from ktstr import *` is the prelude of API.md: the decorator, the scenario
+language, the checks, the scheduler definitions and the errors. Work types
+live in `ktstr.work` (`from ktstr import work`).
+"""
+
+from ktstr import work
+from ktstr.checks import Assert, AssertResult
+from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
+from ktstr.scenario import (
+    CgroupDef,
+    CgroupManager,
+    CpusetSpec,
+    Ctx,
+    TestTopology,
+    collect_all,
+    dfl_wl,
+    execute_defs,
+    setup_cgroups,
+)
+from ktstr.scheduler import Scheduler, SchedulerSpec
+from ktstr.testdef import KtstrTest, ktstr_test
+from ktstr.topology import Topology
+from ktstr.workload import WakeLatency, WorkerReport, WorkloadConfig, WorkloadHandle
+
+__all__ = [
+    "Assert",
+    "AssertResult",
+    "CgroupDef",
+    "CgroupManager",
+    "ConfigError",
+    "CpusetSpec",
+    "Ctx",
+    "HostSetupError",
+    "KernelError",
+    "KtstrError",
+    "KtstrTest",
+    "Scheduler",
+    "SchedulerSpec",
+    "TestTopology",
+    "Topology",
+    "WakeLatency",
+    "WorkerReport",
+    "WorkloadConfig",
+    "WorkloadHandle",
+    "collect_all",
+    "dfl_wl",
+    "execute_defs",
+    "ktstr_test",
+    "setup_cgroups",
+    "work",
+]

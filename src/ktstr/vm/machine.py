@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -66,8 +67,10 @@ class Machine:
         self.run_id = uuid.uuid4().hex[:12]
         self.console_log = workdir / "console.log"
         self.qemu_log = workdir / "qemu.log"
-        self._qmp_path = workdir / "qmp.sock"
-        self._port_path = workdir / "result.sock"
+        # Unix socket paths are limited to 108 bytes; a run directory may be deeper.
+        self._sock_dir = Path(tempfile.mkdtemp(prefix=f"ktstr-{self.run_id}-"))
+        self._qmp_path = self._sock_dir / "qmp"
+        self._port_path = self._sock_dir / "result"
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
         self._port_listener: socket.socket | None = None
@@ -99,10 +102,15 @@ class Machine:
     def launch(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._argv = self.argv()
-        self._qmp = QEMUMonitorProtocol(str(self._qmp_path), server=True)
-        self._port_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._port_listener.bind(str(self._port_path))
-        self._port_listener.listen(1)
+        try:
+            self._qmp = QEMUMonitorProtocol(str(self._qmp_path), server=True)
+            self._port_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._port_listener.bind(str(self._port_path))
+            self._port_listener.listen(1)
+        except Exception as e:
+            self._cleanup()
+            raise VmLaunchError(f"cannot open the VM's control sockets in {self._sock_dir}: "
+                                f"{e}", self._argv) from e
         with open(self.qemu_log, "wb") as err:
             self._proc = subprocess.Popen(self._argv, stdin=subprocess.DEVNULL, stdout=err,
                                           stderr=subprocess.STDOUT,
@@ -170,7 +178,7 @@ class Machine:
 
     def qmp(self, cmd: str, **args: Any) -> Any:
         assert self._qmp is not None
-        return self._qmp.cmd(cmd, args or None)
+        return self._qmp.cmd(cmd, **args)
 
     @property
     def pid(self) -> int | None:
@@ -222,9 +230,10 @@ class Machine:
                 if closer is not None:
                     closer.close()
         self._qmp = None
-        for path in (*self._mem_files, self._qmp_path, self._port_path):
+        for path in self._mem_files:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self) -> Machine:
         self.launch()

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from ktstr.topology import Topology
+from ktstr.vm.qemu import QemuArgs, escape, split_memory
+
+
+def _opt(argv, flag):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_escape_doubles_commas():
+    assert escape("/tmp/a,b") == "/tmp/a,,b"
+
+
+def test_topology_gives_sockets_per_llc_and_one_backend_per_node(tmp_path):
+    q = QemuArgs(Path("/usr/bin/qemu-system-x86_64"))
+    files = q.topology(Topology.parse("2n4l2c2t"), 2049, tmp_path, "run1")
+    argv = q.argv()
+    assert _opt(argv, "-smp") == ["cpus=16,sockets=4,dies=1,cores=2,threads=2"]
+    assert _opt(argv, "-m") == ["2049M"]
+    assert _opt(argv, "-numa") == ["node,nodeid=0,cpus=0-7,memdev=mem0",
+                                   "node,nodeid=1,cpus=8-15,memdev=mem1"]
+    objs = _opt(argv, "-object")
+    assert objs[0] == (f"memory-backend-file,id=mem0,size=1025M,"
+                       f"mem-path={tmp_path}/ktstr-run1-node0,share=on")
+    assert "size=1024M" in objs[1]
+    assert files == [tmp_path / "ktstr-run1-node0", tmp_path / "ktstr-run1-node1"]
+
+
+def test_memory_split_keeps_the_total():
+    assert sum(split_memory(2049, 4)) == 2049
+    assert split_memory(2048, 1) == [2048]
+
+
+def test_tcg_uses_multithreaded_translation():
+    argv = QemuArgs(Path("qemu")).machine("tcg").argv()
+    assert _opt(argv, "-accel") == ["tcg,thread=multi"]
+
+
+def test_host_root_is_read_only_with_remapped_devices():
+    argv = QemuArgs(Path("qemu")).host_root("hostroot").argv()
+    fsdev = _opt(argv, "-fsdev")[0]
+    assert "readonly=on" in fsdev and "multidevs=remap" in fsdev and "path=/," in fsdev

@@ -1,0 +1,67 @@
+from datetime import timedelta
+
+import pytest
+
+from ktstr.checks import Assert
+from ktstr.errors import ConfigError
+from ktstr.scheduler import Scheduler
+from ktstr.testdef import KtstrTest, ktstr_test
+from ktstr.topology import Topology
+
+
+def body(ctx):
+    return None
+
+
+def test_defaults_follow_the_seed():
+    t = ktstr_test()(body)
+    assert isinstance(t, KtstrTest)
+    assert t.topology == Topology(1, 1, 2, 1)
+    assert (t.duration_s, t.watchdog_timeout_s, t.workers_per_cgroup, t.memory_mb) == (
+        2.0, 4.0, 2, 2048)
+    assert t.scheduler is Scheduler.EEVDF
+    assert t.checks == Assert.NO_OVERRIDES
+
+
+def test_check_fields_become_the_tests_assert():
+    t = ktstr_test(llcs=2, isolation=True, max_spread_pct=10.0, duration_s=3,
+                   watchdog_timeout_s=5)(body)
+    assert t.checks == Assert(isolation=True, max_spread_pct=10.0)
+    assert t.topology == Topology(1, 2, 2, 1)
+
+
+def test_llcs_zero_is_rejected_at_decoration():
+    with pytest.raises(ConfigError, match=r"@ktstr_test on body: topology llcs=0 is invalid"):
+        ktstr_test(llcs=0)(body)
+
+
+def test_watchdog_shorter_than_duration_is_rejected():
+    with pytest.raises(ConfigError, match="watchdog_timeout_s=5 is shorter than duration_s=10"):
+        ktstr_test(duration_s=10, watchdog_timeout_s=5)(body)
+
+
+def test_unknown_attribute_is_named():
+    with pytest.raises(ConfigError, match=r"unknown attribute.*llc_count"):
+        ktstr_test(llc_count=2)(body)
+
+
+def test_timedelta_durations_are_accepted():
+    t = ktstr_test(duration_s=timedelta(milliseconds=1500))(body)
+    assert t.duration_s == 1.5
+
+
+def test_scheduler_topology_is_inherited_per_dimension():
+    sched = Scheduler("s", topology=(1, 2, 4, 1))
+    t = ktstr_test(scheduler=sched, threads=2)(body)
+    assert t.topology == Topology(1, 2, 4, 2)
+
+
+def test_test_object_stays_callable_for_pytest_marks():
+    t = pytest.mark.xfail(reason="x")(ktstr_test()(body))
+    assert t.pytestmark[0].name == "xfail"
+    assert t("ctx") is None
+
+
+def test_default_watchdog_stretches_with_duration():
+    assert ktstr_test(duration_s=10)(body).watchdog_timeout_s == 12.0
+    assert ktstr_test(duration_s=1)(body).watchdog_timeout_s == 4.0
