@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ktstr.checks import Assert
@@ -298,3 +300,10 @@ def test_empty_cgroup_passes_and_still_gets_a_stats_entry() -> None:
     r = DEFAULTS.assert_cgroup([], None)
     assert r.passed
     assert r.stats.cgroups[0].num_workers == 0
+
+
+def test_a_worker_that_failed_fails_the_cgroup_whatever_the_checks() -> None:
+    broken = replace(worker(3, units=50), error="Custom work 'x' raised ValueError: no")
+    r = Assert.NO_OVERRIDES.assert_cgroup([worker(1, units=50), broken], None)
+    assert not r.passed
+    assert r.details == ["tid 3 failed: Custom work 'x' raised ValueError: no"]

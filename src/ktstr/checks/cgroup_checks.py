@@ -34,6 +34,13 @@ from ktstr.topology import format_cpulist
 from ktstr.workload.report import WorkerReport
 
 
+def check_worker_errors(reports: Sequence[WorkerReport], result: AssertResult) -> None:
+    """Fail every worker that died or whose work raised: its numbers mean nothing."""
+    for r in reports:
+        if r.error:
+            result.add_failure(f"tid {r.tid} failed: {r.error}")
+
+
 def check_starvation(reports: Sequence[WorkerReport], result: AssertResult) -> None:
     """Fail every worker that completed no work unit."""
     for r in reports:

@@ -11,7 +11,6 @@ with its parent).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import sys
 import time
@@ -19,15 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.initramfs import build_initramfs
-from ktstr.vm.kernel import Kernel, resolve_kernel
+from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import Machine, VmSpec
 
 log = logging.getLogger(__name__)
@@ -73,11 +70,6 @@ def default_deadline(test: KtstrTest, accel: str) -> float:
         return test.timeout_s
     slow = 4.0 if accel == "tcg" else 1.5
     return BOOT_BUDGET_S[accel] + 30.0 + test.duration_s * slow
-
-
-def cache_root() -> Path:
-    env = os.environ.get("KTSTR_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("ktstr"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Wall time of a trivial ktstr test, command to result, next to virtme-ng.
+
+    .venv/bin/python bench/boot_overhead.py [--runs 5] [--kernel SPEC]
+
+Prints the median and range of N runs (round-robin, so a slow minute of the
+host hurts every contender alike) for:
+  - `ktstr test bench/trivial_test.py` as a subprocess (what a user types),
+  - the same test through `run_in_vm` in this process (no pytest start-up),
+    with the guest's uptime at the agent's hello,
+  - `vng --disable-kvm --force-9p --exec true` on the same kernel, when
+    virtme-ng is installed (`pip install virtme-ng`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench import trivial_test  # noqa: E402
+from ktstr.runner.vmrun import TestLocation, run_in_vm  # noqa: E402
+from ktstr.vm.kernel import resolve_kernel  # noqa: E402
+
+
+def ktstr_cli(kernel: str) -> float:
+    ktstr = Path(sys.executable).parent / "ktstr"
+    with tempfile.TemporaryDirectory() as runs:
+        t0 = time.monotonic()
+        out = subprocess.run([str(ktstr), "test", "--kernel", kernel, "-q",
+                              "-p", "no:cacheprovider", "--ktstr-run-dir", runs,
+                              str(HERE / "trivial_test.py")],
+                             capture_output=True, text=True, check=False)
+        wall = time.monotonic() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"ktstr test failed:\n{out.stdout}\n{out.stderr}")
+    return wall
+
+
+UPTIMES: list[float] = []
+
+
+def ktstr_api(kernel: str) -> float:
+    where = TestLocation(test_id="bench::trivial", module_file=trivial_test.__file__,
+                         module_name=trivial_test.__name__, qualname="trivial",
+                         sys_path=tuple(sys.path), cwd=os.getcwd())
+    with tempfile.TemporaryDirectory() as runs:
+        t0 = time.monotonic()
+        r = run_in_vm(trivial_test.trivial, where, kernel_spec=kernel, run_dir=Path(runs))
+        wall = time.monotonic() - t0
+    if not r.passed:
+        raise SystemExit(f"trivial test failed: {r.outcome} {r.error}")
+    UPTIMES.append(r.guest_uptime_at_hello_s)
+    return wall
+
+
+def vng(image: str) -> Callable[[str], float]:
+    def run(_kernel: str) -> float:
+        t0 = time.monotonic()
+        out = subprocess.run(["vng", "--disable-kvm", "--force-9p", "-r", image,
+                              "--exec", "true"], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, check=False)
+        wall = time.monotonic() - t0
+        if out.returncode != 0:
+            raise SystemExit(f"vng failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        return wall
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kernel", default=None)
+    args = ap.parse_args()
+    kernel = resolve_kernel(args.kernel)
+    contenders: dict[str, Callable[[str], float]] = {
+        "ktstr test (CLI, command to result)": ktstr_cli,
+        "ktstr run_in_vm (API)": ktstr_api,
+    }
+    if shutil.which("vng"):
+        contenders["vng --exec true"] = vng(str(kernel.image))
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(args.runs):
+        for name, fn in contenders.items():
+            times[name].append(fn(kernel.key))
+    print(f"kernel {kernel.key}, {args.runs} runs each, host CPUs {os.cpu_count()}")
+    for name, ts in times.items():
+        print(f"  {name:38s} median {statistics.median(ts):6.2f} s  "
+              f"(min {min(ts):.2f}, max {max(ts):.2f})")
+    if UPTIMES:
+        print(f"  guest uptime at the agent's hello       median "
+              f"{statistics.median(UPTIMES):6.2f} s")
+    if "vng --exec true" not in times:
+        print("  virtme-ng not installed: `pip install virtme-ng` to compare")
+
+
+if __name__ == "__main__":
+    main()
