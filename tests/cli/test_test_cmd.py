@@ -49,3 +49,17 @@ def test_collection_finds_decorated_functions_whatever_their_name(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "test_names.py::mixed_workloads" in out.stdout
     assert "helper" not in out.stdout
+
+
+def test_pytest_marks_on_a_ktstr_test_reach_its_item(tmp_path):
+    (tmp_path / "test_marked.py").write_text(
+        "import pytest\nfrom ktstr import ktstr_test\n\n"
+        "@pytest.mark.xfail(strict=True, reason='demo')\n"
+        "@ktstr_test()\n"
+        "def marked(ctx):\n"
+        "    pass\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                          "--collect-only", "-q", "-m", "xfail", str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "test_marked.py::marked" in out.stdout

@@ -15,6 +15,9 @@ import pytest
 from ktstr.vm.kernel import resolve_kernel
 
 
+_REWRITE_NOTICE = "Module already imported so cannot be rewritten"
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("test", help="run @ktstr_test tests (extra arguments go to pytest)",
                        description=__doc__)
@@ -26,5 +29,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     kernel = resolve_kernel(args.kernel)  # raises KernelError naming the spec
     pytest_args = [*args.pytest_args, "--kernel",
-                   kernel.key if args.kernel is None else args.kernel]
+                   kernel.key if args.kernel is None else args.kernel,
+                   # This process imported ktstr before pytest could rewrite its asserts.
+                   "-W", f"ignore:{_REWRITE_NOTICE}:pytest.PytestAssertRewriteWarning"]
     return int(pytest.main(pytest_args))

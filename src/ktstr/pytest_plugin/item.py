@@ -33,8 +33,9 @@ class KtstrItem(pytest.Item):
     def __init__(self, *, test: KtstrTest, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.test = test
-        for mark in getattr(test, "pytestmark", []):
-            self.add_marker(mark)
+        for mark in getattr(test, "pytestmark", []):  # marks stacked on the decorated function
+            self.own_markers.append(mark)
+            self.keywords[mark.name] = mark
         self.add_marker("ktstr")
 
     def location_info(self) -> TestLocation:
@@ -73,13 +74,13 @@ def summary_line(r: RunResult) -> str:
     word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
             f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s]")
-    stats = _stats_block(r.report)
-    return head + ("\n" + stats if stats else "")
-
-
-def _stats_block(report: str) -> str:
-    i = report.find("--- stats ---")
-    return report[i:].rstrip() if i >= 0 else ""
+    if word == "FAIL":
+        # The why first: the violated thresholds or the error, then the stats.
+        body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))
+    else:
+        i = r.report.find("--- stats ---")
+        body = r.report[i:].rstrip() if i >= 0 else ""
+    return head + ("\n" + body if body else "")
 
 
 def failure_text(r: RunResult) -> str:

@@ -1,0 +1,37 @@
+from ktstr.pytest_plugin.item import failure_text, summary_line
+from ktstr.runner.vmrun import RunResult
+
+REPORT = ("  unfair cgroup: spread=66% (0-67%) 4 workers on 2 cpus (threshold 15%)\n\n"
+          "--- stats ---\n4 workers, 2 cpus, 0 migrations, worst_spread=66.4%, worst_gap=0ms\n"
+          "  cg0: workers=4 cpus=2 spread=66.4% gap=0ms migrations=0 iter=14787\n")
+
+
+def result(outcome: str, **kw) -> RunResult:
+    return RunResult(test_id="examples/test_x.py::three_on_one_cpu", outcome=outcome,
+                     topology="1n1l2c1t", kernel="7.2.13", accel="tcg", scheduler="eevdf",
+                     wall_s=19.57, boot_s=10.8, report=REPORT, **kw)
+
+
+def test_pass_line_has_time_id_and_only_the_stats():
+    text = summary_line(result("passed"))
+    first, *rest = text.splitlines()
+    assert first.startswith("    PASS [   19.57s] examples/test_x.py::three_on_one_cpu "
+                            "ktstr/three_on_one_cpu")
+    assert rest[0] == "--- stats ---"
+    assert "unfair cgroup" not in text
+
+
+def test_fail_line_leads_with_the_violated_threshold():
+    text = summary_line(result("failed"))
+    lines = text.splitlines()
+    assert lines[0].startswith("    FAIL [   19.57s]")
+    assert lines[1] == "  unfair cgroup: spread=66% (0-67%) 4 workers on 2 cpus (threshold 15%)"
+    assert "--- stats ---" in lines
+
+
+def test_timeout_failure_text_names_the_outcome_and_evidence():
+    text = failure_text(result("timeout", error="no result within the run's deadline",
+                               console_tail="[ 1.0] Run /init as init process",
+                               console_log="/runs/x/console.log"))
+    assert text.startswith("ktstr_test 'three_on_one_cpu' [topo=1n1l2c1t] timed out:")
+    assert "--- guest console (tail; whole log: /runs/x/console.log) ---" in text
