@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import queue
 import shutil
 import signal
@@ -77,6 +78,7 @@ class Machine:
         self._port: socket.socket | None = None
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._mem_files: list[Path] = []
+        self.memory_fds: list[int] = []  # one per NUMA node, guest-physical order
         self._argv: list[str] = []
         self.exit_code: int | None = None
 
@@ -117,14 +119,31 @@ class Machine:
                                           preexec_fn=_die_with_parent)
         log.debug("launched qemu pid %d: %s", self._proc.pid, " ".join(self._argv))
         try:
-            self._accept_port(timeout=30.0)
-            self._qmp.accept(timeout=30.0)
-        except Exception as e:
-            self._kill()
-            raise VmLaunchError(f"qemu did not start: {e}; qemu said: {self._qemu_said()}",
-                                self._argv, self._proc.poll(), self.console_tail()) from e
+            try:
+                self._accept_port(timeout=30.0)
+                self._qmp.accept(timeout=30.0)
+            except Exception as e:
+                raise VmLaunchError(f"qemu did not start: {e}; qemu said: {self._qemu_said()}",
+                                    self._argv, self._proc.poll(), self.console_tail()) from e
+            self._detach_names()
+        except BaseException:
+            self.kill()  # __exit__ does not run when __enter__ raises
+            raise
         threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
                          daemon=True).start()
+
+    def _detach_names(self) -> None:
+        """Remove every name on the host file system that this VM created.
+
+        qemu has connected its sockets and mapped guest RAM, so the names are no
+        longer needed; without them nothing is left behind even if this process
+        is SIGKILLed. Guest RAM stays reachable through `memory_fds`.
+        """
+        for path in self._mem_files:
+            self.memory_fds.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+            path.unlink()
+        self._mem_files = []
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def _accept_port(self, timeout: float) -> None:
         """Wait for qemu to connect the result port, noticing at once if qemu died instead."""
@@ -233,6 +252,10 @@ class Machine:
         for path in self._mem_files:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        for fd in self.memory_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.memory_fds = []
         shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self) -> Machine:
