@@ -14,7 +14,6 @@ import pytest
 
 from ktstr.vm.kernel import resolve_kernel
 
-
 _REWRITE_NOTICE = "Module already imported so cannot be rewritten"
 
 

@@ -88,8 +88,8 @@ def failure_text(r: RunResult) -> str:
     lines = [f"ktstr_test '{name}' [topo={r.topology}] {_verb(r.outcome)}:"]
     if r.error:
         lines += ["  " + line for line in r.error.splitlines()]
-    if r.report:
-        lines += ["", r.report.rstrip()]
+    if r.report:  # the detail lines (indented) and the --- stats --- block
+        lines += [r.report.rstrip()]
     if r.traceback:
         lines += ["", "--- guest traceback ---", r.traceback.rstrip()]
     if r.console_tail:

@@ -1,0 +1,23 @@
+from ktstr.runner.vmrun import _kernel_crash_line, default_deadline
+from ktstr.testdef import ktstr_test
+
+CONSOLE = """[    0.958841] smp: Brought up 1 node, 4 CPUs
+[    0.982634] Oops: int3: 0000 [#1] SMP NOPTI
+[    0.983812] RIP: 0010:update_sd_lb_stats.constprop.0+0x594/0xe40
+[    0.985039] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+
+
+def test_a_boot_crash_is_recognised_by_its_first_oops_line():
+    assert _kernel_crash_line(CONSOLE) == "[    0.982634] Oops: int3: 0000 [#1] SMP NOPTI"
+
+
+def test_a_clean_boot_log_is_not_a_crash():
+    assert _kernel_crash_line("[ 2.5] Run /init as init process\n[ 3.0] 9p: Installing\n") is None
+
+
+def test_deadline_is_the_tests_own_timeout_or_grows_with_duration():
+    assert default_deadline(ktstr_test(timeout_s=45)(lambda ctx: None), "tcg") == 45
+    short = default_deadline(ktstr_test(duration_s=1)(lambda ctx: None), "tcg")
+    long = default_deadline(ktstr_test(duration_s=30)(lambda ctx: None), "tcg")
+    assert long - short == (30 - 1) * 4.0
