@@ -41,3 +41,25 @@ def test_host_root_is_read_only_with_remapped_devices():
     argv = QemuArgs(Path("qemu")).host_root("hostroot").argv()
     fsdev = _opt(argv, "-fsdev")[0]
     assert "readonly=on" in fsdev and "multidevs=remap" in fsdev and "path=/," in fsdev
+
+
+def test_pvh_capable_kernel_boots_its_vmlinux(tmp_path):
+    from ktstr.vm.kernel import Kernel
+
+    config = tmp_path / "config"
+    config.write_text("CONFIG_PVH=y\n")
+    k = Kernel(key="k", version="k", image=tmp_path / "vmlinuz", config=config,
+               modules_dir=None, vmlinux=tmp_path / "vmlinux")
+    assert k.boot_image() == tmp_path / "vmlinux"
+    config.write_text("# CONFIG_PVH is not set\n")
+    k2 = Kernel(key="k", version="k", image=tmp_path / "vmlinuz", config=config,
+                modules_dir=None, vmlinux=tmp_path / "vmlinux")
+    assert k2.boot_image() == tmp_path / "vmlinuz"
+    k3 = Kernel(key="k", version="k", image=tmp_path / "vmlinuz", config=None,
+                modules_dir=None, vmlinux=None)
+    assert k3.boot_image() == tmp_path / "vmlinuz"
+
+
+def test_firmware_rom_is_passed_only_when_given():
+    assert QemuArgs(Path("qemu")).firmware(None).argv() == ["qemu"]
+    assert QemuArgs(Path("qemu")).firmware(Path("/q.rom")).argv() == ["qemu", "-bios", "/q.rom"]

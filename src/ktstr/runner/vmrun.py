@@ -26,6 +26,7 @@ from ktstr.vm.accel import choose_accel
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import Machine, VmSpec
+from ktstr.vm.qemu import qboot_rom
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,10 @@ class _BootCrash(Exception):
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
                   workdir: Path, res: RunResult) -> None:
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs")
-    spec = VmSpec(image=kernel.image, initrd=initrd, topology=test.topology,
+    image = kernel.boot_image()
+    spec = VmSpec(image=image, initrd=initrd, topology=test.topology,
                   memory_mb=test.memory_mb, accel=accel,
+                  firmware=qboot_rom() if image == kernel.vmlinux else None,
                   append=(f"ktstr.python={sys.executable}",))
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         res.boot_attempts = attempt

@@ -57,6 +57,7 @@ class VmSpec:
     memory_mb: int
     accel: str
     append: tuple[str, ...] = ()
+    firmware: Path | None = None  # -bios ROM; None: qemu's default (SeaBIOS)
     mem_dir: Path = Path("/dev/shm")
     extra_args: tuple[str, ...] = field(default=())
 
@@ -86,7 +87,7 @@ class Machine:
 
     def argv(self) -> list[str]:
         s = self.spec
-        q = QemuArgs(QemuBinary.find().path).base().machine(s.accel)
+        q = QemuArgs(QemuBinary.find().path).base().machine(s.accel).firmware(s.firmware)
         self._mem_files = q.topology(s.topology, s.memory_mb, s.mem_dir, self.run_id)
         q.kernel(s.image, s.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *s.append])
         q.console(self.console_log)

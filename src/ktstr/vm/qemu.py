@@ -27,6 +27,15 @@ def escape(value: str | os.PathLike[str]) -> str:
     return str(value).replace(",", ",,")
 
 
+#: qboot: a minimal firmware that only knows how to boot a Linux kernel; where qemu's
+#: package ships it, it replaces SeaBIOS (0.1-0.3 s faster with PVH, DESIGN.md).
+QBOOT_ROM = Path("/usr/share/qemu/qboot.rom")
+
+
+def qboot_rom() -> Path | None:
+    return QBOOT_ROM if QBOOT_ROM.is_file() else None
+
+
 @dataclass(frozen=True, slots=True)
 class QemuBinary:
     """A probed qemu-system-x86_64: where it is and which version it is."""
@@ -62,6 +71,10 @@ class QemuArgs:
     def base(self) -> QemuArgs:
         """No default devices, no config files, no screen, exit instead of rebooting."""
         return self.add("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot")
+
+    def firmware(self, rom: Path | None) -> QemuArgs:
+        """A firmware other than SeaBIOS (qboot boots a PVH kernel faster), if any."""
+        return self.add("-bios", str(rom)) if rom is not None else self
 
     def machine(self, accel: str) -> QemuArgs:
         self.add("-machine", "q35")
