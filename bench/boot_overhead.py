@@ -74,7 +74,7 @@ def vng(image: str) -> Callable[[str], float]:
                               "--exec", "true && echo ktstr-bench-ok"], capture_output=True,
                              text=True, stdin=subprocess.DEVNULL, check=False)
         wall = time.monotonic() - t0
-        if "ktstr-bench-ok" not in out.stdout:
+        if "ktstr-bench-ok" not in out.stdout + out.stderr:
             raise SystemExit(f"vng failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         return wall
     return run

@@ -138,3 +138,17 @@ def test_from_dict_malformed_raises_ktstr_error_with_hint() -> None:
         AssertResult.from_dict({"details": []})
     with pytest.raises(KtstrError, match="'passed' must be a bool"):
         AssertResult.from_dict({"passed": "yes"})
+
+
+def test_judged_reports_travel_with_the_result() -> None:
+    from ktstr.checks import Assert
+    from ktstr.workload.report import WorkerReport
+
+    reports = [WorkerReport(tid=7, work_units=10, cpu_time_ns=10**9, wall_time_ns=10**9,
+                            cpus_used=frozenset({1, 2}), cgroup="ktstr/cg_0")]
+    r = Assert.default_checks().assert_cgroup(reports, None, name="cg_0")
+    other = Assert.default_checks().assert_cgroup([WorkerReport(tid=8, work_units=1)], None)
+    r.merge(other)
+    assert [w.tid for w in r.reports] == [7, 8]
+    back = AssertResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.reports[0] == reports[0]

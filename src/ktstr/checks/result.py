@@ -22,6 +22,7 @@ from typing import Any
 
 from ktstr.checks.stats import ScenarioStats
 from ktstr.errors import KtstrError
+from ktstr.workload.report import WorkerReport
 
 
 @dataclass(slots=True)
@@ -33,6 +34,9 @@ class AssertResult:
     stats: ScenarioStats = field(default_factory=ScenarioStats)
     inconclusive: str | None = None  # reasons, "; "-separated, when something was not judged
     profile: str | None = None  # threshold profile the checks ran under ("release"/"emulation")
+    # Every WorkerReport the checks judged: the evidence behind the verdict, kept for
+    # the sidecar (reports and comparisons read it, the terminal does not).
+    reports: list[WorkerReport] = field(default_factory=list)
 
     @classmethod
     def ok(cls) -> AssertResult:
@@ -58,6 +62,7 @@ class AssertResult:
         self.passed = self.passed and other.passed
         self.details.extend(other.details)
         self.stats.cgroups.extend(other.stats.cgroups)
+        self.reports.extend(other.reports)
         self.inconclusive = _join_reasons(self.inconclusive, other.inconclusive)
         if self.profile is None:
             self.profile = other.profile
@@ -86,6 +91,7 @@ class AssertResult:
             "inconclusive": self.inconclusive,
             "profile": self.profile,
             "stats": self.stats.to_dict(),
+            "reports": [r.to_dict() for r in self.reports],
         }
 
     @classmethod
@@ -102,6 +108,7 @@ class AssertResult:
                 stats=ScenarioStats.from_dict(d.get("stats") or {}),
                 inconclusive=d.get("inconclusive"),
                 profile=d.get("profile"),
+                reports=[WorkerReport.from_dict(r) for r in d.get("reports", [])],
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise KtstrError(

@@ -128,6 +128,7 @@ class Assert:
         result = AssertResult(profile=profile)
         stats = cgroup_stats(reports, name)
         result.stats.cgroups.append(stats)
+        result.reports.extend(reports)
         cc.check_worker_errors(reports, result)
         if self.not_starved:
             cc.check_starvation(reports, result)
