@@ -12,5 +12,5 @@ def test_mixed_workloads_passes_with_two_llcs(run_vm):
 
 
 def test_custom_scenario_passes(run_vm):
-    r = run_vm(test_custom_scenario, "workers_follow_cpuset_shrink")
+    r = run_vm(test_custom_scenario, "workers_follow_cpuset_move")
     assert r.outcome == "passed", r.error + r.report

@@ -9,11 +9,12 @@ already makes it writable.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter's own symbols include libc's. Not ctypes.util.find_library: it runs
+# `ldconfig -p` in a subprocess, seconds of PID 1's start-up under emulation.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 #: (source, target, fstype, data). Order matters: /sys before its children.
 MOUNTS: tuple[tuple[str, str, str, str], ...] = (

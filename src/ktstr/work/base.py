@@ -23,7 +23,6 @@ zero, negative, infinite and NaN durations raise `ConfigError`.
 
 from __future__ import annotations
 
-import difflib
 import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
@@ -100,6 +99,8 @@ class WorkType:
                 f"work type {name!r} cannot be built from its name: it needs explicit "
                 f"parameters; hint: construct it, e.g. work.{name}(...)")
         close = [n for n in WorkType.ALL_NAMES if n.lower() == name.lower()]
+        import difflib  # only on this error path: the guest's start-up pays per import
+
         close = close or difflib.get_close_matches(name, WorkType.ALL_NAMES, n=1)
         hint = f"did you mean {close[0]!r}?" if close else (
             "one of " + ", ".join(WorkType.ALL_NAMES))

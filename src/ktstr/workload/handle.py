@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import select
 import signal
 import time
@@ -239,6 +238,8 @@ class WorkloadHandle:
         _pump([p], lambda q: q.eof, time.monotonic() + self.STOP_GRACE_S)
         err: object
         try:
+            import pickle  # the error path only; start-up pays for every import
+
             err = pickle.loads(bytes(p.buf[1:]))  # our own child's bytes
         except Exception as exc:
             err = SystemError_(f"unreadable set-up error ({exc})")

@@ -25,7 +25,6 @@ import dataclasses
 import gc
 import json
 import os
-import pickle
 import signal
 import time
 import traceback
@@ -148,6 +147,8 @@ def _setup(spec: WorkerSpec) -> None:
 
 
 def _pickle_error(exc: BaseException) -> bytes:
+    import pickle  # the error path only; start-up pays for every import
+
     try:
         return pickle.dumps(exc)
     except Exception:
