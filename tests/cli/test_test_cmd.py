@@ -63,3 +63,9 @@ def test_pytest_marks_on_a_ktstr_test_reach_its_item(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "test_marked.py::marked" in out.stdout
+
+
+def test_shell_rejects_a_bad_topology_string_before_booting(tmp_path):
+    out = run("shell", "--topo", "2n3x", "--exec", "true", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "topology string '2n3x' is not of the form <n>n<l>l<c>c<t>t" in out.stderr

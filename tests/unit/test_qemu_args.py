@@ -63,3 +63,20 @@ def test_pvh_capable_kernel_boots_its_vmlinux(tmp_path):
 def test_firmware_rom_is_passed_only_when_given():
     assert QemuArgs(Path("qemu")).firmware(None).argv() == ["qemu"]
     assert QemuArgs(Path("qemu")).firmware(Path("/q.rom")).argv() == ["qemu", "-bios", "/q.rom"]
+
+
+def test_console_goes_to_a_file_or_to_the_terminal(tmp_path):
+    argv = QemuArgs(Path("qemu")).console(tmp_path / "c,1.log").argv()
+    assert _opt(argv, "-chardev") == [f"file,id=console,path={tmp_path}/c,,1.log"]
+    assert _opt(argv, "-serial") == ["chardev:console"]
+    argv = QemuArgs(Path("qemu")).console_stdio().argv()
+    assert _opt(argv, "-chardev") == ["stdio,id=console,signal=off"]
+
+
+def test_control_sockets_are_clients_of_ours(tmp_path):
+    argv = QemuArgs(Path("qemu")).result_port(tmp_path / "r", "ktstr.result").qmp(
+        tmp_path / "q").argv()
+    chardevs = _opt(argv, "-chardev")
+    assert chardevs == [f"socket,id=result,path={tmp_path}/r", f"socket,id=qmp,path={tmp_path}/q"]
+    assert not any("server=on" in c for c in chardevs)
+    assert "virtserialport,bus=vser0.0,chardev=result,name=ktstr.result" in _opt(argv, "-device")

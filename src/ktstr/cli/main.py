@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from ktstr.cli import kernel_cmd, test_cmd
+from ktstr.cli import kernel_cmd, shell_cmd, test_cmd
 from ktstr.errors import KtstrError
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     test_cmd.register(sub)
     kernel_cmd.register(sub)
+    shell_cmd.register(sub)
     return parser
 
 

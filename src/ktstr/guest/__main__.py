@@ -8,6 +8,7 @@ workers). Whatever happens, the guest powers off, so qemu exits.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import traceback
 
@@ -17,6 +18,7 @@ from ktstr.guest import init
 def main() -> None:
     try:
         init.mount_all()
+        socket.sethostname("ktstr")  # what a shell prompt shows instead of "(none)"
         agent = os.fork()
         if agent == 0:
             code = 1

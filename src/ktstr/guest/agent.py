@@ -20,7 +20,8 @@ from typing import Any
 from ktstr.checks import Assert, AssertResult
 from ktstr.guest import init
 from ktstr.guest.port import GuestPort, find_port
-from ktstr.guest.protocol import Outcome, TestRequest
+from ktstr.guest.protocol import Outcome, ShellRequest, TestRequest
+from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
 from ktstr.scenario import Ctx
 from ktstr.testdef import KtstrTest
@@ -47,24 +48,37 @@ def run_agent() -> int:
     go = port.recv()
     if go.get("type") != "go":
         raise RuntimeError(f"expected a go message, got {go!r}")
-    req = TestRequest.from_dict(go["test"])
-    init.set_wall_clock(req.wall_time)
-    random.seed(req.seed)
-    result = run_request(port, req)
+    if "shell" in go:
+        shell = ShellRequest.from_dict(go["shell"])
+        init.set_wall_clock(shell.wall_time)
+        random.seed(shell.seed)
+        problems = check_topology(port, Topology.parse(shell.topology))
+        result = ({"outcome": Outcome.ERROR, "error": "; ".join(problems)} if problems
+                  else run_shell(shell))
+    else:
+        req = TestRequest.from_dict(go["test"])
+        init.set_wall_clock(req.wall_time)
+        random.seed(req.seed)
+        result = run_request(port, req)
     port.send({"type": "result", **result})
     port.send({"type": "bye", "uptime_s": uptime()})
     return 0
 
 
-def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
-    want = Topology.parse(req.topology)
+def check_topology(port: GuestPort, want: Topology) -> list[str]:
+    """Compare what the guest sees with `want`, tell the host, return the differences."""
     seen = TopologyView.read()
     problems = compare(want, seen)
     port.send({"type": "topology", "ok": not problems, "seen": seen.to_dict(),
                "problems": problems})
+    return [f"guest topology does not match {want}: " + "; ".join(problems)] if problems else []
+
+
+def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
+    want = Topology.parse(req.topology)
+    problems = check_topology(port, want)
     if problems:
-        return {"outcome": Outcome.ERROR,
-                "error": f"guest topology does not match {want}: " + "; ".join(problems)}
+        return {"outcome": Outcome.ERROR, "error": problems[0]}
     try:
         test = load_test(req)
     except Exception as e:

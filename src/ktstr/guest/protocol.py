@@ -5,6 +5,7 @@ stays the whole kernel log). The guest speaks first:
 
     guest -> host  {"type": "hello", "uname": ..., "uptime_s": ...}
     host  -> guest {"type": "go", "test": {...TestRequest...}}
+                   or {"type": "go", "shell": {...ShellRequest...}} (`ktstr shell`)
     guest -> host  {"type": "log", "msg": ...}            (any number)
     guest -> host  {"type": "topology", "ok": bool, "seen": {...}, "problems": [...]}
     guest -> host  {"type": "result", "outcome": ..., ...}
@@ -64,3 +65,22 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict) or "type" not in obj:
         raise ValueError(f"not a ktstr message: {line[:200]!r}")
     return obj
+
+
+@dataclass(frozen=True, slots=True)
+class ShellRequest:
+    """`ktstr shell`: a command (or an interactive shell on the console) in the guest."""
+
+    topology: str
+    cwd: str
+    command: str | None = None  # run with /bin/sh -c; None: interactive shell on ttyS0
+    shell: str = "/bin/bash"
+    wall_time: float = 0.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShellRequest:
+        return cls(**d)

@@ -22,6 +22,7 @@ from ktstr.errors import ConfigError, KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
+from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
@@ -113,6 +114,17 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     return res
 
 
+def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
+            **options: Any) -> VmSpec:
+    """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
+    initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs")
+    image = kernel.boot_image()
+    append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
+    return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,
+                  accel=accel, firmware=qboot_rom() if image == kernel.vmlinux else None,
+                  append=append, **options)
+
+
 #: Boots tried when the guest kernel crashes before the agent's hello. qemu 7.2's
 #: multi-threaded TCG has a cross-modifying-code race (fixed in qemu 8.1): now and
 #: then a kernel patching its text at boot takes an "Oops: int3" (1 boot in ~40
@@ -129,12 +141,7 @@ class _BootCrash(Exception):
 
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
                   workdir: Path, res: RunResult) -> None:
-    initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs")
-    image = kernel.boot_image()
-    spec = VmSpec(image=image, initrd=initrd, topology=test.topology,
-                  memory_mb=test.memory_mb, accel=accel,
-                  firmware=qboot_rom() if image == kernel.vmlinux else None,
-                  append=(f"ktstr.python={sys.executable}",))
+    spec = vm_spec(kernel, test.topology, test.memory_mb, accel)
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         res.boot_attempts = attempt
         deadline = time.monotonic() + default_deadline(test, accel)

@@ -35,7 +35,7 @@ from ktstr.errors import VmLaunchError
 from ktstr.guest.protocol import PORT_NAME, decode, encode
 from ktstr.topology import Topology
 from ktstr.vm.initramfs import ROOT_TAG
-from ktstr.vm.qemu import QemuArgs, QemuBinary, escape
+from ktstr.vm.qemu import QemuArgs, QemuBinary
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class VmSpec:
     accel: str
     append: tuple[str, ...] = ()
     firmware: Path | None = None  # -bios ROM; None: qemu's default (SeaBIOS)
+    console_stdio: bool = False  # ttyS0 on this process's terminal (`ktstr shell`)
     mem_dir: Path = Path("/dev/shm")
     extra_args: tuple[str, ...] = field(default=())
 
@@ -90,13 +91,13 @@ class Machine:
         q = QemuArgs(QemuBinary.find().path).base().machine(s.accel).firmware(s.firmware)
         self._mem_files = q.topology(s.topology, s.memory_mb, s.mem_dir, self.run_id)
         q.kernel(s.image, s.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *s.append])
-        q.console(self.console_log)
-        q.add("-device", "virtio-serial-pci,id=vser0")
-        q.add("-chardev", f"socket,id=result,path={escape(self._port_path)}")
-        q.add("-device", f"virtserialport,bus=vser0.0,chardev=result,name={PORT_NAME}")
+        if s.console_stdio:
+            q.console_stdio()
+        else:
+            q.console(self.console_log)
+        q.result_port(self._port_path, PORT_NAME)
         q.host_root(ROOT_TAG)
-        q.add("-chardev", f"socket,id=qmp,path={escape(self._qmp_path)}")
-        q.add("-mon", "chardev=qmp,mode=control")
+        q.qmp(self._qmp_path)
         q.add(*s.extra_args)
         return q.argv()
 
@@ -115,8 +116,10 @@ class Machine:
             raise VmLaunchError(f"cannot open the VM's control sockets in {self._sock_dir}: "
                                 f"{e}", self._argv) from e
         with open(self.qemu_log, "wb") as err:
-            self._proc = subprocess.Popen(self._argv, stdin=subprocess.DEVNULL, stdout=err,
-                                          stderr=subprocess.STDOUT,
+            # With the console on stdio qemu needs this terminal; otherwise nothing.
+            tty = self.spec.console_stdio
+            self._proc = subprocess.Popen(self._argv, stdin=None if tty else subprocess.DEVNULL,
+                                          stdout=None if tty else err, stderr=err,
                                           preexec_fn=_die_with_parent)
         log.debug("launched qemu pid %d: %s", self._proc.pid, " ".join(self._argv))
         try:

@@ -110,10 +110,15 @@ class QemuArgs:
         self.add("-chardev", f"file,id=console,path={escape(log)}")
         return self.add("-serial", "chardev:console")
 
+    def console_stdio(self) -> QemuArgs:
+        """ttyS0 on qemu's own stdin/stdout (an interactive shell); Ctrl-C goes to the guest."""
+        self.add("-chardev", "stdio,id=console,signal=off")
+        return self.add("-serial", "chardev:console")
+
     def result_port(self, sock: Path, name: str) -> QemuArgs:
-        """A virtio-serial port carrying JSON lines, served on a host unix socket."""
+        """A virtio-serial port carrying JSON lines; qemu connects to our unix socket."""
         self.add("-device", "virtio-serial-pci,id=vser0")
-        self.add("-chardev", f"socket,id=result,path={escape(sock)},server=on,wait=off")
+        self.add("-chardev", f"socket,id=result,path={escape(sock)}")
         return self.add("-device", f"virtserialport,bus=vser0.0,chardev=result,name={name}")
 
     def host_root(self, tag: str) -> QemuArgs:
@@ -123,7 +128,9 @@ class QemuArgs:
         return self.add("-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={tag}")
 
     def qmp(self, sock: Path) -> QemuArgs:
-        return self.add("-qmp", f"unix:{escape(sock)},server=on,wait=off")
+        """QMP on a monitor that connects to our unix socket (we listen: no polling)."""
+        self.add("-chardev", f"socket,id=qmp,path={escape(sock)}")
+        return self.add("-mon", "chardev=qmp,mode=control")
 
 
 def split_memory(memory_mb: int, nodes: int) -> list[int]:

@@ -1,0 +1,29 @@
+"""`ktstr shell --topo 1n2l2c1t [--exec CMD]`: a VM with that topology, for poking around."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ktstr.runner.shell import main_exit, run_shell
+from ktstr.topology import Topology
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("shell", help="boot a VM with a topology; run a command or a shell",
+                       description=__doc__)
+    p.add_argument("--topo", required=True, metavar="<n>n<l>l<c>c<t>t",
+                   help="NUMA nodes, LLCs in total, cores per LLC, threads per core")
+    p.add_argument("--kernel", metavar="SPEC", help="as for `ktstr test`")
+    p.add_argument("--memory-mb", type=int, default=2048)
+    p.add_argument("--exec", dest="command", metavar="CMD",
+                   help="run CMD with /bin/sh -c and exit with its code "
+                   "(default: an interactive shell on this terminal)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    topology = Topology.parse(args.topo)  # a bad string fails here, before any boot
+    result = run_shell(topology, kernel_spec=args.kernel, command=args.command,
+                       memory_mb=args.memory_mb)
+    return main_exit(result)

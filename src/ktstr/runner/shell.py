@@ -1,0 +1,71 @@
+"""`ktstr shell`: boot a VM with a topology and run a command or a shell in it.
+
+Same VM as a test gets (kernel, initramfs, same-path view of the host,
+topology check); no test, no checks. With a command, its output comes back on
+the result port and its exit code is returned; without one, the guest's
+console is this terminal and the shell's exit code is returned.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ktstr.errors import GuestLostError, KtstrError
+from ktstr.guest.protocol import ShellRequest
+from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
+from ktstr.topology import Topology
+from ktstr.vm.accel import choose_accel
+from ktstr.vm.kernel import resolve_kernel
+from ktstr.vm.machine import Machine
+
+
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | None,
+              memory_mb: int = 2048, timeout_s: float | None = None) -> ShellResult:
+    """Boot, run `command` (None: an interactive shell on this terminal), power off."""
+    kernel = resolve_kernel(kernel_spec)
+    accel = choose_accel()
+    interactive = command is None
+    spec = vm_spec(kernel, topology, memory_mb, accel, console_stdio=interactive,
+                   append=("quiet",) if interactive else ())
+    with tempfile.TemporaryDirectory(prefix="ktstr-shell-") as tmp:
+        machine = Machine(spec, Path(tmp))
+        with machine:
+            hello = machine.recv(BOOT_BUDGET_S[accel])
+            if hello is None or hello.get("type") != "hello":
+                raise GuestLostError(f"the guest never came up: {machine.console_tail()}")
+            req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
+                               wall_time=time.time(),
+                               seed=random.SystemRandom().getrandbits(63))
+            machine.send({"type": "go", "shell": req.to_dict()})
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while True:
+                left = 3600.0 if deadline is None else deadline - time.monotonic()
+                msg = machine.recv(left)
+                if msg is None:
+                    raise GuestLostError(f"no answer from the guest within {timeout_s}s")
+                if msg["type"] == "eof":
+                    raise GuestLostError("the guest died: " + machine.console_tail())
+                if msg["type"] == "result":
+                    break
+    if "exit_code" not in msg:
+        raise KtstrError(str(msg.get("error", "the guest could not run the command")))
+    return ShellResult(int(msg["exit_code"]), str(msg.get("stdout", "")),
+                       str(msg.get("stderr", "")))
+
+
+def main_exit(result: ShellResult) -> int:
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.exit_code
