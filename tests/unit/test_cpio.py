@@ -32,3 +32,16 @@ def test_same_inputs_give_same_bytes():
         return buf.getvalue()
 
     assert build() == build()
+
+
+def test_directories_keep_their_mode_and_files_their_mtime(tmp_path):
+    if shutil.which("cpio") is None:
+        pytest.skip("the cpio tool is not installed")
+    buf = io.BytesIO()
+    w = CpioWriter(buf)
+    w.directory("t", 0o700, 1_000_000)
+    w.file("t/a.py", b"x = 1\n", 0o644, 1_234_567_890)
+    w.close()
+    subprocess.run(["cpio", "-idm", "--quiet"], input=buf.getvalue(), cwd=tmp_path, check=True)
+    assert (tmp_path / "t").stat().st_mode & 0o777 == 0o700
+    assert int((tmp_path / "t/a.py").stat().st_mtime) == 1_234_567_890

@@ -24,6 +24,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except FileNotFoundError:  # a short-lived child (ldd, python -c) already gone
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
@@ -41,8 +48,7 @@ def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        qemus = [p for p in _children(proc.pid)
-                 if "qemu-system" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        qemus = [p for p in _children(proc.pid) if "qemu-system" in _cmdline(p)]
         if qemus:
             time.sleep(2)  # let it boot a little
             return proc, qemus[0]

@@ -27,6 +27,7 @@ from ktstr.vm.accel import choose_accel
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import Machine, VmSpec
+from ktstr.vm.pyroot import agent_tree
 from ktstr.vm.qemu import qboot_rom
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
 def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
             **options: Any) -> VmSpec:
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
-    initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs")
+    initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
+                             agent_tree(sys.executable))
     image = kernel.boot_image()
     append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
     return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,

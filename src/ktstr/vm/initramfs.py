@@ -11,12 +11,12 @@ module set.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
 from ktstr.errors import HostSetupError
 from ktstr.vm.cpio import CpioWriter
+from ktstr.vm.pyroot import TreeEntry
 
 #: The 9p mount tag the VM layer gives the host root (see QemuArgs.host_root).
 ROOT_TAG = "hostroot"
@@ -45,6 +45,8 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 \\
     {ROOT_TAG} /mnt/lower || fail "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=0755 overlay-rw /mnt/rw
 mkdir -p /mnt/rw/upper /mnt/rw/work
+# The agent's interpreter and imports, at their host paths, served from RAM.
+[ -d /pyroot ] && cp -a /pyroot/. /mnt/rw/upper/
 mount -t overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work \\
     overlay /mnt/root || fail "cannot mount the overlay root"
 umount /proc /sys /dev
@@ -74,30 +76,47 @@ def _is_static(path: Path) -> bool:
     return data[:4] == b"\x7fELF" and b"/ld-linux" not in data and b"ld64.so" not in data
 
 
-def build_initramfs(modules: list[Path], cache_dir: Path) -> Path:
-    """Return the path of the initramfs holding busybox, `modules` (in load order) and /init."""
+def build_initramfs(modules: list[Path], cache_dir: Path,
+                    tree: tuple[TreeEntry, ...] = ()) -> Path:
+    """The initramfs holding busybox, `modules` (in load order), /init and, under
+    /pyroot, `tree` (see ktstr.vm.pyroot); cached under a hash of all of it."""
     busybox = find_busybox().read_bytes()
     blobs = [(m.name, m.read_bytes()) for m in modules]
     h = hashlib.sha256(INIT_SCRIPT.encode())
     h.update(hashlib.sha256(busybox).digest())
     for name, data in blobs:
         h.update(name.encode() + hashlib.sha256(data).digest())
+    for e in tree:  # files by identity (path, size, mtime), not content: cheap to key
+        h.update(repr(e).encode())
     out = cache_dir / f"initramfs-{h.hexdigest()[:16]}.cpio"
     if out.exists():
         return out
-    buf = io.BytesIO()
-    cpio = CpioWriter(buf)
-    for d in ("bin", "proc", "sys", "dev", "mnt", "modules"):
-        cpio.mkdir(d)
-    cpio.file("bin/busybox", busybox, 0o755)
-    cpio.file("init", INIT_SCRIPT.encode(), 0o755)
-    for name, data in blobs:
-        cpio.file(f"modules/{name}", data)
-    cpio.file("modules/load-order", "".join(f"{n}\n" for n, _ in blobs).encode())
-    cpio.close()
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
+    with open(tmp, "wb") as f:
+        cpio = CpioWriter(f)
+        for d in ("bin", "proc", "sys", "dev", "mnt", "modules"):
+            cpio.mkdir(d)
+        cpio.file("bin/busybox", busybox, 0o755)
+        cpio.file("init", INIT_SCRIPT.encode(), 0o755)
+        for name, data in blobs:
+            cpio.file(f"modules/{name}", data)
+        cpio.file("modules/load-order", "".join(f"{n}\n" for n, _ in blobs).encode())
+        _write_tree(cpio, tree)
+        cpio.close()
     os.replace(tmp, out)
     return out
 
+
+def _write_tree(cpio: CpioWriter, tree: tuple[TreeEntry, ...]) -> None:
+    if not tree:
+        return
+    cpio.directory("pyroot", 0o755)
+    for e in tree:  # sorted by path: a directory comes before what it holds
+        where = f"pyroot{e.path}"
+        if e.kind == "dir":
+            cpio.directory(where, e.mode, e.mtime)
+        elif e.kind == "link":
+            cpio.symlink(where, e.target)
+        else:
+            cpio.file(where, Path(e.path).read_bytes(), e.mode, e.mtime)
