@@ -32,3 +32,24 @@ def test_an_absolute_link_to_a_file_brings_its_target(tmp_path):
     kinds = {e.path: e.kind for e in mirror([str(tmp_path / "python")])}
     assert kinds[str(tmp_path / "python")] == "link"
     assert kinds[str(tmp_path / "python3.11")] == "file"
+
+
+def test_saved_tree_is_reused_until_a_listed_file_changes(tmp_path, monkeypatch):
+    import ktstr.vm.pyroot as pyroot
+
+    module = tmp_path / "mod.py"
+    module.write_text("x = 1\n")
+    calls = []
+
+    def fake_files(python):
+        calls.append(python)
+        return [str(module)]
+
+    monkeypatch.setattr(pyroot, "agent_files", fake_files)
+    monkeypatch.setattr(pyroot, "shared_libraries", lambda binaries: set())
+    first = pyroot.agent_tree.__wrapped__("/usr/bin/python3", tmp_path / "c")
+    again = pyroot.agent_tree.__wrapped__("/usr/bin/python3", tmp_path / "c")
+    assert first == again and len(calls) == 1
+    module.write_text("x = 22\n")  # size changes: the saved list is stale
+    pyroot.agent_tree.__wrapped__("/usr/bin/python3", tmp_path / "c")
+    assert len(calls) == 2

@@ -119,7 +119,7 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
             **options: Any) -> VmSpec:
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
-                             agent_tree(sys.executable))
+                             agent_tree(sys.executable, cache_root() / "initramfs"))
     image = kernel.boot_image()
     append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
     return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,

@@ -15,13 +15,14 @@ upper layer never hides a host directory or link behind something different.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -112,9 +113,46 @@ def _add(path: Path, entries: dict[str, TreeEntry], pending: list[str]) -> None:
 
 
 @cache
-def agent_tree(python: str = sys.executable) -> tuple[TreeEntry, ...]:
-    """The tree the guest's Python start-up needs; computed once per process."""
+def agent_tree(python: str = sys.executable,
+               cache_dir: Path | None = None) -> tuple[TreeEntry, ...]:
+    """The tree the guest's Python start-up needs.
+
+    Listing it runs the interpreter and ldd (~0.5 s), so the list is kept in
+    `cache_dir` and reused while every file in it still has its size and mtime.
+    """
+    saved = cache_dir / f"agent-tree-{_digest(os.path.realpath(python), python)}.json" \
+        if cache_dir is not None else None
+    if saved is not None:
+        tree = _load(saved)
+        if tree is not None:
+            return tree
     files = agent_files(python)
     binaries = [f for f in files if f.endswith(".so") or ".so." in f]
     binaries.append(os.path.realpath(python))
-    return tuple(mirror(set(files) | shared_libraries(binaries)))
+    tree = tuple(mirror(set(files) | shared_libraries(binaries)))
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        tmp = saved.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps([asdict(e) for e in tree]))
+        os.replace(tmp, saved)
+    return tree
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _load(path: Path) -> tuple[TreeEntry, ...] | None:
+    """The saved tree, or None when it is missing or any file in it changed."""
+    try:
+        tree = tuple(TreeEntry(**e) for e in json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    for e in tree:
+        try:
+            st = os.lstat(e.path)
+        except OSError:
+            return None
+        if e.kind == "file" and (st.st_size != e.size or int(st.st_mtime) != e.mtime):
+            return None
+    return tree
