@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import spinner
 
 from ktstr.checks import Assert
 from ktstr.errors import SystemError_
@@ -58,16 +59,6 @@ def manager(mount: Path) -> Iterator[CgroupManager]:
         mgr.close()
         assert not (mount / parent).exists()
 
-
-def spinner() -> int:
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            while True:
-                pass
-        finally:
-            os._exit(0)
-    return pid
 
 
 def test_manager_names_are_relative_to_its_parent(manager: CgroupManager, mount: Path) -> None:

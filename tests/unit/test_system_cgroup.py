@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import reap, spinner
 
 from ktstr.errors import ConfigError
 from ktstr.system import fs, proc
@@ -136,22 +137,6 @@ def real() -> Iterator[tuple[CgroupFs, str]]:
         assert not cg.exists(scratch)
 
 
-def spinner() -> int:
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            while True:
-                pass
-        finally:
-            os._exit(0)
-    return pid
-
-
-def reap(pid: int) -> int:
-    """Kill (if alive) and reap `pid`; returns its wait status."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    return os.waitpid(pid, 0)[1]
 
 
 def own_cgroup(pid: int | str) -> str:
