@@ -4,7 +4,8 @@
 and nodes a run has), `CgroupDef` (one cgroup and its workers), `Ctx` (what a
 test body gets; `ctx.cgroups` is a `CgroupManager`), `execute_defs` (run defs
 for the test's duration and judge them) and the custom-scenario helpers
-`dfl_wl`, `setup_cgroups`, `collect_all`. Steps and ops come later.
+`dfl_wl`, `setup_cgroups`, `collect_all`; steps: `HoldSpec`, `Op`, `Step`,
+`execute_steps`.
 """
 
 from ktstr.scenario.cgroup_def import CgroupDef
@@ -13,6 +14,9 @@ from ktstr.scenario.cpuset import CpusetSpec, Disjoint, Exact, Llc, Numa, Overla
 from ktstr.scenario.ctx import Ctx
 from ktstr.scenario.custom import collect_all, dfl_wl, setup_cgroups
 from ktstr.scenario.execute import execute_defs
+from ktstr.scenario.hold import HoldSpec
+from ktstr.scenario.ops import Op
+from ktstr.scenario.steps import Step, execute_steps
 from ktstr.scenario.topo import TestTopology
 
 __all__ = [
@@ -22,13 +26,17 @@ __all__ = [
     "Ctx",
     "Disjoint",
     "Exact",
+    "HoldSpec",
     "Llc",
     "Numa",
+    "Op",
     "Overlap",
     "Range",
+    "Step",
     "TestTopology",
     "collect_all",
     "dfl_wl",
     "execute_defs",
+    "execute_steps",
     "setup_cgroups",
 ]

@@ -1,0 +1,109 @@
+"""`HoldSpec`: how long a step holds after its ops, or how often it loops them (seed 004).
+
+Three shapes: `frac(f)` holds `f * ctx.duration` seconds, `fixed(s)` holds `s`
+seconds, `loop_at(i)` re-applies the step's ops every `i` seconds until the
+scenario's time (`ctx.duration`, counted from the start of `execute_steps`) is
+used up. `HoldSpec.FULL` is `frac(1.0)`: the whole `ctx.duration`.
+
+Construction only refuses what the seed's `Duration` type cannot hold (a
+negative or non-finite number of seconds); the vacuous and busy-spinning values
+the seed also allows to be constructed are refused by `validate()`, with the
+seed's messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ClassVar, Literal
+
+from ktstr.errors import ConfigError
+
+HoldKind = Literal["frac", "fixed", "loop"]
+
+
+def _rust_f64(f: float) -> str:
+    """`f` as Rust's `Display` for f64 writes it (`NaN`, `inf`, `0`, `0.5`), so the
+    messages read exactly as the seed's."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    if f == int(f) and abs(f) < 1e16:
+        return ("-" if math.copysign(1.0, f) < 0 else "") + str(abs(int(f)))
+    return repr(f)
+
+
+def _duration_s(value: float | timedelta, what: str) -> float:
+    """Seconds from a number or timedelta; refuses what a Rust `Duration` cannot be."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what}({value!r}) is not a duration: it must be a finite number "
+                          "of seconds >= 0; hint: e.g. HoldSpec.fixed(1.5)")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSpec:
+    """A hold: `kind` says the shape, `value` is the fraction (`frac`) or seconds.
+
+    Use the constructors; `FULL` == `frac(1.0)`.
+    """
+
+    kind: HoldKind
+    value: float
+
+    FULL: ClassVar[HoldSpec]
+
+    @classmethod
+    def frac(cls, f: float) -> HoldSpec:
+        """Hold `f * ctx.duration` seconds; `f` must be finite and > 0 (see `validate`)."""
+        if isinstance(f, bool) or not isinstance(f, int | float):
+            raise ConfigError(f"HoldSpec.frac({f!r}) needs a number; hint: e.g. "
+                              "HoldSpec.frac(0.5) for half the scenario duration")
+        return cls("frac", float(f))
+
+    @classmethod
+    def fixed(cls, seconds: float | timedelta) -> HoldSpec:
+        """Hold `seconds` of wall-clock time (0 is valid: apply ops, hold nothing)."""
+        return cls("fixed", _duration_s(seconds, "HoldSpec.fixed"))
+
+    @classmethod
+    def loop_at(cls, interval: float | timedelta) -> HoldSpec:
+        """Re-apply the step's ops every `interval` seconds until the scenario's time
+        is used up; must be non-zero (see `validate`)."""
+        return cls("loop", _duration_s(interval, "HoldSpec.loop_at"))
+
+    @property
+    def is_loop(self) -> bool:
+        return self.kind == "loop"
+
+    def validate(self) -> None:
+        """Refuse holds that are vacuous or would misbehave downstream (seed 004 rules):
+        `frac` not finite, `frac <= 0`, `loop_at(0)`. `fixed(0)` is valid."""
+        if self.kind == "frac":
+            f = _rust_f64(self.value)
+            if not math.isfinite(self.value):
+                raise ConfigError(f"HoldSpec::Frac({f}) is not finite (NaN/Inf) — would "
+                                  "panic in Duration::from_secs_f64")
+            if self.value <= 0.0:
+                raise ConfigError(f"HoldSpec::Frac({f}) must be > 0.0; negative values "
+                                  "panic in Duration::from_secs_f64 and zero is vacuous")
+        elif self.kind == "loop" and self.value == 0.0:
+            raise ConfigError("HoldSpec::Loop { interval: Duration::ZERO } would busy-spin "
+                              "the deadline check without yielding; use a non-zero interval")
+
+    def seconds(self, duration: float) -> float:
+        """The hold in seconds for a scenario of `duration` seconds (`frac`, `fixed`);
+        a loop's interval for `loop`."""
+        return self.value * duration if self.kind == "frac" else self.value
+
+    def __repr__(self) -> str:
+        name = {"frac": "frac", "fixed": "fixed", "loop": "loop_at"}[self.kind]
+        return f"HoldSpec.{name}({self.value!r})"
+
+
+HoldSpec.FULL = HoldSpec("frac", 1.0)

@@ -1,0 +1,252 @@
+"""`Op`: one change a step makes to the running scenario (seed 004's `Op`).
+
+Each variant is a frozen dataclass; build them with the `Op.*` constructors
+(`Op.add_cgroup("a")`, `Op.spawn("a", work.SpinWait(), 2)`, ...). An op only
+describes the change: `execute_steps` (steps.py) applies it through
+`ctx.cgroups` and `WorkloadHandle`. `names()` lists the cgroups an op refers
+to, so a step list can be checked for unknown names before anything runs.
+
+Scheduler, snapshot and payload ops are not here yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ktstr.errors import ConfigError
+from ktstr.scenario.cpuset import CpusetSpec
+from ktstr.work import SpinWait, WorkType
+
+
+class Op:
+    """Base of every op variant; the static constructors are the public surface."""
+
+    __slots__ = ()
+
+    def names(self) -> tuple[str, ...]:
+        """The cgroups this op needs to exist when it is applied."""
+        return ()
+
+    @staticmethod
+    def add_cgroup(name: str) -> AddCgroup:
+        """Create cgroup `name`; it lives until `remove_cgroup` or the scenario's end."""
+        return AddCgroup(name)
+
+    @staticmethod
+    def remove_cgroup(name: str) -> RemoveCgroup:
+        """Remove a cgroup, stopping (collecting and judging) its workers first."""
+        return RemoveCgroup(name)
+
+    @staticmethod
+    def set_cpuset(cgroup: str, spec: CpusetSpec) -> SetCpuset:
+        """Restrict `cgroup` to `spec`, resolved on `ctx.topo`."""
+        return SetCpuset(cgroup, spec)
+
+    @staticmethod
+    def clear_cpuset(cgroup: str) -> ClearCpuset:
+        """Let `cgroup` use all CPUs again."""
+        return ClearCpuset(cgroup)
+
+    @staticmethod
+    def swap_cpusets(a: str, b: str) -> SwapCpusets:
+        """Give `a` the cpuset of `b` and `b` that of `a` (no cpuset = all CPUs)."""
+        return SwapCpusets(a, b)
+
+    @staticmethod
+    def spawn(cgroup: str, work: WorkType | None = None,
+              workers: int | None = None) -> Spawn:
+        """Fork `workers` (default `ctx.workers_per_cgroup`) workers running `work`
+        (default SpinWait) into `cgroup` and start them at once."""
+        return Spawn(cgroup, SpinWait() if work is None else work, workers)
+
+    @staticmethod
+    def stop_cgroup(name: str) -> StopCgroup:
+        """Stop, collect and judge every worker in `name`; the cgroup stays."""
+        return StopCgroup(name)
+
+    @staticmethod
+    def set_affinity(cgroup: str, spec: CpusetSpec) -> SetAffinity:
+        """Set the CPU affinity of every task now in `cgroup` to `spec`."""
+        return SetAffinity(cgroup, spec)
+
+    @staticmethod
+    def move_all_tasks(src: str, dst: str) -> MoveAllTasks:
+        """Move every task of `src` into `dst`; its workers are then judged with `dst`."""
+        return MoveAllTasks(src, dst)
+
+    @staticmethod
+    def freeze_cgroup(name: str) -> FreezeCgroup:
+        """Freeze every task in `name` (`cgroup.freeze`)."""
+        return FreezeCgroup(name)
+
+    @staticmethod
+    def unfreeze_cgroup(name: str) -> UnfreezeCgroup:
+        """Thaw every task in `name`."""
+        return UnfreezeCgroup(name)
+
+    @staticmethod
+    def capture_cgroup_procs(tag: str, cgroup: str) -> CaptureCgroupProcs:
+        """Record `cgroup.procs` of `cgroup` under `tag` (see `execute_steps(captures=)`)."""
+        return CaptureCgroupProcs(tag, cgroup)
+
+
+def _check_name(what: str, name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what} {name!r} is not a cgroup name; hint: pass a non-empty "
+                          "string such as 'cg_0'")
+
+
+@dataclass(frozen=True, slots=True)
+class AddCgroup(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.add_cgroup:", self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveCgroup(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.remove_cgroup:", self.name)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
+class SetCpuset(Op):
+    cgroup: str
+    spec: CpusetSpec
+
+    def __post_init__(self) -> None:
+        _check_name("Op.set_cpuset:", self.cgroup)
+        if not isinstance(self.spec, CpusetSpec):
+            raise ConfigError(f"Op.set_cpuset: {self.spec!r} is not a CpusetSpec; hint: e.g. "
+                              "CpusetSpec.llc(0)")
+
+    def names(self) -> tuple[str, ...]:
+        return (self.cgroup,)
+
+
+@dataclass(frozen=True, slots=True)
+class ClearCpuset(Op):
+    cgroup: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.clear_cpuset:", self.cgroup)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.cgroup,)
+
+
+@dataclass(frozen=True, slots=True)
+class SwapCpusets(Op):
+    a: str
+    b: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.swap_cpusets:", self.a)
+        _check_name("Op.swap_cpusets:", self.b)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn(Op):
+    cgroup: str
+    work: WorkType = field(default_factory=SpinWait)
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("Op.spawn:", self.cgroup)
+        if not isinstance(self.work, WorkType):
+            raise ConfigError(f"Op.spawn: work {self.work!r} is not a work type; hint: pass "
+                              "e.g. work.SpinWait()")
+        if self.workers is not None and (isinstance(self.workers, bool)
+                                         or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise ConfigError(f"Op.spawn: workers={self.workers!r} is not a positive count; "
+                              "hint: spawn at least one worker, or None for "
+                              "ctx.workers_per_cgroup")
+
+    def names(self) -> tuple[str, ...]:
+        return (self.cgroup,)
+
+
+@dataclass(frozen=True, slots=True)
+class StopCgroup(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.stop_cgroup:", self.name)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAffinity(Op):
+    cgroup: str
+    spec: CpusetSpec
+
+    def __post_init__(self) -> None:
+        _check_name("Op.set_affinity:", self.cgroup)
+        if not isinstance(self.spec, CpusetSpec):
+            raise ConfigError(f"Op.set_affinity: {self.spec!r} is not a CpusetSpec; hint: "
+                              "e.g. CpusetSpec.exact([0])")
+
+    def names(self) -> tuple[str, ...]:
+        return (self.cgroup,)
+
+
+@dataclass(frozen=True, slots=True)
+class MoveAllTasks(Op):
+    src: str
+    dst: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.move_all_tasks:", self.src)
+        _check_name("Op.move_all_tasks:", self.dst)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.src, self.dst)
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeCgroup(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.freeze_cgroup:", self.name)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeCgroup(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("Op.unfreeze_cgroup:", self.name)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureCgroupProcs(Op):
+    tag: str
+    cgroup: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tag, str) or not self.tag:
+            raise ConfigError(f"Op.capture_cgroup_procs: tag {self.tag!r} is empty; hint: "
+                              "name the capture, e.g. 'before_move'")
+        _check_name("Op.capture_cgroup_procs:", self.cgroup)
+
+    def names(self) -> tuple[str, ...]:
+        return (self.cgroup,)
