@@ -1,0 +1,100 @@
+"""Memory-pressure work types (seed 002, "Memory pressure", "Cache pressure").
+
+- `PageFaultChurn(region_kib, touches_per_cycle, spin_iters)`: one anonymous
+  private mapping of `region_kib` KiB; each cycle writes one byte to
+  `touches_per_cycle` random 4 KiB pages (each first touch is a minor fault
+  through `do_anonymous_page`), drops the whole region with
+  `madvise(MADV_DONTNEED)` (the next touch faults again, and the unmap
+  flushes TLBs), then spins `spin_iters` multiply-add steps. One cycle is one
+  work unit.
+- `CachePressure(size_kib, stride)`: a `size_kib` KiB buffer walked with a
+  read-modify-write of every `stride`-th byte per pass (done in C through a
+  strided slice, so the access pattern, not the interpreter, dominates); sized
+  by default to pressure a 32 KiB L1d. One pass is one work unit.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import random
+from dataclasses import dataclass
+
+from ktstr.errors import ConfigError
+from ktstr.work.base import WorkType
+from ktstr.work.loop import WorkLoop, spin_batch
+from ktstr.work.params import count
+
+PAGE_BYTES = 4096
+PAGE_FAULT_REGION_KIB = 4096
+PAGE_FAULT_TOUCHES_PER_CYCLE = 64
+PAGE_FAULT_SPIN_ITERS = 1024
+CACHE_PRESSURE_SIZE_KIB = 32
+CACHE_PRESSURE_STRIDE = 64
+
+#: byte -> byte + 1 (mod 256): the "modify" of CachePressure's read-modify-write.
+_INCREMENT = bytes((b + 1) & 0xFF for b in range(256))
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class PageFaultChurn(WorkType):
+    """Fault random pages of an anonymous region, drop it, spin; repeat."""
+
+    region_kib: int
+    touches_per_cycle: int
+    spin_iters: int
+
+    def __init__(self, region_kib: int = PAGE_FAULT_REGION_KIB,
+                 touches_per_cycle: int = PAGE_FAULT_TOUCHES_PER_CYCLE,
+                 spin_iters: int = PAGE_FAULT_SPIN_ITERS) -> None:
+        object.__setattr__(self, "region_kib", count(region_kib, "PageFaultChurn region_kib"))
+        object.__setattr__(self, "touches_per_cycle",
+                           count(touches_per_cycle, "PageFaultChurn touches_per_cycle"))
+        object.__setattr__(self, "spin_iters",
+                           count(spin_iters, "PageFaultChurn spin_iters", minimum=0))
+        if self.region_kib * 1024 < PAGE_BYTES:
+            raise ConfigError(
+                f"PageFaultChurn region_kib = {region_kib} is smaller than one 4 KiB page; "
+                "hint: use region_kib >= 4")
+
+    def run(self, loop: WorkLoop) -> None:
+        pages = self.region_kib * 1024 // PAGE_BYTES
+        region = mmap.mmap(-1, pages * PAGE_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        rng = random.Random(os.getpid())
+        x = 1
+        try:
+            while loop.running:
+                for page in rng.choices(range(pages), k=self.touches_per_cycle):
+                    region[page * PAGE_BYTES] = 1
+                region.madvise(mmap.MADV_DONTNEED)
+                x = spin_batch(self.spin_iters, x)
+                loop.spin()
+                loop.iterations += 1
+        finally:
+            region.close()
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class CachePressure(WorkType):
+    """Strided read-modify-write passes over a `size_kib` KiB buffer."""
+
+    size_kib: int
+    stride: int
+
+    def __init__(self, size_kib: int = CACHE_PRESSURE_SIZE_KIB,
+                 stride: int = CACHE_PRESSURE_STRIDE) -> None:
+        object.__setattr__(self, "size_kib", count(size_kib, "CachePressure size_kib"))
+        object.__setattr__(self, "stride", count(stride, "CachePressure stride"))
+        if self.stride > self.size_kib * 1024:
+            raise ConfigError(
+                f"CachePressure stride = {stride} is larger than the buffer "
+                f"({self.size_kib} KiB = {self.size_kib * 1024} bytes); hint: use a stride "
+                "of at most size_kib * 1024, e.g. 64 (one cache line)")
+
+    def run(self, loop: WorkLoop) -> None:
+        buf = bytearray(self.size_kib * 1024)
+        step = self.stride
+        while loop.running:
+            buf[::step] = buf[::step].translate(_INCREMENT)
+            loop.spin()
+            loop.iterations += 1

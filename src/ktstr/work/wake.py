@@ -1,0 +1,230 @@
+"""Paired wake-placement work types (seed 002, "Wake placement and cross-CPU paths").
+
+- `FutexPingPong(spin_iters)`: two workers take turns through a futex word in
+  shared memory: spin `spin_iters` multiply-add steps plus one work unit, hand
+  the turn over (`FUTEX_WAKE`), sleep in `FUTEX_WAIT` until it comes back. The
+  futex is not private (`FUTEX_PRIVATE_FLAG` unset: the word is in a
+  `MAP_SHARED` page), and a futex wake is the kernel's non-`WF_SYNC` path.
+- `PipeIo`: the same turn-taking with a CPU burst then a 1-byte write to the
+  partner's pipe (a FIFO); the pipe write wakes the reader with `WF_SYNC`.
+
+Both pair workers (`group_size` 2): each worker claims a role in the type's
+`PairArena` when it starts (see `ktstr.work.pairing`). Each wakeup is measured
+from the waker's side: just before it wakes its partner the waker stores
+`time.monotonic_ns()` in the pair's slot; the wakee, back from its sleep,
+records `now - stamp` as one wake-to-run sample (the report's
+`wake_latency_us`). A turn whose hand-over had already happened before the
+worker would have slept is not a wakeup and is not sampled.
+
+A worker whose partner has stopped (or never came) waits in slices of
+`WAIT_SLICE_S`, so it still sees its own stop request promptly. Time spent
+waiting for the partner counts towards the worker's `max_gap_ms`, since the
+`WorkLoop` has no public way to restart its gap clock after a blocking wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import random
+import select
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ktstr.errors import SystemError_
+from ktstr.work.base import WorkType
+from ktstr.work.loop import MAX_WAKE_SAMPLES, WorkLoop, spin_batch
+from ktstr.work.pairing import PairArena, Seat, pair_key
+from ktstr.work.params import count
+
+FUTEX_PING_PONG_SPIN_ITERS = 1024
+#: Multiply-add steps of a `PipeIo` worker's burst before each hand-over.
+PIPE_IO_SPIN_ITERS = 1024
+#: Longest single sleep of a waiting worker, in seconds, before it re-checks stop.
+WAIT_SLICE_S = 0.05
+
+FUTEX_WAIT = 0
+FUTEX_WAKE = 1
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "riscv64": 98, "ppc64le": 221, "s390x": 238}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _sys_futex() -> int:
+    nr = _SYS_FUTEX.get(platform.machine())
+    if nr is None:
+        raise SystemError_(
+            f"no futex(2) syscall number known for {platform.machine()}; hint: add it "
+            "to ktstr.work.wake._SYS_FUTEX")
+    return nr
+
+
+def futex_wait(addr: int, expected: int, timeout_s: float) -> int:
+    """`FUTEX_WAIT` on the int32 at `addr` while it holds `expected`.
+
+    Returns 0 when woken (possibly spuriously), else the errno: EAGAIN (the word
+    no longer held `expected`), ETIMEDOUT, EINTR.
+    """
+    ts = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
+    rc = _syscall(ctypes.c_long(_sys_futex()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAIT),
+                  ctypes.c_int(expected), ctypes.byref(ts), None, ctypes.c_int(0))
+    return 0 if rc == 0 else ctypes.get_errno()
+
+
+def futex_wake(addr: int, waiters: int = 1) -> int:
+    """`FUTEX_WAKE` up to `waiters` tasks sleeping on `addr`; how many were woken."""
+    rc = _syscall(ctypes.c_long(_sys_futex()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAKE),
+                  ctypes.c_int(waiters), None, None, ctypes.c_int(0))
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"futex(FUTEX_WAKE): {os.strerror(err)}")
+    return int(rc)
+
+
+def record_wake(loop: WorkLoop, ns: int) -> None:
+    """Add one wake-to-run sample (ns) to the loop's bounded reservoir.
+
+    The same reservoir the loop keeps for its sleeps, so the worker's report
+    turns it into `wake_latency_us` unchanged.
+    """
+    loop.wake_count += 1
+    samples = loop.wake_overshoot_ns
+    if len(samples) < MAX_WAKE_SAMPLES:
+        samples.append(max(0, ns))
+        return
+    slot = random.randrange(loop.wake_count)
+    if slot < MAX_WAKE_SAMPLES:
+        samples[slot] = max(0, ns)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class FutexPingPong(WorkType):
+    """Paired futex wait/wake; `spin_iters` multiply-add steps per turn (>= 0)."""
+
+    spin_iters: int
+    _arena: PairArena = field(init=False, compare=False, repr=False, hash=False)
+
+    def __init__(self, spin_iters: int = FUTEX_PING_PONG_SPIN_ITERS) -> None:
+        object.__setattr__(self, "spin_iters",
+                           count(spin_iters, "FutexPingPong spin_iters", minimum=0))
+        object.__setattr__(self, "_arena", PairArena())
+
+    @property
+    def group_size(self) -> int | None:
+        return 2
+
+    def run(self, loop: WorkLoop) -> None:
+        arena = self._arena
+        seat = arena.claim(pair_key())
+        word = arena.turn_word(seat)
+        addr = ctypes.addressof(word)
+        x = 1
+        try:
+            while self._await_turn(loop, seat, word, addr):
+                x = spin_batch(self.spin_iters, x)
+                loop.spin()
+                loop.iterations += 1
+                arena.set_stamp(seat, time.monotonic_ns())
+                word.value = seat.partner
+                futex_wake(addr)
+        finally:
+            arena.release(seat)
+
+    def _await_turn(self, loop: WorkLoop, seat: Seat, word: ctypes.c_int32,
+                    addr: int) -> bool:
+        """Sleep until it is `seat`'s turn (True) or the worker is stopped (False)."""
+        while word.value != seat.role:
+            if not loop.running:
+                return False
+            woken = futex_wait(addr, seat.partner, WAIT_SLICE_S) == 0
+            if woken and word.value == seat.role:
+                record_wake(loop, time.monotonic_ns() - self._arena.stamp(seat))
+        return loop.running
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class PipeIo(WorkType):
+    """Paired 1-byte pipe exchange after a `PIPE_IO_SPIN_ITERS` CPU burst."""
+
+    _arena: PairArena = field(init=False, compare=False, repr=False, hash=False)
+    _tag: str = field(init=False, compare=False, repr=False, hash=False)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_arena", PairArena())
+        object.__setattr__(self, "_tag", f"{os.getpid()}-{id(self):x}")
+
+    @property
+    def group_size(self) -> int | None:
+        return 2
+
+    def _fifo(self, seat: Seat, role: int) -> str:
+        """The FIFO that carries bytes to `role` of `seat`'s pair."""
+        return os.path.join(tempfile.gettempdir(),
+                            f"ktstr-pipeio-{self._tag}-{seat.slot}-{seat.generation}.{role}")
+
+    def run(self, loop: WorkLoop) -> None:
+        fds: list[int] = []
+
+        def open_pipes(seat: Seat) -> None:  # under the arena lock
+            for role in (0, 1):
+                if seat.role == 0:
+                    os.mkfifo(self._fifo(seat, role), 0o600)
+                # O_RDWR: the open does not wait for the other end (Linux).
+                fds.append(os.open(self._fifo(seat, role),
+                                   os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC))
+            if seat.role == 1:  # both ends are open in both workers now
+                self._unlink(seat)
+
+        arena = self._arena
+        seat = arena.claim(pair_key(), open_pipes)
+        rfd, wfd = fds[seat.role], fds[seat.partner]
+        poller = select.poll()
+        poller.register(rfd, select.POLLIN)
+        x = 1
+        try:
+            mine = seat.role == 0  # role 0 starts
+            while mine or self._await_byte(loop, seat, rfd, poller):
+                mine = False
+                x = spin_batch(PIPE_IO_SPIN_ITERS, x)
+                loop.spin()
+                loop.iterations += 1
+                arena.set_stamp(seat, time.monotonic_ns())
+                os.write(wfd, b"x")
+                if not loop.running:
+                    break
+        finally:
+            arena.release(seat, self._unlink)
+            for fd in fds:
+                os.close(fd)
+
+    def _unlink(self, seat: Seat) -> None:
+        for role in (0, 1):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._fifo(seat, role))
+
+    def _await_byte(self, loop: WorkLoop, seat: Seat, rfd: int,
+                    poller: select.poll) -> bool:
+        """Read the partner's byte (True), sleeping for it; False once stopped."""
+        with contextlib.suppress(BlockingIOError):
+            if os.read(rfd, 1):
+                return loop.running  # already there: no sleep, no wakeup to time
+        while loop.running:
+            if not poller.poll(WAIT_SLICE_S * 1e3):
+                continue
+            try:
+                got = os.read(rfd, 1)
+            except BlockingIOError:
+                continue
+            if got:
+                record_wake(loop, time.monotonic_ns() - self._arena.stamp(seat))
+                return True
+        return False
