@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit vm-tests setup host-packages venv kernel clean
+.PHONY: demo test lint unit setup host-packages venv kernel schedulers clean
 
 demo: setup
 	$(BIN)/ktstr test examples/ -p no:cacheprovider -rA
@@ -21,7 +21,7 @@ lint: venv
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
 
-setup: host-packages venv kernel
+setup: host-packages venv kernel schedulers
 
 host-packages:
 	sh scripts/setup-host.sh
@@ -38,6 +38,10 @@ $(STAMP): pyproject.toml
 
 kernel: venv
 	$(BIN)/ktstr kernel fetch
+
+# The kernel's own example sched_ext schedulers, built against the cached kernel.
+schedulers: kernel
+	$(BIN)/ktstr sched build
 
 clean:
 	rm -rf $(VENV) .ktstr-runs .mypy_cache .ruff_cache

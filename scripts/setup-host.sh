@@ -3,7 +3,10 @@
 # apt-get update runs first whenever something must be installed: on a fresh
 # machine the package lists are empty.
 set -eu
-PACKAGES="qemu-system-x86 busybox-static kmod python3-venv"
+# VM path: qemu, a static busybox for the initramfs, kmod; Python's venv module;
+# the kernel's example sched_ext schedulers: clang/llvm/lld 19, libelf, zlib, make.
+PACKAGES="qemu-system-x86 busybox-static kmod python3-venv \
+clang-19 llvm-19 lld-19 libelf-dev zlib1g-dev make"
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

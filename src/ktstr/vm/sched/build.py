@@ -1,0 +1,200 @@
+"""`ktstr sched build`: compile the kernel's example sched_ext schedulers for a cached kernel.
+
+Steps: check the host toolchain (clang/lld/llvm 19, libelf and zlib headers, make), get
+the matching `linux-source` slice (`source.fetch_source`), run
+`make -C tools/sched_ext LLVM=-19 VMLINUX_BTF=<kernel's vmlinux> scx_simple ...` (about
+35 s on 2 cores; it also builds the matching `bpftool`), then copy the binaries, the
+build log and a manifest into `<kernel entry>/sched/`. The new directory is assembled in
+a temporary directory inside the entry and renamed into place, under a lock of its own
+(`<entry>/.sched.lock`), so readers never see half a build and concurrent builds of one
+kernel run once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ktstr.errors import ConfigError, HostSetupError, KernelError
+from ktstr.vm.kernel import TEMP_PREFIX, Kernel
+from ktstr.vm.sched.cache import (
+    BPFTOOL,
+    EXAMPLE_SCHEDULERS,
+    MANIFEST,
+    read_manifest,
+    sched_dir,
+)
+from ktstr.vm.sched.source import SourceTree, fetch_source
+
+log = logging.getLogger(__name__)
+
+LLVM_VERSION = "19"
+#: Executable -> the Debian package that provides it.
+TOOLS = {f"clang-{LLVM_VERSION}": f"clang-{LLVM_VERSION}",
+         f"llvm-strip-{LLVM_VERSION}": f"llvm-{LLVM_VERSION}",
+         f"ld.lld-{LLVM_VERSION}": f"lld-{LLVM_VERSION}",
+         "make": "make"}
+#: Header under /usr/include -> the Debian package that provides it.
+HEADERS = {"gelf.h": "libelf-dev", "zlib.h": "zlib1g-dev"}
+LOCK_FILE = ".sched.lock"
+SCHED_TEMP_PREFIX = TEMP_PREFIX + "sched-"
+
+FetchSource = Callable[..., SourceTree]  # (kernel, work, *, mirror) -> SourceTree
+RunMake = Callable[[Path, Path, Path], Path]  # (source root, vmlinux, log) -> build dir
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `build_schedulers` left in the cache: `built` is False when it was up to date."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    built: bool
+
+
+def check_toolchain(which: Callable[[str], str | None] | None = None,
+                    include_dir: Path = Path("/usr/include")) -> None:
+    """Raise `HostSetupError` naming the packages to install when a build tool is missing."""
+    which = which or shutil.which
+    missing = {tool: pkg for tool, pkg in TOOLS.items() if which(tool) is None}
+    missing |= {h: pkg for h, pkg in HEADERS.items() if not (include_dir / h).is_file()}
+    if missing:
+        packages = " ".join(dict.fromkeys(missing.values()))
+        raise HostSetupError(f"cannot build sched_ext schedulers: {', '.join(missing)} not "
+                             "found on this host", f"apt-get install -y {packages}")
+
+
+def run_make(src: Path, vmlinux: Path, log_path: Path) -> Path:
+    """Build the example schedulers in `src`; returns `tools/sched_ext/build` (bin/, sbin/)."""
+    argv = ["make", "-C", str(src / "tools/sched_ext"), f"-j{os.cpu_count() or 1}",
+            f"LLVM=-{LLVM_VERSION}", f"VMLINUX_BTF={vmlinux}", *EXAMPLE_SCHEDULERS]
+    log.info("building %s", " ".join(EXAMPLE_SCHEDULERS))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as out:
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise KernelError(f"building the sched_ext schedulers failed (make exit code "
+                          f"{proc.returncode}):\n{tail}\nhint: see {log_path}; a missing tool "
+                          "or header is the usual cause")
+    return src / "tools/sched_ext/build"
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (proc.stdout or proc.stderr).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+def tool_versions(bpftool: Path) -> dict[str, str]:
+    return {"clang": _first_line([f"clang-{LLVM_VERSION}", "--version"]),
+            "make": _first_line(["make", "--version"]),
+            "bpftool": _first_line([str(bpftool), "version"])}
+
+
+@contextlib.contextmanager
+def _sched_lock(entry: Path) -> Iterator[None]:
+    fd = os.open(entry / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another ktstr process building schedulers in %s", entry)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_complete(kernel: Kernel) -> bool:
+    """True when the kernel's sched directory has a manifest and every binary it promises."""
+    manifest, where = read_manifest(kernel), sched_dir(kernel)
+    if manifest is None or where is None:
+        return False
+    names = [*EXAMPLE_SCHEDULERS, BPFTOOL]
+    return all(os.access(where / n, os.X_OK) and (where / n).is_file() for n in names)
+
+
+def _check_kernel(kernel: Kernel) -> tuple[Path, Path]:
+    """The kernel's sched directory and BTF vmlinux, or an error saying why it cannot have one."""
+    where = sched_dir(kernel)
+    if where is None:
+        raise ConfigError(f"kernel {kernel.key} is not a cached kernel, so there is no Debian "
+                          "source package to build its schedulers from; hint: `ktstr kernel "
+                          "fetch`, then `ktstr sched build --kernel VERSION`")
+    if kernel.vmlinux is None:
+        raise KernelError(f"cached kernel {kernel.key} has no BTF vmlinux to build against; "
+                          f"hint: `ktstr kernel clean {kernel.key}` and fetch it again")
+    if not kernel.has_sched_ext:
+        raise KernelError(f"kernel {kernel.key} is built without CONFIG_SCHED_CLASS_EXT, so "
+                          "sched_ext schedulers cannot run on it; hint: `ktstr kernel fetch` "
+                          "(the default picks a kernel with sched_ext)")
+    return where, kernel.vmlinux
+
+
+def build_schedulers(kernel: Kernel, *, force: bool = False, mirror: str | None = None,
+                     fetch: FetchSource = fetch_source, make: RunMake = run_make) -> BuildResult:
+    """Build and cache the example schedulers for `kernel` unless already built (`force`)."""
+    where, vmlinux = _check_kernel(kernel)
+    entry = where.parent
+    with _sched_lock(entry):
+        if not force and is_complete(kernel):
+            return BuildResult(where, read_manifest(kernel) or {}, built=False)
+        check_toolchain()
+        for leftover in entry.glob(SCHED_TEMP_PREFIX + "*"):  # a build that died
+            shutil.rmtree(leftover, ignore_errors=True)
+        started = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=SCHED_TEMP_PREFIX, dir=entry))
+        try:
+            src = fetch(kernel, work, mirror=mirror)
+            out = work / "sched"
+            build = make(src.root, vmlinux, out / "build.log")
+            manifest = _install(build, out, src, kernel, started)
+            if where.exists():
+                os.rename(where, work / "old")
+            os.rename(out, where)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    log.info("built schedulers for %s in %.1f s", kernel.key, manifest["build_seconds"])
+    return BuildResult(where, manifest, built=True)
+
+
+def _install(build: Path, out: Path, src: SourceTree, kernel: Kernel,
+             started: float) -> dict[str, Any]:
+    """Copy the binaries from make's build dir into `out` and write the manifest there."""
+    wanted = {n: build / "bin" / n for n in EXAMPLE_SCHEDULERS}
+    wanted[BPFTOOL] = build / "sbin" / BPFTOOL
+    absent = [str(p) for p in wanted.values() if not p.is_file()]
+    if absent:
+        raise KernelError(f"make succeeded but left no {', '.join(absent)}; hint: see "
+                          f"{out / 'build.log'} (the sched_ext Makefile may have changed)")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, path in wanted.items():
+        shutil.copy2(path, out / name)
+    manifest: dict[str, Any] = {
+        "kernel": kernel.key,
+        "source_package": src.package,
+        "source_version": src.version,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(time.monotonic() - started, 1),
+        "tools": tool_versions(out / BPFTOOL),
+        "schedulers": list(EXAMPLE_SCHEDULERS),
+        "helpers": [BPFTOOL],
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
