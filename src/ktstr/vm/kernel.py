@@ -125,20 +125,27 @@ def kernel_cache_root() -> Path:
 
 
 @contextlib.contextmanager
-def cache_lock(root: Path | None = None) -> Iterator[None]:
-    """Hold the kernel cache's exclusive lock (an flock, released if the process dies)."""
-    root = root or kernel_cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an flock on `path` (released if the process dies); `what` names it in the log."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("waiting for another ktstr process using the kernel cache %s", root)
+            log.info("waiting for another ktstr process using %s", what)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing drops the flock
+
+
+@contextlib.contextmanager
+def cache_lock(root: Path | None = None) -> Iterator[None]:
+    """Hold the kernel cache's exclusive lock."""
+    root = root or kernel_cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root / LOCK_FILE, f"the kernel cache {root}"):
+        yield
 
 
 def load_cached(entry: Path) -> Kernel | None:

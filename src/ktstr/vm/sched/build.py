@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -22,13 +21,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ktstr.errors import ConfigError, HostSetupError, KernelError
-from ktstr.vm.kernel import TEMP_PREFIX, Kernel
+from ktstr.vm.kernel import TEMP_PREFIX, Kernel, exclusive_lock
 from ktstr.vm.sched.cache import (
     BPFTOOL,
     EXAMPLE_SCHEDULERS,
@@ -107,18 +106,8 @@ def tool_versions(bpftool: Path) -> dict[str, str]:
             "bpftool": _first_line([str(bpftool), "version"])}
 
 
-@contextlib.contextmanager
-def _sched_lock(entry: Path) -> Iterator[None]:
-    fd = os.open(entry / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another ktstr process building schedulers in %s", entry)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _sched_lock(entry: Path) -> contextlib.AbstractContextManager[None]:
+    return exclusive_lock(entry / LOCK_FILE, f"the scheduler build in {entry}")
 
 
 def is_complete(kernel: Kernel) -> bool:
