@@ -202,3 +202,18 @@ def test_base_worktype_run_is_not_implemented() -> None:
     loop, _, _, _ = make(after=0)
     with pytest.raises(NotImplementedError):
         work.WorkType().run(loop)
+
+
+def test_a_wait_for_a_partner_is_not_a_gap_and_its_wake_is_a_sample() -> None:
+    loop, clock, cpu, _ = make()
+    loop.begin()
+    clock.t = 1 * MS
+    loop.spin()
+    clock.t += 500 * MS  # blocked on a futex until the partner's turn ends
+    cpu.cpu = 1
+    loop.resume_after_wait(40_000)
+    clock.t += 2 * MS
+    loop.spin()
+    assert loop.max_gap_ns == 2 * MS
+    assert loop.wake_overshoot_ns == [40_000] and loop.wake_count == 1
+    assert loop.cpus == {0, 1}

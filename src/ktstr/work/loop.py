@@ -148,10 +148,18 @@ class WorkLoop:
         before = self._checkpoint()
         stopped = self._stop.wait(secs)
         now = self._clock()
-        if not stopped:
-            self._record_overshoot(now - before - int(secs * 1e9))
-        self._last = now
+        self.resume_after_wait(None if stopped else now - before - int(secs * 1e9), now=now)
+
+    def resume_after_wait(self, wake_ns: int | None = None, *, now: int | None = None) -> None:
+        """Call after a voluntary block (a sleep, a futex or pipe wait for a partner).
+
+        The wait is not a scheduling gap, so the gap clock restarts here; `wake_ns`,
+        when given, is one wake-to-run latency sample (ns) for `wake_latency_us`.
+        """
+        self._last = self._clock() if now is None else now
         self._note_cpu(self._getcpu())
+        if wake_ns is not None:
+            self._record_overshoot(wake_ns)
 
     # -- checkpoints ---------------------------------------------------------------
 

@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import os
 import platform
-import random
 import select
 import tempfile
 import time
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
 from ktstr.work.base import WorkType
-from ktstr.work.loop import MAX_WAKE_SAMPLES, WorkLoop, spin_batch
+from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import PairArena, Seat, pair_key
 from ktstr.work.params import count
 
@@ -90,22 +89,6 @@ def futex_wake(addr: int, waiters: int = 1) -> int:
     return int(rc)
 
 
-def record_wake(loop: WorkLoop, ns: int) -> None:
-    """Add one wake-to-run sample (ns) to the loop's bounded reservoir.
-
-    The same reservoir the loop keeps for its sleeps, so the worker's report
-    turns it into `wake_latency_us` unchanged.
-    """
-    loop.wake_count += 1
-    samples = loop.wake_overshoot_ns
-    if len(samples) < MAX_WAKE_SAMPLES:
-        samples.append(max(0, ns))
-        return
-    slot = random.randrange(loop.wake_count)
-    if slot < MAX_WAKE_SAMPLES:
-        samples[slot] = max(0, ns)
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class FutexPingPong(WorkType):
     """Paired futex wait/wake; `spin_iters` multiply-add steps per turn (>= 0)."""
@@ -147,7 +130,9 @@ class FutexPingPong(WorkType):
                 return False
             woken = futex_wait(addr, seat.partner, WAIT_SLICE_S) == 0
             if woken and word.value == seat.role:
-                record_wake(loop, time.monotonic_ns() - self._arena.stamp(seat))
+                loop.resume_after_wait(time.monotonic_ns() - self._arena.stamp(seat))
+                return loop.running
+        loop.resume_after_wait()  # it was our turn already, or we waited without a wake
         return loop.running
 
 
@@ -225,6 +210,6 @@ class PipeIo(WorkType):
             except BlockingIOError:
                 continue
             if got:
-                record_wake(loop, time.monotonic_ns() - self._arena.stamp(seat))
+                loop.resume_after_wait(time.monotonic_ns() - self._arena.stamp(seat))
                 return True
         return False
