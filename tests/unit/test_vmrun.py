@@ -1,4 +1,5 @@
-from ktstr.runner.vmrun import _kernel_crash_line, default_deadline
+from ktstr.runner.boot import kernel_crash_line as _kernel_crash_line
+from ktstr.runner.vmrun import default_deadline
 from ktstr.testdef import ktstr_test
 
 CONSOLE = """[    0.958841] smp: Brought up 1 node, 4 CPUs

@@ -8,6 +8,7 @@ console is this terminal and the shell's exit code is returned.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import tempfile
@@ -17,11 +18,11 @@ from pathlib import Path
 
 from ktstr.errors import GuestLostError, KtstrError
 from ktstr.guest.protocol import ShellRequest
+from ktstr.runner.boot import boot
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.kernel import resolve_kernel
-from ktstr.vm.machine import Machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,9 @@ def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | Non
     spec = vm_spec(kernel, topology, memory_mb, accel, console_stdio=interactive,
                    append=("quiet",) if interactive else ())
     with tempfile.TemporaryDirectory(prefix="ktstr-shell-") as tmp:
-        machine = Machine(spec, Path(tmp))
-        with machine:
-            hello = machine.recv(BOOT_BUDGET_S[accel])
-            if hello is None or hello.get("type") != "hello":
-                raise GuestLostError(f"the guest never came up: {machine.console_tail()}")
+        machine = boot(spec, Path(tmp), BOOT_BUDGET_S[accel]).machine
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(machine.kill)  # a no-op after a clean shutdown
             req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
                                wall_time=time.time(),
                                seed=random.SystemRandom().getrandbits(63))
@@ -59,6 +58,7 @@ def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | Non
                     raise GuestLostError("the guest died: " + machine.console_tail())
                 if msg["type"] == "result":
                     break
+            machine.shutdown()
     if "exit_code" not in msg:
         raise KtstrError(str(msg.get("error", "the guest could not run the command")))
     return ShellResult(int(msg["exit_code"]), str(msg.get("stdout", "")),

@@ -20,6 +20,7 @@ from typing import Any
 
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
+from ktstr.runner.boot import BootFailed, boot
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -127,77 +128,34 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
                   append=append, **options)
 
 
-#: Boots tried when the guest kernel crashes before the agent's hello. qemu 7.2's
-#: multi-threaded TCG has a cross-modifying-code race (fixed in qemu 8.1): now and
-#: then a kernel patching its text at boot takes an "Oops: int3" (1 boot in ~40
-#: here). Such a crash says nothing about the test, so the boot is retried once and
-#: the failed attempt's console is kept beside the run's.
-BOOT_ATTEMPTS = 2
-
-_KERNEL_CRASH_MARKERS = ("Kernel panic", "Oops:", "BUG:")
-
-
-class _BootCrash(Exception):
-    """The guest kernel died before the agent said hello."""
-
-
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
                   workdir: Path, res: RunResult) -> None:
     spec = vm_spec(kernel, test.topology, test.memory_mb, accel)
-    for attempt in range(1, BOOT_ATTEMPTS + 1):
-        res.boot_attempts = attempt
-        deadline = time.monotonic() + default_deadline(test, accel)
-        machine = Machine(spec, workdir)
-        res.console_log = str(machine.console_log)
-        boot_started = time.monotonic()
-        try:
-            with machine:
-                _converse(machine, test, where, accel, res, boot_started, deadline)
-            return
-        except _BootCrash as crash:
-            kept = workdir / f"console-boot{attempt}.log"
-            machine.console_log.replace(kept)
-            res.boot_crashes.append(f"{crash} (console: {kept})")
-            log.warning("%s: guest kernel crashed during boot %d/%d: %s", where.test_id,
-                        attempt, BOOT_ATTEMPTS, crash)
-            res.console_log = str(kept)
-            res.outcome, res.error = CRASHED, f"the guest kernel crashed during boot: {crash}"
-        except KtstrError as e:
-            res.outcome, res.error = Outcome.ERROR, str(e)
-            return
-        finally:
-            res.console_tail = machine.console_tail() or _tail(Path(res.console_log))
-
-
-def _tail(path: Path, lines: int = 40) -> str:
+    deadline = time.monotonic() + default_deadline(test, accel)
+    res.console_log = str(workdir / "console.log")
     try:
-        return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _kernel_crash_line(console: str) -> str | None:
-    for line in console.splitlines():
-        if any(marker in line for marker in _KERNEL_CRASH_MARKERS):
-            return line.strip()
-    return None
+        booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)))
+    except BootFailed as e:
+        res.outcome, res.error = CRASHED, e.message
+        res.boot_attempts, res.boot_crashes, res.console_tail = e.attempts, e.crashes, \
+            e.console_tail
+        return
+    machine = booted.machine
+    res.boot_attempts, res.boot_crashes = booted.attempts, booted.crashes
+    res.boot_s = booted.boot_s
+    res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
+    try:
+        _converse(machine, test, where, accel, res, deadline)
+        machine.shutdown()
+    except KtstrError as e:
+        res.outcome, res.error = Outcome.ERROR, str(e)
+    finally:
+        machine.kill()  # a no-op once it has shut down
+        res.console_tail = machine.console_tail()
 
 
 def _converse(machine: Machine, test: KtstrTest, where: TestLocation, accel: str,
-              res: RunResult, boot_started: float, deadline: float) -> None:
-    boot_deadline = min(deadline, boot_started + BOOT_BUDGET_S[accel])
-    hello = machine.recv(boot_deadline - time.monotonic())
-    if hello is None or hello.get("type") != "hello":
-        machine.kill()
-        crash = _kernel_crash_line(_tail(machine.console_log, 400))
-        if crash is not None:
-            raise _BootCrash(crash)
-        _lost(machine, res, "the guest agent never said hello "
-              f"(boot budget {boot_deadline - boot_started:.0f}s)" if hello is None
-              else "the guest died during boot")
-        return
-    res.boot_s = time.monotonic() - boot_started
-    res.guest_uptime_at_hello_s = float(hello.get("uptime_s", 0.0))
+              res: RunResult, deadline: float) -> None:
     req = TestRequest(module_file=where.module_file, module_name=where.module_name,
                       qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
                       topology=str(test.topology), accel=accel,
@@ -206,8 +164,8 @@ def _converse(machine: Machine, test: KtstrTest, where: TestLocation, accel: str
     while True:
         msg = machine.recv(deadline - time.monotonic())
         if msg is None:
-            _lost(machine, res, f"no result within the run's deadline of "
-                  f"{deadline - boot_started:.0f}s (timeout_s)", outcome=TIMEOUT)
+            _lost(machine, res, "no result within the run's deadline of "
+                  f"{default_deadline(test, accel):.0f}s (timeout_s)", outcome=TIMEOUT)
             return
         kind = msg.get("type")
         if kind == "topology":
