@@ -38,3 +38,26 @@ def futex_ping_pong_records_wake_latency(ctx: Ctx) -> AssertResult:
         assert lat.count > 0 and lat.p50 <= lat.p99 <= lat.max, lat
         assert r.voluntary_csw > 0
     return result
+
+
+@ktstr_test(llcs=2, cores=2, threads=1, duration_s=3)
+def ops_swap_move_capture(ctx: Ctx) -> AssertResult:
+    caps: dict[str, list[int]] = {}
+    result = execute_steps(ctx, [
+        Step(ops=(Op.add_cgroup("a"), Op.add_cgroup("b"),
+                  Op.set_cpuset("a", CpusetSpec.llc(0)), Op.set_cpuset("b", CpusetSpec.llc(1)),
+                  Op.spawn("a", work.SpinWait(), 2), Op.spawn("b", work.SpinWait(), 1),
+                  Op.capture_cgroup_procs("a_before", "a")), hold=HoldSpec.fixed(1.0)),
+        Step(ops=(Op.swap_cpusets("a", "b"),), hold=HoldSpec.fixed(1.0)),
+        Step(ops=(Op.move_all_tasks("a", "b"), Op.capture_cgroup_procs("a_after", "a"),
+                  Op.capture_cgroup_procs("b_after", "b")), hold=HoldSpec.fixed(0.2)),
+    ], captures=caps)
+    a_pids = set(caps["a_before"])
+    assert len(a_pids) == 2, caps
+    assert caps["a_after"] == [], caps  # moved out: the kernel lists nobody left in a
+    assert a_pids <= set(caps["b_after"]), caps
+    # a's workers ran on LLC 0 and, after the swap, on LLC 1: the cpusets really moved.
+    for r in result.reports:
+        if r.tid in a_pids:
+            assert r.cpus_used & {0, 1} and r.cpus_used & {2, 3}, (r.tid, r.cpus_used)
+    return result
