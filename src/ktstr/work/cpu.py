@@ -63,8 +63,9 @@ class Bursty(WorkType):
 
     def __init__(self, burst: float | timedelta = BURSTY_BURST_S,
                  sleep: float | timedelta = BURSTY_SLEEP_S) -> None:
-        object.__setattr__(self, "burst", seconds(burst, "Bursty burst"))
-        object.__setattr__(self, "sleep", seconds(sleep, "Bursty sleep"))
+        kind = type(self).__name__  # IdleChurn is a Bursty with shorter defaults
+        object.__setattr__(self, "burst", seconds(burst, f"{kind} burst"))
+        object.__setattr__(self, "sleep", seconds(sleep, f"{kind} sleep"))
 
     def run(self, loop: WorkLoop) -> None:
         while loop.running:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import SystemError_
-from ktstr.work.base import WorkType, seconds
+from ktstr.work.base import WorkType
+from ktstr.work.cpu import Bursty
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.params import count
 
@@ -89,22 +90,16 @@ class AffinityChurn(WorkType):
 
 
 @dataclass(frozen=True, slots=True, init=False)
-class IdleChurn(WorkType):
-    """Spin `burst` seconds, then sleep `sleep` seconds, repeat (short of both)."""
+class IdleChurn(Bursty):
+    """Spin `burst` seconds, then sleep `sleep` seconds, repeat (short of both).
 
-    burst: float
-    sleep: float
+    Bursty's loop with defaults short enough that the CPU goes idle and wakes
+    again hundreds of times a second.
+    """
 
     def __init__(self, burst: float | timedelta = IDLE_CHURN_BURST_S,
                  sleep: float | timedelta = IDLE_CHURN_SLEEP_S) -> None:
-        object.__setattr__(self, "burst", seconds(burst, "IdleChurn burst"))
-        object.__setattr__(self, "sleep", seconds(sleep, "IdleChurn sleep"))
-
-    def run(self, loop: WorkLoop) -> None:
-        while loop.running:
-            loop.spin_for(self.burst)
-            loop.sleep_for(self.sleep)
-            loop.iterations += 1
+        Bursty.__init__(self, burst, sleep)  # not super(): slots=True rebuilds the class
 
 
 @dataclass(frozen=True, slots=True)
