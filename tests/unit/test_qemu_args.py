@@ -67,7 +67,7 @@ def test_firmware_rom_is_passed_only_when_given():
 
 def test_console_goes_to_a_file_or_to_the_terminal(tmp_path):
     argv = QemuArgs(Path("qemu")).console(tmp_path / "c,1.log").argv()
-    assert _opt(argv, "-chardev") == [f"file,id=console,path={tmp_path}/c,,1.log"]
+    assert _opt(argv, "-chardev") == [f"file,id=console,path={tmp_path}/c,,1.log,append=on"]
     assert _opt(argv, "-serial") == ["chardev:console"]
     argv = QemuArgs(Path("qemu")).console_stdio().argv()
     assert _opt(argv, "-chardev") == ["stdio,id=console,signal=off"]

@@ -48,21 +48,39 @@ def run_agent() -> int:
     go = port.recv()
     if go.get("type") != "go":
         raise RuntimeError(f"expected a go message, got {go!r}")
-    if "shell" in go:
-        shell = ShellRequest.from_dict(go["shell"])
-        init.set_wall_clock(shell.wall_time)
-        random.seed(shell.seed)
-        problems = check_topology(port, Topology.parse(shell.topology))
-        result = ({"outcome": Outcome.ERROR, "error": "; ".join(problems)} if problems
-                  else run_shell(shell))
+    request: ShellRequest | TestRequest = (ShellRequest.from_dict(go["shell"]) if "shell" in go
+                                           else TestRequest.from_dict(go["test"]))
+    try:
+        take_orders(request.wall_time, request.seed)
+    except OSError as e:
+        result: dict[str, Any] = {"outcome": Outcome.ERROR,
+                                  "error": f"cannot prepare the guest for the run: {e}"}
     else:
-        req = TestRequest.from_dict(go["test"])
-        init.set_wall_clock(req.wall_time)
-        random.seed(req.seed)
-        result = run_request(port, req)
+        result = serve(port, request)
     port.send({"type": "result", **result})
     port.send({"type": "bye", "uptime_s": uptime()})
     return 0
+
+
+def serve(port: GuestPort, request: ShellRequest | TestRequest) -> dict[str, Any]:
+    if isinstance(request, ShellRequest):
+        problems = check_topology(port, Topology.parse(request.topology))
+        return ({"outcome": Outcome.ERROR, "error": "; ".join(problems)} if problems
+                else run_shell(request))
+    return run_request(port, request)
+
+
+def take_orders(wall_time: float, seed: int) -> None:
+    """Make this guest the run's own, whether it booted or was restored from a snapshot.
+
+    A restored guest wakes with the clock and the RNG state of the moment it was
+    saved, and without the host root (see ktstr.vm.snapshot): all three are set
+    here, from what the host sent with the orders.
+    """
+    init.set_wall_clock(wall_time)
+    random.seed(seed)
+    init.reseed_kernel_rng(seed.to_bytes(8, "little") + os.urandom(8))
+    init.enter_host_root()
 
 
 def check_topology(port: GuestPort, want: Topology) -> list[str]:

@@ -1,16 +1,23 @@
-"""PID 1 duties of the guest: the mount table, reaping orphans, powering off.
+"""PID 1 duties of the guest: the mount table, the host root, power-off, the clock.
 
-The guest's / is the host's root (read-only 9p under a tmpfs overlay), so
-only the kernel's own filesystems are mounted here. /tmp is deliberately not
-replaced: tests and pytest's tmp_path live there on the host, and the overlay
-already makes it writable.
+The agent starts from the initramfs (see ktstr.vm.initramfs). Once it has its
+orders, `enter_host_root` makes the host's root (read-only 9p under a tmpfs
+overlay) its `/`, with the kernel's file systems bound into it: every host
+path is then visible at the same path and writable in the guest, while nothing
+on the host is ever written. /tmp is deliberately not replaced: tests and
+pytest's tmp_path live there on the host, and the overlay already makes it
+writable.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import importlib
 import os
 from pathlib import Path
+
+from ktstr.guest.protocol import ROOT_TAG
 
 # The interpreter's own symbols include libc's. Not ctypes.util.find_library: it runs
 # `ldconfig -p` in a subprocess, seconds of PID 1's start-up under emulation.
@@ -30,13 +37,17 @@ MOUNTS: tuple[tuple[str, str, str, str], ...] = (
     ("bpffs", "/sys/fs/bpf", "bpf", ""),
 )
 
+NEW_ROOT = "/mnt/root"
+
 RB_POWER_OFF = 0x4321FEDC
+MS_BIND, MS_REC = 0x1000, 0x4000
+RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07)
 
 
-def mount(source: str, target: str, fstype: str, data: str = "") -> None:
+def mount(source: str, target: str, fstype: str, data: str = "", flags: int = 0) -> None:
     Path(target).mkdir(parents=True, exist_ok=True)
-    if _libc.mount(source.encode(), target.encode(), fstype.encode(), 0,
-                   data.encode() or None) != 0:
+    if _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                   flags, data.encode() or None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount -t {fstype} {source} {target}: {os.strerror(err)}")
 
@@ -44,6 +55,44 @@ def mount(source: str, target: str, fstype: str, data: str = "") -> None:
 def mount_all() -> None:
     for source, target, fstype, data in MOUNTS:
         mount(source, target, fstype, data)
+
+
+def enter_host_root() -> None:
+    """Make the host's root, read-only under a tmpfs overlay, this process's `/`.
+
+    Done after the agent's hello, never before: qemu refuses to migrate (save a
+    snapshot of) a guest with the 9p export mounted. The kernel's file systems
+    are bound in whole (/sys with its cgroup2, debugfs...), so they stay visible
+    from the initramfs root too, where PID 1 keeps running.
+    """
+    mount(ROOT_TAG, "/mnt/lower", "9p",
+          "trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000")
+    mount("overlay-rw", "/mnt/rw", "tmpfs", "mode=0755")
+    for d in ("/mnt/rw/upper", "/mnt/rw/work"):
+        os.mkdir(d)
+    mount("overlay", NEW_ROOT, "overlay",
+          "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work")
+    for top in ("/proc", "/sys", "/dev", "/run"):
+        mount(top, NEW_ROOT + top, "", flags=MS_BIND | MS_REC)
+    os.chroot(NEW_ROOT)
+    os.chdir("/")
+    # The import system cached the initramfs's directory listings (which hold only
+    # what the agent imported), under the host's mtimes: forget them.
+    importlib.invalidate_caches()
+
+
+def reseed_kernel_rng(seed: bytes) -> None:
+    """Mix `seed` into the kernel's pool and reseed its CRNG now.
+
+    Every guest restored from one snapshot starts with the same RNG state; a
+    write alone would only be folded in at the next scheduled reseed.
+    """
+    fd = os.open("/dev/urandom", os.O_WRONLY)
+    try:
+        os.write(fd, seed)
+        fcntl.ioctl(fd, RNDRESEEDCRNG)
+    finally:
+        os.close(fd)
 
 
 def kmsg(text: str) -> None:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PORT_NAME = "ktstr.result"
+#: The 9p mount tag of the host root (QemuArgs.host_root; mounted by the guest agent).
+ROOT_TAG = "hostroot"
 
 
 class Outcome:

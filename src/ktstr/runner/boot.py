@@ -1,4 +1,10 @@
-"""Boot a VM until its guest agent says hello, retrying a boot the emulator broke.
+"""Bring up a VM whose guest agent has taken its orders: restored or booted.
+
+With snapshots on, a guest saved at the agent's hello (ktstr.vm.snapshot) is
+restored and given its orders; a restore that fails in any way before the
+agent answers (qemu cannot load the file, the guest dies or stays silent) is
+discarded with a warning and the run boots cold instead, saving a fresh
+snapshot on the way. A cold boot saves one whenever none exists.
 
 qemu 7.2's multi-threaded TCG has a cross-modifying-code race (fixed in qemu
 8.1): now and then the guest kernel, patching its own text while other vCPUs
@@ -10,20 +16,29 @@ caller that boots (a test run, `ktstr shell`) goes through here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ktstr.errors import GuestLostError
-from ktstr.vm.machine import Machine, VmSpec
+from ktstr.errors import GuestLostError, VmLaunchError
+from ktstr.vm.machine import Machine, VmSpec, machine_identity
+from ktstr.vm.qemu import QemuBinary
+from ktstr.vm.snapshot import Snapshot, save, snapshot_key, snapshots_root
 
 log = logging.getLogger(__name__)
 
 BOOT_ATTEMPTS = 4
+#: A restored guest loads in well under a second and answers its orders within seconds;
+#: these bound how long a broken snapshot can cost before the cold boot replaces it.
+RESTORE_LOAD_S = 30.0
+RESTORE_ANSWER_S = 60.0
 
 _KERNEL_CRASH_MARKERS = ("Kernel panic", "Oops:", "BUG:")
+_INIT_DIED = "Attempted to kill init"
 
 
 class BootFailed(GuestLostError):
@@ -41,18 +56,92 @@ class BootFailed(GuestLostError):
         return f"{self.message}\n{self.console_tail}" if self.console_tail else self.message
 
 
+Orders = Callable[[], dict[str, Any]]
+
+
+class RestoreFailed(Exception):
+    pass
+
+
 @dataclass
 class Booted:
-    """A launched machine whose agent said hello; the caller shuts it down."""
+    """A running machine whose agent has its orders; the caller reads its answers
+    (the first one already waits in `machine.recv`) and shuts it down."""
 
     machine: Machine
-    hello: dict[str, Any]
-    boot_s: float  # qemu start -> hello, host wall clock, of the attempt that worked
+    hello: dict[str, Any]  # of the boot, or of the boot that was saved and restored
+    boot_s: float  # qemu start -> ready for orders, host wall clock, of the attempt that worked
     attempts: int
     crashes: list[str] = field(default_factory=list)  # one line per crashed attempt
+    mode: str = "cold"  # or "restored"
+    snapshot: str = ""  # the key of the snapshot restored or saved
+    save_s: float = 0.0  # how long saving the snapshot stopped the guest
+    fallback: str = ""  # why a snapshot could not be restored, when one was tried
 
 
-def boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
+def boot(spec: VmSpec, workdir: Path, budget_s: float, go: Orders, *,
+         snapshots: bool) -> Booted:
+    """A machine running `spec` that has received the message `go()` makes at the moment
+    it is sent (its wall time is the guest's): restored from a snapshot when `snapshots`
+    and one exists, else booted within `budget_s` (BootFailed if not)."""
+    snap = snapshot_for(spec) if snapshots else None
+    fallback = ""
+    if snap is not None and snap.exists():
+        try:
+            return _restore(spec, workdir, snap, go, min(budget_s, RESTORE_ANSWER_S))
+        except RestoreFailed as e:
+            fallback = str(e)
+            snap.discard(fallback)
+    booted = _cold_boot(spec, workdir, budget_s)
+    booted.fallback = fallback
+    if snap is not None and not snap.exists():
+        meta = {"hello": booted.hello, "topology": str(spec.topology),
+                "memory_mb": spec.memory_mb, "accel": spec.accel, "image": str(spec.image),
+                "append": list(spec.append), "qemu": QemuBinary.find().version}
+        saved = save(booted.machine, snap, meta)
+        if saved is not None:
+            booted.snapshot, booted.save_s = snap.key, saved
+            log.info("saved snapshot %s in %.1fs", snap.key, saved)
+    booted.machine.send(go())
+    return booted
+
+
+def snapshot_for(spec: VmSpec) -> Snapshot:
+    return Snapshot(snapshot_key(machine_identity(spec), QemuBinary.find().version,
+                                 [spec.image, spec.initrd]), snapshots_root())
+
+
+def _restore(spec: VmSpec, workdir: Path, snap: Snapshot, go: Orders,
+             answer_s: float) -> Booted:
+    """Restore `snap`, give it `go`, and see it answer; RestoreFailed otherwise."""
+    machine = Machine(spec, workdir, restore=snap)
+    started = time.monotonic()
+    try:
+        machine.launch()
+        machine.wait_restored(RESTORE_LOAD_S)
+        ready = time.monotonic() - started
+        machine.send(go())
+        first = machine.recv(answer_s)
+    except VmLaunchError as e:
+        machine.kill()
+        raise RestoreFailed(f"qemu could not restore it: {e.message}") from e
+    except BaseException:
+        machine.kill()
+        raise
+    if first is None or first.get("type") != "topology":
+        machine.kill()
+        why = ("silent" if first is None else "dead" if first.get("type") == "eof"
+               else f"answering {first.get('type')!r}")
+        kept = workdir / "console-restore.log"
+        with contextlib.suppress(OSError):
+            machine.console_log.replace(kept)
+        raise RestoreFailed(f"the restored guest was {why} after its orders (console: {kept})")
+    machine.unread(first)
+    return Booted(machine, snap.meta().get("hello", {}), ready, 1, mode="restored",
+                  snapshot=snap.key)
+
+
+def _cold_boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
     """Launch, wait `budget_s` for hello; BootFailed if none came."""
     crashes: list[str] = []
     for attempt in range(1, BOOT_ATTEMPTS + 1):
@@ -68,7 +157,7 @@ def boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
             return Booted(machine, hello, time.monotonic() - started, attempt, crashes)
         machine.kill()
         crash = kernel_crash_line(tail(machine.console_log, 400))
-        if crash is None:
+        if crash is None or _INIT_DIED in crash:  # our init failing is no emulator flake
             why = (f"the guest agent never said hello (boot budget {budget_s:.0f}s)"
                    if hello is None else "the guest died during boot")
             raise BootFailed(f"{why}; qemu exit code {machine.exit_code}", attempt, crashes,

@@ -13,7 +13,7 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.errors import GuestLostError, KtstrError
@@ -23,6 +23,7 @@ from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.kernel import resolve_kernel
+from ktstr.vm.snapshot import cold_forced
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +34,24 @@ class ShellResult:
 
 
 def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | None,
-              memory_mb: int = 2048, timeout_s: float | None = None) -> ShellResult:
-    """Boot, run `command` (None: an interactive shell on this terminal), power off."""
+              memory_mb: int = 2048, timeout_s: float | None = None,
+              cold: bool = False) -> ShellResult:
+    """Boot (or restore: see ktstr.vm.snapshot; never for an interactive shell, whose
+    console is this terminal), run `command` (None: an interactive shell), power off."""
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     interactive = command is None
     spec = vm_spec(kernel, topology, memory_mb, accel, console_stdio=interactive,
                    append=("quiet",) if interactive else ())
     with tempfile.TemporaryDirectory(prefix="ktstr-shell-") as tmp:
-        machine = boot(spec, Path(tmp), BOOT_BUDGET_S[accel]).machine
+        req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
+                           seed=random.SystemRandom().getrandbits(63))
+        machine = boot(spec, Path(tmp), BOOT_BUDGET_S[accel],
+                       lambda: {"type": "go",
+                                "shell": replace(req, wall_time=time.time()).to_dict()},
+                       snapshots=not (interactive or cold or cold_forced())).machine
         with contextlib.ExitStack() as cleanup:
             cleanup.callback(machine.kill)  # a no-op after a clean shutdown
-            req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
-                               wall_time=time.time(),
-                               seed=random.SystemRandom().getrandbits(63))
-            machine.send({"type": "go", "shell": req.to_dict()})
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while True:
                 left = 3600.0 if deadline is None else deadline - time.monotonic()

@@ -14,7 +14,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
 from ktstr.vm.qemu import qboot_rom
+from ktstr.vm.snapshot import cold_forced
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ class RunResult:
     profile: str = ""
     topology_seen: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
-    boot_s: float = 0.0  # qemu start -> agent hello, host wall clock
+    boot_s: float = 0.0  # qemu start -> ready for the test (hello, or restored), host wall clock
+    boot_mode: str = ""  # "cold" or "restored" (from a snapshot)
+    snapshot: str = ""  # key of the snapshot restored or saved by this run
+    snapshot_save_s: float = 0.0  # the guest stood still this long while it was saved
+    restore_fallback: str = ""  # why a snapshot failed to restore (the run then booted cold)
     guest_uptime_at_hello_s: float = 0.0
     body_s: float = 0.0
     boot_attempts: int = 0
@@ -99,7 +104,9 @@ def check_runnable(test: KtstrTest) -> None:
 
 
 def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
-              run_dir: Path) -> RunResult:
+              run_dir: Path, cold: bool = False) -> RunResult:
+    """Run `test` in a VM; `cold` (or KTSTR_COLD=1) boots it instead of restoring a
+    snapshot, and saves none."""
     check_runnable(test)
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
@@ -108,7 +115,8 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
                     kernel=kernel.key, accel=accel, scheduler=test.scheduler.name)
     workdir = run_dir / safe_name(where.test_id)
     try:
-        _boot_and_run(test, where, kernel, accel, workdir, res)
+        _boot_and_run(test, where, kernel, accel, workdir, res,
+                      snapshots=not (cold or cold_forced()))
     finally:
         res.wall_s = time.monotonic() - started
         res.sidecar = str(run_dir / f"{safe_name(where.test_id)}.json")
@@ -129,12 +137,18 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
 
 
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
-                  workdir: Path, res: RunResult) -> None:
+                  workdir: Path, res: RunResult, *, snapshots: bool) -> None:
     spec = vm_spec(kernel, test.topology, test.memory_mb, accel)
     deadline = time.monotonic() + default_deadline(test, accel)
     res.console_log = str(workdir / "console.log")
+    req = TestRequest(module_file=where.module_file, module_name=where.module_name,
+                      qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
+                      topology=str(test.topology), accel=accel,
+                      seed=random.SystemRandom().getrandbits(63))
     try:
-        booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)))
+        booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)),
+                      lambda: {"type": "go", "test": replace(req, wall_time=time.time()).to_dict()},
+                      snapshots=snapshots)
     except BootFailed as e:
         res.outcome, res.error = CRASHED, e.message
         res.boot_attempts, res.boot_crashes, res.console_tail = e.attempts, e.crashes, \
@@ -142,10 +156,11 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
         return
     machine = booted.machine
     res.boot_attempts, res.boot_crashes = booted.attempts, booted.crashes
-    res.boot_s = booted.boot_s
+    res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
+    res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
     try:
-        _converse(machine, test, where, accel, res, deadline)
+        _converse(machine, test, accel, res, deadline + booted.save_s)
         machine.shutdown()
     except KtstrError as e:
         res.outcome, res.error = Outcome.ERROR, str(e)
@@ -154,13 +169,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
         res.console_tail = machine.console_tail()
 
 
-def _converse(machine: Machine, test: KtstrTest, where: TestLocation, accel: str,
-              res: RunResult, deadline: float) -> None:
-    req = TestRequest(module_file=where.module_file, module_name=where.module_name,
-                      qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
-                      topology=str(test.topology), accel=accel,
-                      seed=random.SystemRandom().getrandbits(63), wall_time=time.time())
-    machine.send({"type": "go", "test": req.to_dict()})
+def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
+              deadline: float) -> None:
     while True:
         msg = machine.recv(deadline - time.monotonic())
         if msg is None:

@@ -1,11 +1,12 @@
-"""The initramfs: busybox, the modules for a 9p root, and a small /init.
+"""The initramfs: busybox, the 9p/overlay modules, the agent's Python, and /init.
 
-/init loads the 9p and overlay modules, mounts the host's / read-only over
-9p with a tmpfs overlay on top (so every host path is visible at the same
-path and writable in the guest, while nothing on the host is ever written),
-and switch_roots into the host's Python running the guest agent. The image
-is cached by the hash of everything in it, so it is built once per kernel's
-module set.
+/init loads the modules and execs the host's Python as PID 1, straight from
+the initramfs: the interpreter and every module the agent imports are in it
+at their real paths (see ktstr.vm.pyroot), so start-up reads RAM, not 9p.
+The host root is mounted only once the agent has its orders
+(`ktstr.guest.init.enter_host_root`): a mounted 9p export blocks migration,
+and the guest must be savable while it waits (see ktstr.vm.snapshot). The
+image is cached by the hash of everything in it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from ktstr.errors import HostSetupError
 from ktstr.vm.cpio import CpioWriter
 from ktstr.vm.pyroot import TreeEntry
 
-#: The 9p mount tag the VM layer gives the host root (see QemuArgs.host_root).
-ROOT_TAG = "hostroot"
+#: busybox and its applets live apart from the mirrored host tree, whose /bin or /lib
+#: may be symlinks (Debian's merged /usr) that a directory of ours must not collide with.
+TOOLS = "ktstr"
 
-INIT_SCRIPT = f"""#!/bin/busybox sh
-# ktstr /init: modules, host root over 9p under a tmpfs overlay, then the agent.
-/bin/busybox --install -s /bin
-export PATH=/bin
+INIT_SCRIPT = f"""#!/{TOOLS}/busybox sh
+# ktstr /init: modules, then the agent's Python as PID 1, from RAM.
+/{TOOLS}/busybox mkdir -p /{TOOLS}/bin
+/{TOOLS}/busybox --install -s /{TOOLS}/bin
+export PATH=/{TOOLS}/bin
 mount -t proc proc /proc
-mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() {{
     echo "ktstr-init: $*" > /dev/kmsg
@@ -40,19 +42,12 @@ for x in $(cat /proc/cmdline); do
     case "$x" in ktstr.python=*) PY="${{x#ktstr.python=}}";; esac
 done
 [ -n "$PY" ] || fail "no ktstr.python= on the kernel command line"
-mkdir -p /mnt/lower /mnt/rw /mnt/root
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 \\
-    {ROOT_TAG} /mnt/lower || fail "cannot mount the host root over 9p"
-mount -t tmpfs -o mode=0755 overlay-rw /mnt/rw
-mkdir -p /mnt/rw/upper /mnt/rw/work
-# The agent's interpreter and imports, at their host paths, served from RAM.
-[ -d /pyroot ] && cp -a /pyroot/. /mnt/rw/upper/
-mount -t overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work \\
-    overlay /mnt/root || fail "cannot mount the overlay root"
-umount /proc /sys /dev
+umount /proc /dev
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-exec switch_root /mnt/root "$PY" -m ktstr.guest
+# UTF-8 mode: the C locale would send Python looking for an ascii codec that the
+# tree does not carry (only what the agent imports on the host is in it).
+export HOME=/root LANG=C.UTF-8 PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+exec "$PY" -m ktstr.guest
 """
 
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
@@ -78,8 +73,8 @@ def _is_static(path: Path) -> bool:
 
 def build_initramfs(modules: list[Path], cache_dir: Path,
                     tree: tuple[TreeEntry, ...] = ()) -> Path:
-    """The initramfs holding busybox, `modules` (in load order), /init and, under
-    /pyroot, `tree` (see ktstr.vm.pyroot); cached under a hash of all of it."""
+    """The initramfs holding busybox, `modules` (in load order), /init and `tree`
+    at its real paths (see ktstr.vm.pyroot); cached under a hash of all of it."""
     busybox = find_busybox().read_bytes()
     blobs = [(m.name, m.read_bytes()) for m in modules]
     h = hashlib.sha256(INIT_SCRIPT.encode())
@@ -95,9 +90,9 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         cpio = CpioWriter(f)
-        for d in ("bin", "proc", "sys", "dev", "mnt", "modules"):
+        for d in (TOOLS, "proc", "sys", "dev", "mnt", "modules"):
             cpio.mkdir(d)
-        cpio.file("bin/busybox", busybox, 0o755)
+        cpio.file(f"{TOOLS}/busybox", busybox, 0o755)
         cpio.file("init", INIT_SCRIPT.encode(), 0o755)
         for name, data in blobs:
             cpio.file(f"modules/{name}", data)
@@ -109,11 +104,8 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
 
 
 def _write_tree(cpio: CpioWriter, tree: tuple[TreeEntry, ...]) -> None:
-    if not tree:
-        return
-    cpio.directory("pyroot", 0o755)
     for e in tree:  # sorted by path: a directory comes before what it holds
-        where = f"pyroot{e.path}"
+        where = e.path.lstrip("/")
         if e.kind == "dir":
             cpio.directory(where, e.mode, e.mtime)
         elif e.kind == "link":

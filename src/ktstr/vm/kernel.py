@@ -125,16 +125,23 @@ def kernel_cache_root() -> Path:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, what: str) -> Iterator[None]:
-    """Hold an flock on `path` (released if the process dies); `what` names it in the log."""
+def exclusive_lock(path: Path, what: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an flock on `path` (released if the process dies); `what` names it in the log.
+
+    Yields whether the lock is held: always True when `wait`; without `wait`, False
+    at once if another process holds it.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             log.info("waiting for another ktstr process using %s", what)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield True
     finally:
         os.close(fd)  # closing drops the flock
 
@@ -218,11 +225,11 @@ def clean_kernels(keys: Sequence[str] | None = None) -> list[str]:
         if keys is None:
             doomed += [p for p in root.iterdir() if p.is_dir() and p.name.startswith(".")]
         for path in doomed:
-            _remove_tree(path)
+            remove_tree(path)
     return removed
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove a directory so that it vanishes at once (rename), then delete it."""
     trash = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=path.parent))
     os.rename(path, trash / "x")

@@ -32,10 +32,10 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from ktstr.errors import VmLaunchError
-from ktstr.guest.protocol import PORT_NAME, decode, encode
+from ktstr.guest.protocol import PORT_NAME, ROOT_TAG, decode, encode
 from ktstr.topology import Topology
-from ktstr.vm.initramfs import ROOT_TAG
 from ktstr.vm.qemu import QemuArgs, QemuBinary
+from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,49 @@ class VmSpec:
     extra_args: tuple[str, ...] = field(default=())
 
 
+def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str,
+              console_log: Path) -> tuple[QemuArgs, list[Path]]:
+    """The command line booting `spec`, and the guest-RAM files it names."""
+    q = QemuArgs(QemuBinary.find().path).base().machine(spec.accel).firmware(spec.firmware)
+    mem_files = q.topology(spec.topology, spec.memory_mb, spec.mem_dir, run_id)
+    q.kernel(spec.image, spec.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *spec.append])
+    if spec.console_stdio:
+        q.console_stdio()
+    else:
+        q.console(console_log)
+    q.result_port(sock_dir / "result", PORT_NAME)
+    q.host_root(ROOT_TAG)
+    q.qmp(sock_dir / "qmp")
+    q.add(*spec.extra_args)
+    return q, mem_files
+
+
+def machine_identity(spec: VmSpec) -> list[str]:
+    """`spec`'s command line with a run's own paths replaced by fixed ones: machines of
+    equal identity can restore each other's snapshots (ktstr.vm.snapshot)."""
+    return qemu_args(spec, Path("/run"), "run", Path("/console"))[0].argv()
+
+
 class Machine:
-    def __init__(self, spec: VmSpec, workdir: Path) -> None:
+    def __init__(self, spec: VmSpec, workdir: Path, *, restore: Snapshot | None = None) -> None:
+        """`restore`: a saved guest to start from instead of booting; the machine
+        then stays paused until `wait_restored`."""
         self.spec = spec
         self.workdir = workdir
+        self.restore = restore
         self.run_id = uuid.uuid4().hex[:12]
         self.console_log = workdir / "console.log"
         self.qemu_log = workdir / "qemu.log"
         # Unix socket paths are limited to 108 bytes; a run directory may be deeper.
         self._sock_dir = Path(tempfile.mkdtemp(prefix=f"ktstr-{self.run_id}-"))
-        self._qmp_path = self._sock_dir / "qmp"
+        self._qmp_path = self._sock_dir / "qmp"  # the names _args gives them
         self._port_path = self._sock_dir / "result"
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
         self._port_listener: socket.socket | None = None
         self._port: socket.socket | None = None
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._unread: list[dict[str, Any]] = []
         self._mem_files: list[Path] = []
         self.memory_fds: list[int] = []  # one per NUMA node, guest-physical order
         self._argv: list[str] = []
@@ -87,18 +114,9 @@ class Machine:
     # -- command line -------------------------------------------------------
 
     def argv(self) -> list[str]:
-        s = self.spec
-        q = QemuArgs(QemuBinary.find().path).base().machine(s.accel).firmware(s.firmware)
-        self._mem_files = q.topology(s.topology, s.memory_mb, s.mem_dir, self.run_id)
-        q.kernel(s.image, s.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *s.append])
-        if s.console_stdio:
-            q.console_stdio()
-        else:
-            q.console(self.console_log)
-        q.result_port(self._port_path, PORT_NAME)
-        q.host_root(ROOT_TAG)
-        q.qmp(self._qmp_path)
-        q.add(*s.extra_args)
+        q, self._mem_files = qemu_args(self.spec, self._sock_dir, self.run_id, self.console_log)
+        if self.restore is not None:
+            q.add("-incoming", "defer")  # started by wait_restored, once QMP is up
         return q.argv()
 
     # -- lifecycle ----------------------------------------------------------
@@ -106,6 +124,14 @@ class Machine:
     def launch(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._argv = self.argv()
+        self.console_log.write_bytes(b"")  # qemu appends (see QemuArgs.console)
+        if self.restore is not None:
+            try:
+                self._load_snapshot(self.restore)
+            except (OSError, ValueError) as e:
+                self._cleanup()
+                raise VmLaunchError(f"cannot load snapshot {self.restore.key}: {e}",
+                                    self._argv) from e
         try:
             self._qmp = QEMUMonitorProtocol(str(self._qmp_path), server=True)
             self._port_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -135,6 +161,22 @@ class Machine:
             raise
         threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
                          daemon=True).start()
+
+    def _load_snapshot(self, snap: Snapshot) -> None:
+        """Give qemu memory files that already hold the saved guest's RAM, and start
+        the console log with the saved guest's boot log (qemu appends to it)."""
+        with open(self.console_log, "wb") as log_out:
+            with open(snap.console, "rb") as boot_log:
+                shutil.copyfileobj(boot_log, log_out)
+            log_out.write(f"---- ktstr: restored from snapshot {snap.key}; the boot log above "
+                          "is the saved guest's ----\n".encode())
+        saved = snap.ram_files()
+        if len(saved) != len(self._mem_files):
+            raise ValueError(f"it has RAM for {len(saved)} NUMA nodes, the VM "
+                             f"{len(self._mem_files)}")
+        for src, dst in zip(saved, self._mem_files, strict=True):
+            with open(src, "rb") as fin, open(dst, "xb") as fout:
+                copy_nonzero(fin.fileno(), fout.fileno())
 
     def _detach_names(self) -> None:
         """Remove every name on the host file system that this VM created.
@@ -186,6 +228,8 @@ class Machine:
 
         Returns None when `timeout` seconds pass without one.
         """
+        if self._unread:
+            return self._unread.pop()
         try:
             msg = self._inbox.get(timeout=max(0.0, timeout))
         except queue.Empty:
@@ -194,6 +238,36 @@ class Machine:
             self._inbox.put(None)  # stay at EOF for later callers
             return {"type": "eof"}
         return msg
+
+    def unread(self, msg: dict[str, Any]) -> None:
+        """Put `msg` back: the next `recv` returns it (a caller that peeked at it)."""
+        self._unread.append(msg)
+
+    def wait_restored(self, timeout: float) -> None:
+        """Wait until qemu has loaded the `incoming` guest, then let it run.
+
+        qemu restores a guest saved while stopped as paused; a stream it cannot
+        load (corrupt, from another qemu) makes it exit, which raises here.
+        """
+        assert self.restore is not None
+        self.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
+        self.qmp("migrate-incoming", uri=self.restore.incoming_uri())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status = self.qmp("query-status").get("status")
+            except Exception as e:
+                raise VmLaunchError(f"qemu died while restoring: {self._qemu_said()}",
+                                    self._argv, self._proc.poll() if self._proc else None) \
+                    from e
+            if status == "paused":
+                self.qmp("cont")
+                return
+            if status != "inmigrate" or time.monotonic() > deadline:
+                raise VmLaunchError(f"restore did not complete (qemu status {status!r} after "
+                                    f"{timeout:.0f}s): {self._qemu_said()}", self._argv,
+                                    self._proc.poll() if self._proc else None)
+            time.sleep(0.01)
 
     def send(self, msg: dict[str, Any]) -> None:
         assert self._port is not None

@@ -4,13 +4,13 @@ Under TCG every file the interpreter opens over 9p costs round trips, and the
 agent imports ~150 modules before it says hello. The initramfs therefore holds
 the interpreter, its shared libraries, and every module file the agent imports
 (sources, their .pyc, extension modules), each at its real absolute path, with
-its real mode and mtime (so the .pyc files stay valid). /init copies that tree
-into the overlay's upper layer before mounting the overlay: the same paths are
-then served from tmpfs, and everything else still comes from the host over 9p.
+its real mode and mtime (so the .pyc files stay valid). The agent runs from
+that tree as PID 1; the host root replaces it as `/` only once the agent has
+its orders (see ktstr.vm.initramfs).
 
 Directories are mirrored with their host mode, and a path component that is a
 symlink on the host (Debian's /lib -> usr/lib) becomes the same symlink, so the
-upper layer never hides a host directory or link behind something different.
+agent sees every path exactly as the host has it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ for m in list(sys.modules.values()):
 cfg = os.path.join(sys.prefix, "pyvenv.cfg")
 if os.path.exists(cfg):
     files.add(cfg)
+# The locale /init sets (LANG=C.UTF-8); without it glibc falls back to ASCII.
+for root, _dirs, names in os.walk("/usr/lib/locale/C.utf8"):
+    files.update(os.path.join(root, n) for n in names)
 for d in site.getsitepackages():
     if os.path.isdir(d):
         files.update(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".pth"))
@@ -120,8 +123,8 @@ def agent_tree(python: str = sys.executable,
     Listing it runs the interpreter and ldd (~0.5 s), so the list is kept in
     `cache_dir` and reused while every file in it still has its size and mtime.
     """
-    saved = cache_dir / f"agent-tree-{_digest(os.path.realpath(python), python)}.json" \
-        if cache_dir is not None else None
+    key = _digest(os.path.realpath(python), python, _LIST_FILES)
+    saved = cache_dir / f"agent-tree-{key}.json" if cache_dir is not None else None
     if saved is not None:
         tree = _load(saved)
         if tree is not None:

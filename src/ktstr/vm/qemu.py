@@ -88,6 +88,8 @@ class QemuArgs:
 
         Returns the backing files: the caller removes them when the VM ends.
         Every node gets an explicit CPU list, so an LLC never straddles nodes.
+        A snapshot copies these files itself and leaves them out of qemu's
+        migration stream (x-ignore-shared, see ktstr.vm.snapshot).
         """
         self.add("-smp", f"cpus={topo.cpus},sockets={topo.llcs},dies=1,"
                  f"cores={topo.cores},threads={topo.threads}")
@@ -106,8 +108,11 @@ class QemuArgs:
         return self.add("-kernel", str(image), "-initrd", str(initrd), "-append", " ".join(append))
 
     def console(self, log: Path) -> QemuArgs:
-        """ttyS0 into a file: the whole kernel log, kept for failure reports."""
-        self.add("-chardev", f"file,id=console,path={escape(log)}")
+        """ttyS0 into a file: the whole kernel log, kept for failure reports.
+
+        Appended to: a restored guest's log starts with the boot log of the guest
+        that was saved (see ktstr.vm.machine)."""
+        self.add("-chardev", f"file,id=console,path={escape(log)},append=on")
         return self.add("-serial", "chardev:console")
 
     def console_stdio(self) -> QemuArgs:

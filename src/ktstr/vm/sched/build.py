@@ -106,7 +106,7 @@ def tool_versions(bpftool: Path) -> dict[str, str]:
             "bpftool": _first_line([str(bpftool), "version"])}
 
 
-def _sched_lock(entry: Path) -> contextlib.AbstractContextManager[None]:
+def _sched_lock(entry: Path) -> contextlib.AbstractContextManager[bool]:
     return exclusive_lock(entry / LOCK_FILE, f"the scheduler build in {entry}")
 
 

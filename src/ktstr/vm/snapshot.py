@@ -1,0 +1,243 @@
+"""Saved guests: boot once per VM configuration, restore it for every run.
+
+A cold boot under TCG spends seconds in firmware, kernel init and Python's
+start-up before the agent can take a test; restoring a guest saved at that
+moment (its agent waiting for orders) skips all of it. A snapshot is two things:
+the guest's RAM, copied from its shared memory files (one per NUMA node)
+with the zero pages left out, and qemu's migration stream of everything else
+(QMP `stop` + `migrate exec:cat > FILE` with `x-ignore-shared`, so RAM is not
+in it). A restore copies the RAM into the new VM's memory files and starts
+the identical qemu with `-incoming`. Loading RAM through the stream instead
+costs seconds: qemu reads every page of a fresh shared file to see whether it
+is zero, which allocates all of guest memory.
+
+"Identical" is the key: everything that decides what the guest is (the qemu
+command line with the run's own paths left out, the qemu version, the kernel
+image, the initramfs, which is named by the hash of the agent's code) is
+hashed into the snapshot's directory name, so a change to any of it simply
+names another snapshot. The directory appears whole (written under a
+temporary name, then renamed) and is never modified afterwards, so parallel
+runs read it without a lock; only its creation is serialised, and a run that
+finds another one saving just boots cold. A snapshot that fails to restore is
+removed (see ktstr.runner.boot) and the next cold boot saves it anew.
+
+What a restored guest must not share with its siblings (the clock, the RNG
+state, the host root mount that qemu cannot migrate) is set by the agent when
+its orders arrive (ktstr.guest.agent.take_orders).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ktstr.vm.kernel import TEMP_PREFIX, cache_root, exclusive_lock, remove_tree
+
+log = logging.getLogger(__name__)
+
+#: Bump when the guest's state at hello changes in a way the key cannot see.
+FORMAT = 1
+STATE = "state"
+META = "meta.json"
+RAM = "ram-node{}"
+CONSOLE = "console.log"  # the kernel log up to the save: a restored run's log starts with it
+ENV_COLD = "KTSTR_COLD"
+
+#: qemu throttles migration to 128 MiB/s by default; a save to a local file need not be.
+SAVE_BANDWIDTH = 1 << 40
+SAVE_TIMEOUT_S = 120.0
+
+
+def snapshots_root() -> Path:
+    return cache_root() / "snapshots"
+
+
+def cold_forced(env: dict[str, str] | None = None) -> bool:
+    """`KTSTR_COLD=1` (any value but empty or 0): never restore, never save."""
+    value = (env if env is not None else os.environ).get(ENV_COLD, "").strip()
+    return value not in ("", "0")
+
+
+def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> str:
+    """The hash naming a snapshot: the qemu command line without the run's own paths,
+    qemu's version, and the identity (size, mtime) of the files qemu loads."""
+    h = hashlib.sha256(json.dumps([FORMAT, qemu_version, identity]).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One saved guest, present or not: `<snapshots_root>/<key>/{state,meta.json}`."""
+
+    key: str
+    root: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.key
+
+    @property
+    def state(self) -> Path:
+        return self.dir / STATE
+
+    def exists(self) -> bool:
+        return self.state.is_file() and (self.dir / META).is_file()
+
+    @property
+    def console(self) -> Path:
+        return self.dir / CONSOLE
+
+    def ram_files(self) -> list[Path]:
+        """The saved RAM of each NUMA node, in node order."""
+        return [self.dir / RAM.format(i) for i in range(int(self.meta().get("ram_files", 0)))]
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            meta: dict[str, Any] = json.loads((self.dir / META).read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta
+
+    def incoming_uri(self) -> str:
+        """What `-incoming` takes to load this snapshot."""
+        return f"exec:cat {shlex.quote(str(self.state))}"
+
+    def discard(self, why: str) -> None:
+        """Remove this snapshot (a restore failed); the next cold boot saves it anew."""
+        log.warning("discarding snapshot %s: %s", self.key, why)
+        if self.dir.exists():
+            try:
+                remove_tree(self.dir)
+            except OSError as e:  # another run removed it first
+                log.debug("snapshot %s already gone: %s", self.key, e)
+
+
+class SavableVm(Protocol):
+    """What saving needs of a running VM (ktstr.vm.machine.Machine provides it)."""
+
+    memory_fds: list[int]  # the guest's RAM, one shared file per NUMA node
+    console_log: Path
+
+    def qmp(self, cmd: str, **args: Any) -> Any: ...
+
+
+def save(vm: SavableVm, snap: Snapshot, meta: dict[str, Any]) -> float | None:
+    """Save the paused-at-hello guest `vm` as `snap`, leave it running again.
+
+    Returns the seconds the guest stood still, or None when nothing was saved
+    (another run is saving the same snapshot, it exists already, or qemu failed,
+    which is logged: a run never fails for want of a snapshot).
+    """
+    snap.root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(snap.root / f"{snap.key}.lock", f"snapshot {snap.key}",
+                        wait=False) as held:
+        if not held or snap.exists():
+            return None
+        tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=snap.root))
+        started = time.monotonic()
+        vm.qmp("stop")
+        try:
+            status = _migrate(vm, tmp / STATE)
+            if status != "completed":
+                log.warning("could not save snapshot %s: migration %s", snap.key, status)
+                return None
+            shutil.copyfile(vm.console_log, tmp / CONSOLE)
+            size = (tmp / STATE).stat().st_size
+            for node, fd in enumerate(vm.memory_fds):
+                with open(tmp / RAM.format(node), "wb") as out:
+                    size += copy_nonzero(fd, out.fileno())
+            meta = {**meta, "key": snap.key, "created": time.time(), "size": size,
+                    "ram_files": len(vm.memory_fds)}
+            (tmp / META).write_text(json.dumps(meta, indent=1))
+            os.rename(tmp, snap.dir)
+            return time.monotonic() - started
+        finally:
+            vm.qmp("cont")
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: RAM lives in shared files that a snapshot copies itself: keep it out of the stream.
+CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
+
+
+def _migrate(vm: SavableVm, dest: Path) -> str:
+    vm.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
+    vm.qmp("migrate-set-parameters", **{"max-bandwidth": SAVE_BANDWIDTH})
+    vm.qmp("migrate", uri=f"exec:cat > {shlex.quote(str(dest))}")
+    deadline = time.monotonic() + SAVE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = vm.qmp("query-migrate")
+        status = str(info.get("status", "")) if isinstance(info, dict) else ""
+        if status in ("completed", "failed", "cancelled"):
+            if status == "failed":
+                status += f" ({info.get('error-desc', 'no reason given')})"
+            return status
+        time.sleep(0.02)
+    vm.qmp("migrate_cancel")
+    return f"not done within {SAVE_TIMEOUT_S:.0f}s"
+
+
+#: Zero runs are found at this granularity (a multiple of the guest's 4 KiB pages).
+_BLOCK = 64 * 1024
+_ZERO = bytes(_BLOCK)
+
+
+def copy_nonzero(src: int, dst: int) -> int:
+    """Make file `dst` as long as `src`, holding `src`'s non-zero blocks at their offsets
+    (the rest stays holes, which read as zeros); returns the bytes written.
+
+    Only the data extents of `src` are read (SEEK_DATA/SEEK_HOLE), so a mostly
+    untouched guest memory file costs what the guest actually used.
+    """
+    size = os.fstat(src).st_size
+    os.ftruncate(dst, size)
+    written = 0
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(src, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # no data after pos
+                break
+            raise
+        end = os.lseek(src, start, os.SEEK_HOLE)
+        for off in range(start, end, 16 * _BLOCK):
+            chunk = os.pread(src, min(16 * _BLOCK, end - off), off)
+            for i in range(0, len(chunk), _BLOCK):
+                block = chunk[i:i + _BLOCK]
+                if block != _ZERO[:len(block)]:
+                    written += os.pwrite(dst, block, off + i)
+        pos = end
+    return written
+
+
+def list_snapshots(root: Path | None = None) -> list[Snapshot]:
+    root = root or snapshots_root()
+    if not root.is_dir():
+        return []
+    found = (Snapshot(d.name, root) for d in sorted(root.iterdir())
+             if d.is_dir() and not d.name.startswith("."))
+    return [s for s in found if s.exists()]
+
+
+def clean_snapshots(keys: list[str] | None = None, root: Path | None = None) -> list[str]:
+    """Remove the snapshots named by `keys` (prefixes allowed), or all of them."""
+    removed = []
+    for snap in list_snapshots(root):
+        if keys is None or any(snap.key.startswith(k) for k in keys):
+            remove_tree(snap.dir)
+            removed.append(snap.key)
+    return removed
