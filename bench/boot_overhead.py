@@ -6,8 +6,10 @@
 Prints the median and range of N runs (round-robin, so a slow minute of the
 host hurts every contender alike) for:
   - `ktstr test bench/trivial_test.py` as a subprocess (what a user types),
+    restoring the saved guest (ktstr.vm.snapshot), and with `--cold`,
   - the same test through `run_in_vm` in this process (no pytest start-up),
-    with the guest's uptime at the agent's hello,
+    restored and cold, with the guest's uptime at the agent's hello of the
+    cold boots and qemu start -> ready of the restores,
   - `vng --verbose --disable-kvm --force-9p --exec true` on the same kernel, when
     virtme-ng is installed (`pip install virtme-ng`).
 """
@@ -29,39 +31,55 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench import trivial_test  # noqa: E402
-from ktstr.runner.vmrun import TestLocation, run_in_vm  # noqa: E402
+from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm  # noqa: E402
 from ktstr.vm.kernel import resolve_kernel  # noqa: E402
 
 
-def ktstr_cli(kernel: str) -> float:
-    ktstr = Path(sys.executable).parent / "ktstr"
-    with tempfile.TemporaryDirectory() as runs:
-        t0 = time.monotonic()
-        out = subprocess.run([str(ktstr), "test", "--kernel", kernel, "-q",
-                              "-p", "no:cacheprovider", "--ktstr-run-dir", runs,
-                              str(HERE / "trivial_test.py")],
-                             capture_output=True, text=True, check=False)
-        wall = time.monotonic() - t0
-    if out.returncode != 0:
-        raise SystemExit(f"ktstr test failed:\n{out.stdout}\n{out.stderr}")
-    return wall
+def ktstr_cli(cold: bool) -> Callable[[str], float]:
+    def run(kernel: str) -> float:
+        ktstr = Path(sys.executable).parent / "ktstr"
+        with tempfile.TemporaryDirectory() as runs:
+            t0 = time.monotonic()
+            out = subprocess.run([str(ktstr), "test", "--kernel", kernel, "-q",
+                                  *(["--cold"] if cold else []),
+                                  "-p", "no:cacheprovider", "--ktstr-run-dir", runs,
+                                  str(HERE / "trivial_test.py")],
+                                 capture_output=True, text=True, check=False)
+            wall = time.monotonic() - t0
+        if out.returncode != 0:
+            raise SystemExit(f"ktstr test failed:\n{out.stdout}\n{out.stderr}")
+        return wall
+    return run
 
 
-UPTIMES: list[float] = []
+UPTIMES: list[float] = []  # guest uptime at hello, cold boots
+READY: list[float] = []  # qemu start -> restored guest running, restores
 
 
-def ktstr_api(kernel: str) -> float:
+def trivial_in_vm(kernel: str, cold: bool) -> RunResult:
     where = TestLocation(test_id="bench::trivial", module_file=trivial_test.__file__,
                          module_name=trivial_test.__name__, qualname="trivial",
                          sys_path=tuple(sys.path), cwd=os.getcwd())
-    with tempfile.TemporaryDirectory() as runs:
-        t0 = time.monotonic()
-        r = run_in_vm(trivial_test.trivial, where, kernel_spec=kernel, run_dir=Path(runs))
-        wall = time.monotonic() - t0
+    runs = Path(tempfile.mkdtemp(prefix="ktstr-bench-"))
+    r = run_in_vm(trivial_test.trivial, where, kernel_spec=kernel, run_dir=runs, cold=cold)
     if not r.passed:
-        raise SystemExit(f"trivial test failed: {r.outcome} {r.error}")
-    UPTIMES.append(r.guest_uptime_at_hello_s)
-    return wall
+        raise SystemExit(f"trivial test failed: {r.outcome} {r.error}; console: {r.console_log}")
+    shutil.rmtree(runs)
+    return r
+
+
+def ktstr_api(cold: bool) -> Callable[[str], float]:
+    def run(kernel: str) -> float:
+        t0 = time.monotonic()
+        r = trivial_in_vm(kernel, cold)
+        wall = time.monotonic() - t0
+        if r.boot_mode != ("cold" if cold else "restored"):
+            raise SystemExit(f"expected a {'cold' if cold else 'restored'} run, got "
+                             f"{r.boot_mode} ({r.restore_fallback})")
+        (UPTIMES if cold else READY).append(
+            r.guest_uptime_at_hello_s if cold else r.boot_s)
+        return wall
+    return run
 
 
 def vng(image: str) -> Callable[[str], float]:
@@ -75,7 +93,8 @@ def vng(image: str) -> Callable[[str], float]:
                              text=True, stdin=subprocess.DEVNULL, check=False)
         wall = time.monotonic() - t0
         if "ktstr-bench-ok" not in out.stdout + out.stderr:
-            raise SystemExit(f"vng failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+            raise SystemExit(f"vng failed (it needs the kernel's modules in /lib/modules/"
+                             f"<version>):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         return wall
     return run
 
@@ -87,9 +106,12 @@ def main() -> None:
     ap.add_argument("--kernel", default=None)
     args = ap.parse_args()
     kernel = resolve_kernel(args.kernel)
+    trivial_in_vm(kernel.key, cold=False)  # saves the snapshot if there is none yet
     contenders: dict[str, Callable[[str], float]] = {
-        "ktstr test (CLI, command to result)": ktstr_cli,
-        "ktstr run_in_vm (API)": ktstr_api,
+        "ktstr test, restored (CLI)": ktstr_cli(cold=False),
+        "ktstr test --cold (CLI)": ktstr_cli(cold=True),
+        "run_in_vm, restored (API)": ktstr_api(cold=False),
+        "run_in_vm, cold (API)": ktstr_api(cold=True),
     }
     if shutil.which("vng"):
         contenders["vng --verbose --exec true"] = vng(str(kernel.image))
@@ -102,8 +124,11 @@ def main() -> None:
         print(f"  {name:38s} median {statistics.median(ts):6.2f} s  "
               f"(min {min(ts):.2f}, max {max(ts):.2f})")
     if UPTIMES:
-        print(f"  guest uptime at the agent's hello       median "
+        print(f"  {'cold: guest uptime at the hello':38s} median "
               f"{statistics.median(UPTIMES):6.2f} s")
+    if READY:
+        print(f"  {'restore: qemu start -> guest running':38s} median "
+              f"{statistics.median(READY):6.2f} s")
     if "vng --verbose --exec true" not in times:
         print("  virtme-ng not installed: `pip install virtme-ng` to compare")
 

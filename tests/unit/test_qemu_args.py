@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from ktstr.topology import Topology
 from ktstr.vm.qemu import QemuArgs, escape, split_memory
 
@@ -32,9 +34,13 @@ def test_memory_split_keeps_the_total():
     assert split_memory(2048, 1) == [2048]
 
 
-def test_tcg_uses_multithreaded_translation():
+def test_tcg_uses_multithreaded_translation_unless_asked_for_one_thread():
     argv = QemuArgs(Path("qemu")).machine("tcg").argv()
     assert _opt(argv, "-accel") == ["tcg,thread=multi"]
+    argv = QemuArgs(Path("qemu")).machine("tcg", "single").argv()
+    assert _opt(argv, "-accel") == ["tcg,thread=single"]
+    with pytest.raises(ValueError, match="'two'"):
+        QemuArgs(Path("qemu")).machine("tcg", "two")
 
 
 def test_host_root_is_read_only_with_remapped_devices():

@@ -7,6 +7,7 @@ from typing import Any
 
 from ktstr.runner.shell import main_exit, run_shell
 from ktstr.topology import Topology
+from ktstr.vm.qemu import TCG_THREADS
 
 
 def register(sub: Any) -> None:
@@ -19,11 +20,18 @@ def register(sub: Any) -> None:
     p.add_argument("--exec", dest="command", metavar="CMD",
                    help="run CMD with /bin/sh -c and exit with its code "
                    "(default: an interactive shell on this terminal)")
+    p.add_argument("--cold", action="store_true", help="boot instead of restoring a snapshot "
+                   "(an interactive shell always boots)")
+    p.add_argument("--tcg-threads", choices=TCG_THREADS, default="multi",
+                   help="under emulation: a host thread per vCPU (multi), or one for all "
+                   "(single: slower, but qemu 7.2 survives loading and unloading sched_ext "
+                   "schedulers only this way)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     topology = Topology.parse(args.topo)  # a bad string fails here, before any boot
     result = run_shell(topology, kernel_spec=args.kernel, command=args.command,
-                       memory_mb=args.memory_mb)
+                       memory_mb=args.memory_mb, cold=args.cold,
+                       tcg_threads=args.tcg_threads)
     return main_exit(result)

@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
                        description=__doc__)
     p.add_argument("--kernel", metavar="SPEC", help="kernel version, cache key, bzImage "
                    "or kernel tree (default: the newest cached kernel)")
+    p.add_argument("--cold", action="store_true", help="boot every VM instead of restoring "
+                   "a snapshot of a booted guest (see `ktstr snapshot`)")
     p.set_defaults(func=run)
 
 
@@ -30,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     pytest_args = [*args.pytest_args, "--kernel",
                    kernel.key if args.kernel is None else args.kernel,
                    # This process imported ktstr before pytest could rewrite its asserts.
-                   "-W", f"ignore:{_REWRITE_NOTICE}:pytest.PytestAssertRewriteWarning"]
+                   "-W", f"ignore:{_REWRITE_NOTICE}:pytest.PytestAssertRewriteWarning",
+                   *(["--ktstr-cold"] if args.cold else [])]
     return int(pytest.main(pytest_args))

@@ -26,6 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kernel", dest="ktstr_kernel", default=os.environ.get("KTSTR_KERNEL"),
                     metavar="SPEC", help="kernel to boot: version (7.2), cache key, bzImage "
                     "path or built kernel tree (default: newest cached; env KTSTR_KERNEL)")
+    group.addoption("--ktstr-cold", dest="ktstr_cold", action="store_true",
+                    help="boot every VM cold: never restore a snapshot of a booted guest, "
+                    "never save one (env KTSTR_COLD=1)")
     group.addoption("--ktstr-run-dir", dest="ktstr_run_dir", default=None, metavar="DIR",
                     help="where console logs and result sidecars go "
                     "(default: $KTSTR_RUN_DIR or ./.ktstr-runs/<time>)")

@@ -49,7 +49,8 @@ class KtstrItem(pytest.Item):
     def runtest(self) -> None:
         result = run_in_vm(self.test, self.location_info(),
                            kernel_spec=self.config.getoption("ktstr_kernel", None),
-                           run_dir=self.config.stash[RUN_DIR_KEY])
+                           run_dir=self.config.stash[RUN_DIR_KEY],
+                           cold=bool(self.config.getoption("ktstr_cold", False)))
         self.user_properties.append(("ktstr_summary", summary_line(result)))
         self.user_properties.append(("ktstr_sidecar", result.sidecar))
         if result.outcome == Outcome.INCONCLUSIVE:
@@ -73,7 +74,8 @@ def summary_line(r: RunResult) -> str:
     """Seed 001's result line, then the stats block when there is one."""
     word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
-            f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s]")
+            f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s"
+            f"{' ' + r.boot_mode if r.boot_mode else ''}]")
     if word == "FAIL":
         # The why first: the violated thresholds or the error, then the stats.
         body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))

@@ -107,8 +107,10 @@ def boot(spec: VmSpec, workdir: Path, budget_s: float, go: Orders, *,
 
 
 def snapshot_for(spec: VmSpec) -> Snapshot:
+    # The initramfs is named by the hash of its content, so its path (in the identity)
+    # says it all; the kernel image is named by its version only, so its stat counts.
     return Snapshot(snapshot_key(machine_identity(spec), QemuBinary.find().version,
-                                 [spec.image, spec.initrd]), snapshots_root())
+                                 [spec.image]), snapshots_root())
 
 
 def _restore(spec: VmSpec, workdir: Path, snap: Snapshot, go: Orders,
@@ -137,6 +139,7 @@ def _restore(spec: VmSpec, workdir: Path, snap: Snapshot, go: Orders,
             machine.console_log.replace(kept)
         raise RestoreFailed(f"the restored guest was {why} after its orders (console: {kept})")
     machine.unread(first)
+    snap.touch()
     return Booted(machine, snap.meta().get("hello", {}), ready, 1, mode="restored",
                   snapshot=snap.key)
 

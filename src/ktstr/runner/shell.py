@@ -31,25 +31,27 @@ class ShellResult:
     exit_code: int
     stdout: str = ""
     stderr: str = ""
+    boot_mode: str = ""  # "cold" or "restored" (ktstr.runner.boot.Booted.mode)
 
 
 def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | None,
               memory_mb: int = 2048, timeout_s: float | None = None,
-              cold: bool = False) -> ShellResult:
+              cold: bool = False, tcg_threads: str = "multi") -> ShellResult:
     """Boot (or restore: see ktstr.vm.snapshot; never for an interactive shell, whose
     console is this terminal), run `command` (None: an interactive shell), power off."""
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     interactive = command is None
     spec = vm_spec(kernel, topology, memory_mb, accel, console_stdio=interactive,
-                   append=("quiet",) if interactive else ())
+                   append=("quiet",) if interactive else (), tcg_threads=tcg_threads)
     with tempfile.TemporaryDirectory(prefix="ktstr-shell-") as tmp:
         req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
                            seed=random.SystemRandom().getrandbits(63))
-        machine = boot(spec, Path(tmp), BOOT_BUDGET_S[accel],
-                       lambda: {"type": "go",
-                                "shell": replace(req, wall_time=time.time()).to_dict()},
-                       snapshots=not (interactive or cold or cold_forced())).machine
+        booted = boot(spec, Path(tmp), BOOT_BUDGET_S[accel],
+                      lambda: {"type": "go",
+                               "shell": replace(req, wall_time=time.time()).to_dict()},
+                      snapshots=not (interactive or cold or cold_forced()))
+        machine = booted.machine
         with contextlib.ExitStack() as cleanup:
             cleanup.callback(machine.kill)  # a no-op after a clean shutdown
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -66,7 +68,7 @@ def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | Non
     if "exit_code" not in msg:
         raise KtstrError(str(msg.get("error", "the guest could not run the command")))
     return ShellResult(int(msg["exit_code"]), str(msg.get("stdout", "")),
-                       str(msg.get("stderr", "")))
+                       str(msg.get("stderr", "")), booted.mode)
 
 
 def main_exit(result: ShellResult) -> int:

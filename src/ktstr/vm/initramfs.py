@@ -85,6 +85,7 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
         h.update(repr(e).encode())
     out = cache_dir / f"initramfs-{h.hexdigest()[:16]}.cpio"
     if out.exists():
+        os.utime(out)  # recently used: kept by _prune
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
@@ -100,7 +101,25 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
         _write_tree(cpio, tree)
         cpio.close()
     os.replace(tmp, out)
+    _prune(cache_dir)
     return out
+
+
+#: Every change to the agent's code makes a new image (~40 MB): keep the recently used.
+KEEP = 8
+
+
+def _prune(cache_dir: Path) -> None:
+    images = sorted(cache_dir.glob("initramfs-*.cpio"), key=_mtime, reverse=True)
+    for old in images[KEEP:]:
+        old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed by a parallel run's _prune
+        return 0.0
 
 
 def _write_tree(cpio: CpioWriter, tree: tuple[TreeEntry, ...]) -> None:

@@ -57,6 +57,7 @@ class VmSpec:
     memory_mb: int
     accel: str
     append: tuple[str, ...] = ()
+    tcg_threads: str = "multi"  # "single" where sched_ext schedulers load (QemuArgs.machine)
     firmware: Path | None = None  # -bios ROM; None: qemu's default (SeaBIOS)
     console_stdio: bool = False  # ttyS0 on this process's terminal (`ktstr shell`)
     mem_dir: Path = Path("/dev/shm")
@@ -66,7 +67,8 @@ class VmSpec:
 def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str,
               console_log: Path) -> tuple[QemuArgs, list[Path]]:
     """The command line booting `spec`, and the guest-RAM files it names."""
-    q = QemuArgs(QemuBinary.find().path).base().machine(spec.accel).firmware(spec.firmware)
+    q = QemuArgs(QemuBinary.find().path).base().firmware(spec.firmware)
+    q.machine(spec.accel, spec.tcg_threads)
     mem_files = q.topology(spec.topology, spec.memory_mb, spec.mem_dir, run_id)
     q.kernel(spec.image, spec.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *spec.append])
     if spec.console_stdio:

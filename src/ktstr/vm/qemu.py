@@ -36,6 +36,9 @@ def qboot_rom() -> Path | None:
     return QBOOT_ROM if QBOOT_ROM.is_file() else None
 
 
+TCG_THREADS = ("multi", "single")
+
+
 @dataclass(frozen=True, slots=True)
 class QemuBinary:
     """A probed qemu-system-x86_64: where it is and which version it is."""
@@ -76,12 +79,17 @@ class QemuArgs:
         """A firmware other than SeaBIOS (qboot boots a PVH kernel faster), if any."""
         return self.add("-bios", str(rom)) if rom is not None else self
 
-    def machine(self, accel: str) -> QemuArgs:
+    def machine(self, accel: str, tcg_threads: str = "multi") -> QemuArgs:
+        """q35 with `accel`. Under TCG, `tcg_threads="multi"` gives each vCPU a host
+        thread (vCPUs really run in parallel); "single" runs them all on one, which
+        is what survives sched_ext schedulers being loaded and unloaded on qemu 7.2
+        (its multi-threaded TCG races with the kernel's text patching)."""
         self.add("-machine", "q35")
         if accel == "kvm":
             return self.add("-accel", "kvm", "-cpu", "host")
-        # thread=multi: one host thread per vCPU, so vCPUs really run in parallel.
-        return self.add("-accel", "tcg,thread=multi", "-cpu", "max")
+        if tcg_threads not in TCG_THREADS:
+            raise ValueError(f"tcg_threads={tcg_threads!r}; expected one of {TCG_THREADS}")
+        return self.add("-accel", f"tcg,thread={tcg_threads}", "-cpu", "max")
 
     def topology(self, topo: Topology, memory_mb: int, mem_dir: Path, run_id: str) -> list[Path]:
         """SMP layout plus one shared-file memory backend per NUMA node.

@@ -28,6 +28,7 @@ its orders arrive (ktstr.guest.agent.take_orders).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -55,6 +56,9 @@ ENV_COLD = "KTSTR_COLD"
 
 #: qemu throttles migration to 128 MiB/s by default; a save to a local file need not be.
 SAVE_BANDWIDTH = 1 << 40
+#: Each snapshot is ~200 MB and any change to the agent's code names a new one: keep the
+#: most recently used few (a test suite uses one per topology and memory size).
+KEEP = 16
 SAVE_TIMEOUT_S = 120.0
 
 
@@ -115,14 +119,28 @@ class Snapshot:
         """What `-incoming` takes to load this snapshot."""
         return f"exec:cat {shlex.quote(str(self.state))}"
 
+    def touch(self) -> None:
+        """Mark it used now: pruning removes the least recently used first."""
+        with contextlib.suppress(OSError):
+            os.utime(self.dir / META)
+
+    def last_used(self) -> float:
+        try:
+            return (self.dir / META).stat().st_mtime
+        except OSError:
+            return 0.0
+
     def discard(self, why: str) -> None:
         """Remove this snapshot (a restore failed); the next cold boot saves it anew."""
         log.warning("discarding snapshot %s: %s", self.key, why)
-        if self.dir.exists():
-            try:
-                remove_tree(self.dir)
-            except OSError as e:  # another run removed it first
-                log.debug("snapshot %s already gone: %s", self.key, e)
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove it at once (a rename), even while a restore is reading it."""
+        try:
+            remove_tree(self.dir)
+        except OSError as e:  # another run removed it first
+            log.debug("snapshot %s already gone: %s", self.key, e)
 
 
 class SavableVm(Protocol):
@@ -162,11 +180,17 @@ def save(vm: SavableVm, snap: Snapshot, meta: dict[str, Any]) -> float | None:
             meta = {**meta, "key": snap.key, "created": time.time(), "size": size,
                     "ram_files": len(vm.memory_fds)}
             (tmp / META).write_text(json.dumps(meta, indent=1))
-            os.rename(tmp, snap.dir)
-            return time.monotonic() - started
+            try:
+                os.rename(tmp, snap.dir)
+            except OSError as e:  # saved meanwhile by a run that did not see our lock
+                log.info("snapshot %s appeared while saving it: %s", snap.key, e)
+                return None
+            saved = time.monotonic() - started
         finally:
             vm.qmp("cont")
             shutil.rmtree(tmp, ignore_errors=True)
+    prune_snapshots(KEEP, snap.root)
+    return saved
 
 
 #: RAM lives in shared files that a snapshot copies itself: keep it out of the stream.
@@ -233,11 +257,21 @@ def list_snapshots(root: Path | None = None) -> list[Snapshot]:
     return [s for s in found if s.exists()]
 
 
+def prune_snapshots(keep: int, root: Path | None = None) -> list[str]:
+    """Remove all but the `keep` most recently used snapshots."""
+    stale = sorted(list_snapshots(root), key=Snapshot.last_used, reverse=True)[keep:]
+    for snap in stale:
+        log.info("removing snapshot %s: the least recently used of more than %d", snap.key,
+                 keep)
+        snap.remove()
+    return [s.key for s in stale]
+
+
 def clean_snapshots(keys: list[str] | None = None, root: Path | None = None) -> list[str]:
     """Remove the snapshots named by `keys` (prefixes allowed), or all of them."""
     removed = []
     for snap in list_snapshots(root):
         if keys is None or any(snap.key.startswith(k) for k in keys):
-            remove_tree(snap.dir)
+            snap.remove()
             removed.append(snap.key)
     return removed

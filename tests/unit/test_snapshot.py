@@ -1,0 +1,176 @@
+"""Snapshot naming, RAM copying and the save/list/clean logic (no VM: qemu is faked)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ktstr.topology import Topology
+from ktstr.vm import snapshot as snapmod
+from ktstr.vm.machine import VmSpec, machine_identity
+from ktstr.vm.snapshot import (
+    Snapshot,
+    clean_snapshots,
+    cold_forced,
+    copy_nonzero,
+    list_snapshots,
+    save,
+    snapshot_key,
+)
+
+
+def _spec(tmp_path: Path, **kw) -> VmSpec:
+    base = {"image": tmp_path / "vmlinux", "initrd": tmp_path / "initrd.cpio",
+            "topology": Topology.parse("1n2l2c1t"), "memory_mb": 1024, "accel": "tcg"}
+    return VmSpec(**{**base, **kw})
+
+
+@pytest.fixture
+def qemu_on_path(monkeypatch):
+    monkeypatch.setenv("KTSTR_QEMU", "/bin/true")
+
+
+def test_identity_leaves_out_the_runs_own_paths(tmp_path, qemu_on_path):
+    ident = machine_identity(_spec(tmp_path))
+    assert machine_identity(_spec(tmp_path)) == ident
+    text = " ".join(ident)
+    assert "ktstr-run-node0" in text and "path=/run/qmp" in text
+    assert "-incoming" not in ident
+
+
+@pytest.mark.parametrize("change", [{"topology": Topology.parse("2n2l2c1t")},
+                                    {"memory_mb": 2048}, {"append": ("quiet",)},
+                                    {"tcg_threads": "single"}, {"accel": "kvm"}])
+def test_anything_that_shapes_the_guest_changes_the_key(tmp_path, qemu_on_path, change):
+    files = [tmp_path / "f"]
+    files[0].write_bytes(b"x")
+    key = snapshot_key(machine_identity(_spec(tmp_path)), "7.2.22", files)
+    assert snapshot_key(machine_identity(_spec(tmp_path)), "7.2.22", files) == key
+    assert snapshot_key(machine_identity(_spec(tmp_path, **change)), "7.2.22", files) != key
+
+
+def test_qemu_version_and_a_rewritten_file_change_the_key(tmp_path):
+    f = tmp_path / "vmlinux"
+    f.write_bytes(b"one")
+    key = snapshot_key(["qemu"], "7.2.22", [f])
+    assert snapshot_key(["qemu"], "8.2.0", [f]) != key
+    f.write_bytes(b"other")
+    os.utime(f, ns=(1, 2))
+    assert snapshot_key(["qemu"], "7.2.22", [f]) != key
+
+
+def test_copy_keeps_content_and_leaves_zero_blocks_as_holes(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    size = 8 * 2**20
+    with open(src, "wb") as f:
+        f.truncate(size)
+        f.seek(3 * 2**20 + 5)
+        f.write(b"guest data")
+        f.seek(size - 4096)
+        f.write(b"\xff" * 4096)
+        f.seek(5 * 2**20)
+        f.write(bytes(256 * 1024))  # written, but zeros: still not worth copying
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        written = copy_nonzero(fin.fileno(), fout.fileno())
+    assert dst.read_bytes() == src.read_bytes()
+    # At most the two 64 KiB blocks that hold data; never the 256 KiB of written zeros.
+    assert 2 * 4096 <= written <= 2 * 64 * 1024
+    assert os.stat(dst).st_blocks * 512 <= 4 * 64 * 1024
+
+
+def test_cold_is_forced_by_any_value_but_empty_or_zero():
+    assert cold_forced({"KTSTR_COLD": "1"}) and cold_forced({"KTSTR_COLD": "yes"})
+    assert not cold_forced({}) and not cold_forced({"KTSTR_COLD": "0"})
+
+
+class FakeVm:
+    """Stands in for qemu's QMP: `migrate` writes the stream, as `exec:cat > F` would."""
+
+    def __init__(self, tmp_path: Path, status: str = "completed") -> None:
+        self.calls: list[str] = []
+        self.status = status
+        ram = tmp_path / "guest-ram"
+        with open(ram, "wb") as f:
+            f.truncate(2**20)
+            f.write(b"kernel")
+        self.memory_fds = [os.open(ram, os.O_RDONLY)]
+        self.console_log = tmp_path / "console.log"
+        self.console_log.write_text("[ 0.0] Linux version 7.2\n")
+
+    def qmp(self, cmd: str, **args):
+        self.calls.append(cmd)
+        if cmd == "migrate":
+            dest = args["uri"].split("> ", 1)[1].strip("'")
+            Path(dest).write_bytes(b"QEVM")
+        if cmd == "query-migrate":
+            return {"status": self.status, "error-desc": "disk full"}
+        return {}
+
+
+def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
+    snap = Snapshot("k1", tmp_path / "snaps")
+    vm = FakeVm(tmp_path)
+    assert save(vm, snap, {"topology": "1n1l1c1t"}) is not None
+    assert vm.calls[0] == "stop" and vm.calls[-1] == "cont"
+    assert "migrate-set-capabilities" in vm.calls
+    assert snap.exists() and snap.state.read_bytes() == b"QEVM"
+    assert snap.ram_files()[0].read_bytes()[:6] == b"kernel"
+    assert snap.console.read_text().startswith("[ 0.0] Linux")
+    assert snap.meta()["topology"] == "1n1l1c1t" and snap.meta()["ram_files"] == 1
+    assert [p.name for p in (tmp_path / "snaps").iterdir() if p.is_dir()] == ["k1"]
+    assert save(FakeVm(tmp_path), snap, {}) is None  # already there: nothing to do
+
+
+def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path):
+    snap = Snapshot("k2", tmp_path / "snaps")
+    vm = FakeVm(tmp_path, status="failed")
+    assert save(vm, snap, {}) is None
+    assert vm.calls[-1] == "cont"
+    assert not snap.dir.exists()
+    assert [p for p in snap.root.iterdir() if p.is_dir()] == []  # no temporary left
+
+
+def test_a_save_in_progress_elsewhere_is_not_waited_for(tmp_path):
+    snap = Snapshot("k3", tmp_path / "snaps")
+    snap.root.mkdir()
+    with snapmod.exclusive_lock(snap.root / "k3.lock", "test"):
+        vm = FakeVm(tmp_path)
+        assert save(vm, snap, {}) is None
+        assert vm.calls == []  # the guest was not even stopped
+
+
+def test_list_and_clean_by_prefix(tmp_path):
+    root = tmp_path / "snaps"
+    for key in ("aaa1", "aab2", "bbb3"):
+        d = root / key
+        d.mkdir(parents=True)
+        (d / "state").write_bytes(b"x")
+        (d / "meta.json").write_text(json.dumps({"key": key}))
+    (root / ".tmp-half").mkdir()
+    assert [s.key for s in list_snapshots(root)] == ["aaa1", "aab2", "bbb3"]
+    assert clean_snapshots(["aa"], root) == ["aaa1", "aab2"]
+    assert clean_snapshots(None, root) == ["bbb3"]
+    assert list_snapshots(root) == []
+
+
+def test_discard_removes_it(tmp_path):
+    snap = Snapshot("k4", tmp_path)
+    snap.dir.mkdir()
+    (snap.dir / "state").write_bytes(b"x")
+    snap.discard("corrupt")
+    assert not snap.dir.exists()
+    snap.discard("twice is fine")
+
+
+def test_pruning_keeps_the_most_recently_used(tmp_path):
+    root = tmp_path / "snaps"
+    for i, key in enumerate(("old", "used", "new")):
+        d = root / key
+        d.mkdir(parents=True)
+        (d / "state").write_bytes(b"x")
+        (d / "meta.json").write_text("{}")
+        os.utime(d / "meta.json", (1000 + i, 1000 + i))
+    Snapshot("old", root).touch()  # restored just now
+    assert snapmod.prune_snapshots(2, root) == ["used"]
+    assert [s.key for s in list_snapshots(root)] == ["new", "old"]
