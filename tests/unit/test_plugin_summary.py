@@ -35,3 +35,9 @@ def test_timeout_failure_text_names_the_outcome_and_evidence():
                                console_log="/runs/x/console.log"))
     assert text.startswith("ktstr_test 'three_on_one_cpu' [topo=1n1l2c1t] timed out:")
     assert "--- guest console (tail; whole log: /runs/x/console.log) ---" in text
+
+
+def test_pass_line_says_how_the_vm_started():
+    assert summary_line(result("passed", boot_mode="restored")).splitlines()[0].endswith(
+        "[topo=1n1l2c1t accel=tcg boot=10.8s restored]")
+    assert summary_line(result("passed")).splitlines()[0].endswith("boot=10.8s]")

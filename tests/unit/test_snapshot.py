@@ -9,6 +9,7 @@ import pytest
 from ktstr.topology import Topology
 from ktstr.vm import snapshot as snapmod
 from ktstr.vm.machine import VmSpec, machine_identity
+from ktstr.vm.qemu import QemuBinary
 from ktstr.vm.snapshot import (
     Snapshot,
     clean_snapshots,
@@ -28,7 +29,12 @@ def _spec(tmp_path: Path, **kw) -> VmSpec:
 
 @pytest.fixture
 def qemu_on_path(monkeypatch):
+    """A stand-in qemu binary; QemuBinary.find caches what it found, so the cache is
+    cleared around the test (a later VM test must find the real qemu)."""
     monkeypatch.setenv("KTSTR_QEMU", "/bin/true")
+    QemuBinary.find.cache_clear()
+    yield
+    QemuBinary.find.cache_clear()
 
 
 def test_identity_leaves_out_the_runs_own_paths(tmp_path, qemu_on_path):
