@@ -87,6 +87,10 @@ class WorkLoop:
         self.max_gap_at_ns = 0
         self.wake_overshoot_ns: list[int] = []
         self.wake_count = 0  # sleeps measured (may exceed the samples kept)
+        # What a work type measures in its own terms (schbench's RPS, bytes written...),
+        # and what it could not do here (a missing device, capability or network).
+        self.metrics: dict[str, float] = {}
+        self.notes: list[str] = []
         self._start = 0
         self._last = 0
         self._cpu = -1
@@ -160,6 +164,11 @@ class WorkLoop:
         self._note_cpu(self._getcpu())
         if wake_ns is not None:
             self._record_overshoot(wake_ns)
+
+    def note(self, text: str) -> None:
+        """Say in the worker's report what this run could not do, once per distinct text."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     # -- checkpoints ---------------------------------------------------------------
 

@@ -46,6 +46,8 @@ class WorkerReport:
     work_type: str = ""
     step: int = 0  # ctx.current_step when collected
     error: str = ""  # non-empty when the worker died or its work raised
+    metrics: dict[str, float] = field(default_factory=dict)  # the work type's own figures
+    notes: list[str] = field(default_factory=list)  # what the work could not do here
 
     @property
     def off_cpu_pct(self) -> float:

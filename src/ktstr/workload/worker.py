@@ -205,6 +205,8 @@ def _run(spec: WorkerSpec) -> WorkerReport:
         voluntary_csw=used.voluntary_csw,
         involuntary_csw=used.involuntary_csw,
         error=error,
+        metrics=dict(loop.metrics),
+        notes=list(loop.notes),
     )
 
 
