@@ -1,26 +1,45 @@
-"""`PairArena`: how the two workers of a paired work type find each other.
+"""`GroupArena`: how the workers of a grouped work type find each other.
 
 A work type's `run(loop)` sees only its `WorkLoop`, not its index or its
-siblings, so a paired type (`FutexPingPong`, `PipeIo`) brings its own meeting
-place: one page of `MAP_SHARED` memory on a memfd, created when the work type
+siblings, so a grouped type (`FutexPingPong`, `PipeIo`: pairs; `FutexFanOut`,
+`ThunderingHerd`, `WakeChain`, `MutexContention`...: groups of N) brings its
+own meeting place: `MAP_SHARED` memory on a memfd, created when the work type
 is constructed, i.e. in the parent before any worker is forked, and inherited
 by every worker. Each worker *claims* a role at the start of its run:
 
 - under a POSIX record lock on the memfd (`lockf`: per process, so forked
-  siblings sharing the fd still exclude each other), it joins a slot whose
-  role 0 is waiting with the same *key*, as role 1, or takes a free slot as
-  role 0;
+  siblings sharing the fd still exclude each other), it joins the first slot
+  with the same *key* that still has a free role, taking the lowest free role,
+  or opens a free slot as role 0; a group of `size` therefore fills roles
+  0..size-1 in arrival order;
 - the key is the worker's parent pid and cgroup, so when one instance is used by
-  several cgroups, or by several spawning parents, pairs form inside each
+  several cgroups, or by several spawning parents, groups form inside each
   of them rather than across;
 - `release` gives the role back at the end of the run; a slot with no members
   is free again.
 
-Each slot holds the pair's shared words: `turn` (the futex word: whose turn it
-is, 0 or 1), `stamp` (the waker's `CLOCK_MONOTONIC` ns just before it woke the
-partner) and a generation count (unique names for per-pair resources).
-A worker SIGKILLed mid-run leaves its half of a slot claimed; with
-`SLOTS` slots per instance that only matters after many killed runs.
+Each slot holds the group's shared memory, zeroed when the slot is taken anew:
+`words` int32 futex words (`word(seat, i)`: what they mean is the work type's
+business), `stamps` int64 time stamps (`stamp`/`set_stamp`: a waker's
+`CLOCK_MONOTONIC` ns just before it woke someone) and a generation count
+(unique names for per-group resources). All are plain loads and stores; a
+type that needs an atomic read-modify-write across processes asks the kernel
+(`FUTEX_WAKE_OP`, see `ktstr.work.fanout.futex_add_wake`).
+
+A worker SIGKILLed mid-run leaves its role in a slot claimed; with `slots`
+slots per instance that only matters after many killed runs.
+
+`PairArena` is the `size=2` arena with one word (`turn_word`: whose turn it
+is) and one stamp, as `FutexPingPong` and `PipeIo` use it. Typical use by a
+group type::
+
+    arena = GroupArena(size=4, words=2, stamps=1)   # in __init__ (the parent)
+    seat = arena.claim(pair_key())                  # in run(), each worker
+    try:
+        gen = arena.word(seat, 0)                   # ctypes.c_int32 in shared memory
+        ...
+    finally:
+        arena.release(seat)
 """
 
 from __future__ import annotations
@@ -34,55 +53,84 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ktstr.errors import SystemError_
+from ktstr.errors import ConfigError, SystemError_
 
-#: Bytes per pair slot; the first slot starts one slot in (the header is unused).
+#: Slot size granularity: slots start on cache-line boundaries.
 SLOT_BYTES = 64
-#: Pairs one instance can host at the same time.
+#: Groups one `PairArena` can host at the same time (one page of pair slots).
 SLOTS = mmap.PAGESIZE // SLOT_BYTES - 1
+#: Most roles a group may have (the members bitmask is 64 bits).
+MAX_GROUP_SIZE = 64
 
-# Slot layout (offsets inside a slot).
-_TURN = 0  # int32, the futex word
-_MEMBERS = 4  # int32 bitmask: 1 = role 0 present, 2 = role 1 present
+# Slot header (offsets inside a slot); stamps then words follow it.
+_MEMBERS = 0  # uint64 bitmask: bit r set = role r present
 _KEY = 8  # uint64, 0 = free
-_STAMP = 16  # int64 ns
-_GEN = 24  # uint32, bumped each time the slot is taken anew
-_I32 = struct.Struct("=i")
+_GEN = 16  # uint32, bumped each time the slot is taken anew
+_HEADER = 24
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 _I64 = struct.Struct("=q")
 
 
 def pair_key() -> int:
-    """The calling worker's pairing key: its parent pid and cgroup (never 0)."""
+    """The calling worker's grouping key: its parent pid and cgroup (never 0)."""
     with open("/proc/self/cgroup", "rb") as f:
         cgroup = f.read()
     return ((os.getppid() << 32) | zlib.crc32(cgroup)) | 1 << 63
 
 
+#: The same key under its general name.
+group_key = pair_key
+
+
 @dataclass(frozen=True, slots=True)
 class Seat:
-    """One worker's claim: its slot, its role (0 or 1) and the slot's generation."""
+    """One worker's claim: its slot, its role (0..size-1), the slot's generation
+    and the group size."""
 
     slot: int
     role: int
     generation: int
+    size: int = 2
 
     @property
     def partner(self) -> int:
-        return 1 - self.role
+        """The next role round the group (the other one in a pair)."""
+        return (self.role + 1) % self.size
 
 
-class PairArena:
-    """One shared page of pair slots plus the lock that guards claiming them."""
+class GroupArena:
+    """Shared slots for groups of `size` roles plus the lock that guards claiming them.
 
-    __slots__ = ("_owner", "fd", "mm")
+    `words` int32 futex words and `stamps` int64 stamps per slot; `slots` groups
+    at the same time.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_owner", "_slot_bytes", "_stamps", "_words", "fd", "mm", "size", "slots")
+
+    def __init__(self, size: int, *, words: int = 1, stamps: int = 1,
+                 slots: int = SLOTS) -> None:
+        if not isinstance(size, int) or isinstance(size, bool) or not (
+                2 <= size <= MAX_GROUP_SIZE):
+            raise ConfigError(
+                f"group size {size!r} is out of range; hint: a group has 2 to "
+                f"{MAX_GROUP_SIZE} workers")
+        for what, n in (("words", words), ("stamps", stamps), ("slots", slots)):
+            if not isinstance(n, int) or isinstance(n, bool) or n < (1 if what == "slots"
+                                                                     else 0):
+                raise ConfigError(f"GroupArena {what} = {n!r} is invalid; hint: pass a "
+                                  "non-negative integer (slots at least 1)")
+        self.size = size
+        self.slots = slots
+        self._stamps = stamps
+        self._words = words
+        raw = _HEADER + 8 * stamps + 4 * words
+        self._slot_bytes = -(-raw // SLOT_BYTES) * SLOT_BYTES
+        length = -(-(slots + 1) * self._slot_bytes // mmap.PAGESIZE) * mmap.PAGESIZE
         self._owner = os.getpid()
-        self.fd = os.memfd_create("ktstr-pairs", os.MFD_CLOEXEC)
-        os.ftruncate(self.fd, mmap.PAGESIZE)
-        self.mm = mmap.mmap(self.fd, mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+        self.fd = os.memfd_create("ktstr-groups", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, length)
+        self.mm = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED)
 
     def __del__(self) -> None:
         # Only in the process that made it; workers leave through os._exit anyway.
@@ -93,70 +141,92 @@ class PairArena:
     # -- claiming ------------------------------------------------------------------
 
     def claim(self, key: int, on_seat: Callable[[Seat], None] | None = None) -> Seat:
-        """Join a waiting role 0 with the same `key` as role 1, or open a slot as role 0.
+        """Take the lowest free role of a slot keyed `key`, or open a slot as role 0.
 
         `on_seat(seat)` runs under the lock once the seat is taken, so role 0
-        can create per-pair resources before any partner joins, and role 1 can
-        open them before role 0 could leave and remove them.
+        can create per-group resources before anyone joins, and later roles can
+        open them before the others could leave and remove them.
         """
+        full = (1 << self.size) - 1
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             free = -1
-            for slot in range(SLOTS):
-                members = self._get(_I32, slot, _MEMBERS)
-                if members == 1 and self._get(_U64, slot, _KEY) == key:
-                    self._put(_I32, slot, _MEMBERS, 3)
-                    seat = Seat(slot, 1, self._get(_U32, slot, _GEN))
-                    if on_seat is not None:
-                        on_seat(seat)
-                    return seat
+            for slot in range(self.slots):
+                members = self._get(_U64, slot, _MEMBERS)
+                if members and members != full and self._get(_U64, slot, _KEY) == key:
+                    role = (~members & full & -(~members & full)).bit_length() - 1
+                    self._put(_U64, slot, _MEMBERS, members | 1 << role)
+                    return self._seated(Seat(slot, role, self._get(_U32, slot, _GEN),
+                                             self.size), on_seat)
                 if members == 0 and free < 0:
                     free = slot
             if free < 0:
+                kind = "pair" if self.size == 2 else "group"
                 raise SystemError_(
-                    f"all {SLOTS} pair slots of this work type are taken; hint: use one "
-                    "work type instance per cgroup, or fewer paired workers")
+                    f"all {self.slots} {kind} slots of this work type are taken; hint: use "
+                    "one work type instance per cgroup, or fewer grouped workers")
             gen = (self._get(_U32, free, _GEN) + 1) & 0xFFFFFFFF
+            base = self._off(free, 0)
+            self.mm[base:base + self._slot_bytes] = bytes(self._slot_bytes)
             self._put(_U32, free, _GEN, gen)
             self._put(_U64, free, _KEY, key)
-            self._put(_I32, free, _TURN, 0)
-            self._put(_I64, free, _STAMP, 0)
-            self._put(_I32, free, _MEMBERS, 1)
-            seat = Seat(free, 0, gen)
-            if on_seat is not None:
-                on_seat(seat)
-            return seat
+            self._put(_U64, free, _MEMBERS, 1)
+            return self._seated(Seat(free, 0, gen, self.size), on_seat)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
+    @staticmethod
+    def _seated(seat: Seat, on_seat: Callable[[Seat], None] | None) -> Seat:
+        if on_seat is not None:
+            on_seat(seat)
+        return seat
+
     def release(self, seat: Seat, on_leave: Callable[[Seat], None] | None = None) -> None:
         """Give `seat` back (calling `on_leave(seat)` under the lock); the slot is
-        free once both roles have left."""
+        free once every role has left."""
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             if on_leave is not None:
                 on_leave(seat)
-            left = self._get(_I32, seat.slot, _MEMBERS) & ~(1 << seat.role)
-            self._put(_I32, seat.slot, _MEMBERS, left)
+            left = self._get(_U64, seat.slot, _MEMBERS) & ~(1 << seat.role)
+            self._put(_U64, seat.slot, _MEMBERS, left)
             if left == 0:
                 self._put(_U64, seat.slot, _KEY, 0)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
-    # -- the pair's shared words ---------------------------------------------------
+    def present(self, seat: Seat) -> int:
+        """How many roles of `seat`'s group are claimed right now."""
+        return self._get(_U64, seat.slot, _MEMBERS).bit_count()
 
-    def turn_word(self, seat: Seat) -> ctypes.c_int32:
-        """The slot's futex word as a ctypes int32 living in the shared page."""
-        return ctypes.c_int32.from_buffer(self.mm, self._off(seat.slot, _TURN))
+    # -- the group's shared words --------------------------------------------------
 
-    def stamp(self, seat: Seat) -> int:
-        return self._get(_I64, seat.slot, _STAMP)
+    def word(self, seat: Seat, index: int = 0) -> ctypes.c_int32:
+        """Word `index` of the slot as a ctypes int32 living in shared memory
+        (`ctypes.addressof` of it is a futex address)."""
+        if not 0 <= index < self._words:
+            raise IndexError(f"word {index} of a {self._words}-word slot")
+        return ctypes.c_int32.from_buffer(
+            self.mm, self._off(seat.slot, _HEADER + 8 * self._stamps + 4 * index))
 
-    def set_stamp(self, seat: Seat, ns: int) -> None:
-        self._put(_I64, seat.slot, _STAMP, ns)
+    def stamp_cell(self, seat: Seat, index: int = 0) -> ctypes.c_int64:
+        """Stamp `index` as a ctypes int64 in shared memory (for hot loops)."""
+        return ctypes.c_int64.from_buffer(self.mm, self._stamp_off(seat, index))
+
+    def stamp(self, seat: Seat, index: int = 0) -> int:
+        value: int = _I64.unpack_from(self.mm, self._stamp_off(seat, index))[0]
+        return value
+
+    def set_stamp(self, seat: Seat, ns: int, index: int = 0) -> None:
+        _I64.pack_into(self.mm, self._stamp_off(seat, index), ns)
+
+    def _stamp_off(self, seat: Seat, index: int) -> int:
+        if not 0 <= index < self._stamps:
+            raise IndexError(f"stamp {index} of a {self._stamps}-stamp slot")
+        return self._off(seat.slot, _HEADER + 8 * index)
 
     def _off(self, slot: int, field: int) -> int:
-        return (slot + 1) * SLOT_BYTES + field
+        return (slot + 1) * self._slot_bytes + field
 
     def _get(self, fmt: struct.Struct, slot: int, field: int) -> int:
         value: int = fmt.unpack_from(self.mm, self._off(slot, field))[0]
@@ -164,3 +234,16 @@ class PairArena:
 
     def _put(self, fmt: struct.Struct, slot: int, field: int, value: int) -> None:
         fmt.pack_into(self.mm, self._off(slot, field), value)
+
+
+class PairArena(GroupArena):
+    """A `GroupArena` of pairs: one turn word (0 or 1: whose turn) and one stamp."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(2, words=1, stamps=1)
+
+    def turn_word(self, seat: Seat) -> ctypes.c_int32:
+        """The slot's futex word as a ctypes int32 living in the shared page."""
+        return self.word(seat, 0)
