@@ -1,0 +1,223 @@
+"""Real-time pressure on CFS (seed 002, "Signal / preemption pressure").
+
+- `PreemptStorm`: one worker per cgroup (the first to start) switches itself to
+  `SCHED_FIFO` and wakes every `PREEMPT_STORM_PERIOD_US` µs on an absolute
+  hrtimer deadline, runs one work unit and sleeps again; every wake preempts
+  whichever CFS task runs on its CPU (`wakeup_preempt` -> `resched_curr`), so
+  the other workers, plain spinners, collect involuntary context switches at
+  about the timer's rate. Its wake lateness is its wake-latency sample: the
+  RT wake-to-run latency under CFS load.
+- `RtStarvation`: workers pair up (group_size 2); role 0 of each pair becomes
+  `SCHED_FIFO` and spins without ever sleeping, role 1 stays CFS and spins. CFS
+  runs on a CPU only when no FIFO task wants it, so the CFS half starves except
+  for what the RT throttle leaves it: `sched_rt_runtime_us` of every
+  `sched_rt_period_us` for RT (95 % by default). Both figures land in the
+  workers' metrics. With the throttle off (-1) a FIFO spinner would own its
+  CPU for good, the agent that must stop it included, so the worker then
+  leaves the default 5 % itself, sleeping, and says so in a note.
+
+A worker that may not become FIFO (no `CAP_SYS_NICE`) still runs its loop as
+CFS and says so. Every worker reports the policy the kernel shows for it in
+`/proc/self/sched` (`policy`: 0 normal, 1 FIFO) as the metric `sched_policy`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+
+from ktstr.errors import SystemError_
+from ktstr.work.base import WorkType
+from ktstr.work.loop import WorkLoop
+from ktstr.work.pairing import PairArena, pair_key
+from ktstr.work.timers import Periodic
+
+#: FIFO priority of the preemptor (mid-range: above CFS, below kernel RT threads).
+PREEMPT_STORM_PRIORITY = 50
+#: The preemptor's period: ~1 kHz of wakes.
+PREEMPT_STORM_PERIOD_US = 1000
+#: FIFO priority of RtStarvation's hogs.
+RT_STARVATION_PRIORITY = 50
+#: Share of each RT period a hog leaves to CFS by itself when the kernel's
+#: throttle is off (the kernel's own default: 50 ms of every second).
+RT_SELF_THROTTLE_SHARE = 0.05
+#: The RT period used for that self-throttle when the kernel reports none, in µs.
+RT_DEFAULT_PERIOD_US = 1_000_000
+
+_KEY = struct.Struct("=Q")
+_SLOTS = mmap.PAGESIZE // _KEY.size
+
+
+def read_policy() -> int:
+    """The scheduling policy the kernel shows for this task (`/proc/self/sched`).
+
+    Falls back to `sched_getscheduler` on kernels without `CONFIG_SCHED_DEBUG`.
+    """
+    try:
+        with open("/proc/self/sched") as f:
+            for line in f:
+                if line.startswith("policy"):
+                    return int(line.split(":", 1)[1])
+    except OSError:
+        pass
+    return os.sched_getscheduler(0)
+
+
+def become_fifo(loop: WorkLoop, priority: int) -> bool:
+    """`sched_setscheduler(0, SCHED_FIFO, priority)`; on refusal a note, and False."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError as err:
+        loop.note(f"sched_setscheduler(SCHED_FIFO, {priority}) refused ({err.strerror}): "
+                  "this worker runs as CFS; hint: it needs CAP_SYS_NICE or RLIMIT_RTPRIO")
+        return False
+    return True
+
+
+def rt_throttle() -> tuple[int, int]:
+    """(`sched_rt_runtime_us`, `sched_rt_period_us`); runtime -1 = no throttle."""
+    vals = []
+    for name in ("sched_rt_runtime_us", "sched_rt_period_us"):
+        try:
+            with open(f"/proc/sys/kernel/{name}") as f:
+                vals.append(int(f.read()))
+        except (OSError, ValueError):
+            vals.append(-1 if name == "sched_rt_runtime_us" else RT_DEFAULT_PERIOD_US)
+    return vals[0], vals[1]
+
+
+class Election:
+    """First worker per key wins: a shared page of keys, claimed under `lockf`.
+
+    Created in the parent before the fork, like `PairArena`; the key is the
+    worker's `pair_key()`, so each cgroup (and each spawning parent) elects its own.
+    """
+
+    __slots__ = ("_owner", "fd", "mm")
+
+    def __init__(self) -> None:
+        self._owner = os.getpid()
+        self.fd = os.memfd_create("ktstr-election", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, mmap.PAGESIZE)
+        self.mm = mmap.mmap(self.fd, mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+
+    def __del__(self) -> None:
+        if getattr(self, "_owner", None) == os.getpid():
+            self.mm.close()
+            os.close(self.fd)
+
+    def claim(self, key: int) -> bool:
+        """True when no other worker holds `key`: the caller holds it now."""
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            free = -1
+            for slot in range(_SLOTS):
+                held = _KEY.unpack_from(self.mm, slot * _KEY.size)[0]
+                if held == key:
+                    return False
+                if held == 0 and free < 0:
+                    free = slot
+            if free < 0:
+                raise SystemError_(
+                    f"all {_SLOTS} election slots are taken; hint: use one work type "
+                    "instance per cgroup")
+            _KEY.pack_into(self.mm, free * _KEY.size, key)
+            return True
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def release(self, key: int) -> None:
+        """Give `key` up, so a later spawn in the same cgroup elects again."""
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            for slot in range(_SLOTS):
+                if _KEY.unpack_from(self.mm, slot * _KEY.size)[0] == key:
+                    _KEY.pack_into(self.mm, slot * _KEY.size, 0)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+
+def _spin(loop: WorkLoop) -> None:
+    while loop.running:
+        loop.spin()
+        loop.iterations += 1
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class PreemptStorm(WorkType):
+    """One SCHED_FIFO worker wakes at ~1 kHz and preempts the CFS spinners around it."""
+
+    _election: Election = field(init=False, compare=False, repr=False, hash=False)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_election", Election())
+
+    def run(self, loop: WorkLoop) -> None:
+        key = pair_key()
+        if not self._election.claim(key):
+            loop.metrics["sched_policy"] = float(read_policy())
+            loop.metrics["preemptor"] = 0.0
+            _spin(loop)
+            return
+        try:
+            become_fifo(loop, PREEMPT_STORM_PRIORITY)
+            loop.metrics["sched_policy"] = float(read_policy())
+            loop.metrics["preemptor"] = 1.0
+            timer = Periodic(PREEMPT_STORM_PERIOD_US * 1000)
+            wakes = 0
+            while loop.running:
+                now, late = timer.wait()
+                loop.resume_after_wait(late, now=now)
+                loop.spin()
+                wakes += 1
+            loop.iterations += wakes
+            loop.metrics.update(wakes=float(wakes), overruns=float(timer.overruns),
+                                period_us=float(PREEMPT_STORM_PERIOD_US))
+        finally:
+            self._election.release(key)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class RtStarvation(WorkType):
+    """Pairs of one SCHED_FIFO spinner and one CFS spinner: the CFS half starves down
+    to what the RT throttle leaves it."""
+
+    _arena: PairArena = field(init=False, compare=False, repr=False, hash=False)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_arena", PairArena())
+
+    @property
+    def group_size(self) -> int | None:
+        return 2
+
+    def run(self, loop: WorkLoop) -> None:
+        runtime_us, period_us = rt_throttle()
+        loop.metrics.update(rt_runtime_us=float(runtime_us), rt_period_us=float(period_us))
+        seat = self._arena.claim(pair_key())
+        try:
+            hog = seat.role == 0 and become_fifo(loop, RT_STARVATION_PRIORITY)
+            loop.metrics["sched_policy"] = float(read_policy())
+            loop.metrics["rt_hog"] = 1.0 if seat.role == 0 else 0.0
+            if not hog:
+                _spin(loop)
+            elif runtime_us < 0:
+                loop.note(f"sched_rt_runtime_us is -1 (no RT throttle): the FIFO worker "
+                          f"leaves CFS {RT_SELF_THROTTLE_SHARE:.0%} of each "
+                          f"{period_us} µs itself, or nothing could stop it")
+                self._self_throttled(loop, period_us)
+            else:
+                _spin(loop)
+        finally:
+            self._arena.release(seat)
+
+    def _self_throttled(self, loop: WorkLoop, period_us: int) -> None:
+        """Spin (1 - share) of each period, sleep the rest."""
+        period = period_us / 1e6
+        while loop.running:
+            loop.spin_for(period * (1 - RT_SELF_THROTTLE_SHARE))
+            loop.iterations += 1
+            loop.sleep_for(period * RT_SELF_THROTTLE_SHARE)
