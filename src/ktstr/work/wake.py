@@ -7,8 +7,10 @@
   `MAP_SHARED` page), and a futex wake is the kernel's non-`WF_SYNC` path.
 - `PipeIo`: the same turn-taking with a CPU burst then a 1-byte write to the
   partner's pipe (a FIFO); the pipe write wakes the reader with `WF_SYNC`.
+- `CachePipe`: `PipeIo`'s hand-over whose burst sweeps a cache-hot working set
+  (`CACHE_PIPE_SIZE_KIB`), so where the wakee is placed shows in its burst time.
 
-Both pair workers (`group_size` 2): each worker claims a role in the type's
+All pair workers (`group_size` 2): each worker claims a role in the type's
 `PairArena` when it starts (see `ktstr.work.pairing`). Each wakeup is measured
 from the waker's side: just before it wakes its partner the waker stores
 `time.monotonic_ns()` in the pair's slot; the wakee, back from its sleep,
@@ -31,6 +33,7 @@ import platform
 import select
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
@@ -42,6 +45,11 @@ from ktstr.work.params import count
 FUTEX_PING_PONG_SPIN_ITERS = 1024
 #: Multiply-add steps of a `PipeIo` worker's burst before each hand-over.
 PIPE_IO_SPIN_ITERS = 1024
+#: Working set of a `CachePipe` worker, KiB: L1d-sized, so a wakeup on another CPU
+#: (or after someone else ran here) finds it cold.
+CACHE_PIPE_SIZE_KIB = 32
+#: Sweeps over the working set per `CachePipe` burst.
+CACHE_PIPE_PASSES = 4
 #: Longest single sleep of a waiting worker, in seconds, before it re-checks stop.
 WAIT_SLICE_S = 0.05
 
@@ -108,6 +116,7 @@ class FutexPingPong(WorkType):
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(pair_key())
+        self._seated(loop, seat)
         word = arena.turn_word(seat)
         addr = ctypes.addressof(word)
         x = 1
@@ -121,6 +130,9 @@ class FutexPingPong(WorkType):
                 futex_wake(addr)
         finally:
             arena.release(seat)
+
+    def _seated(self, loop: WorkLoop, seat: Seat) -> None:
+        """Hook for variants (`AsymmetricWaker`): runs once the worker has its role."""
 
     def _await_turn(self, loop: WorkLoop, seat: Seat, word: ctypes.c_int32,
                     addr: int) -> bool:
@@ -157,6 +169,11 @@ class PipeIo(WorkType):
                             f"ktstr-pipeio-{self._tag}-{seat.slot}-{seat.generation}.{role}")
 
     def run(self, loop: WorkLoop) -> None:
+        self._exchange(loop, lambda x: spin_batch(PIPE_IO_SPIN_ITERS, x))
+
+    def _exchange(self, loop: WorkLoop, burst: Callable[[int], int]) -> None:
+        """Take turns with the partner: `burst`, one work unit, a byte to the partner,
+        then sleep until its byte comes back (`CachePipe` brings its own burst)."""
         fds: list[int] = []
 
         def open_pipes(seat: Seat) -> None:  # under the arena lock
@@ -179,7 +196,7 @@ class PipeIo(WorkType):
             mine = seat.role == 0  # role 0 starts
             while mine or self._await_byte(loop, seat, rfd, poller):
                 mine = False
-                x = spin_batch(PIPE_IO_SPIN_ITERS, x)
+                x = burst(x)
                 loop.spin()
                 loop.iterations += 1
                 arena.set_stamp(seat, time.monotonic_ns())
@@ -213,3 +230,42 @@ class PipeIo(WorkType):
                 loop.resume_after_wait(time.monotonic_ns() - self._arena.stamp(seat))
                 return True
         return False
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class CachePipe(PipeIo):
+    """`PipeIo`'s pipe hand-over with a cache-hot working set as the burst.
+
+    Each burst sweeps the worker's own `CACHE_PIPE_SIZE_KIB` KiB buffer
+    `CACHE_PIPE_PASSES` times (a `memmove` of each half onto the other: every
+    line read and written, in C, no allocation), so the cost of a burst depends
+    on whether the wakeup put the worker back on a CPU whose cache still holds
+    it. The metric `burst_ns_mean` is the mean burst time, for comparing wake
+    placements.
+    """
+
+    def __init__(self) -> None:
+        PipeIo.__init__(self)  # not super(): slots=True rebuilds the class
+
+    def run(self, loop: WorkLoop) -> None:
+        half = CACHE_PIPE_SIZE_KIB * 512
+        buf = (ctypes.c_char * (2 * half))()
+        lo, hi = ctypes.addressof(buf), ctypes.addressof(buf) + half
+        memmove, clock = ctypes.memmove, time.monotonic_ns
+        spent = [0, 0]  # ns in bursts, bursts
+
+        def burst(x: int) -> int:
+            t0 = clock()
+            for _ in range(CACHE_PIPE_PASSES):
+                memmove(hi, lo, half)
+                memmove(lo, hi, half)
+            spent[0] += clock() - t0
+            spent[1] += 1
+            return x
+
+        try:
+            self._exchange(loop, burst)
+        finally:
+            loop.metrics["working_set_kib"] = float(CACHE_PIPE_SIZE_KIB)
+            if spent[1]:
+                loop.metrics["burst_ns_mean"] = spent[0] / spent[1]
