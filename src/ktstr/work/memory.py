@@ -11,6 +11,10 @@
   read-modify-write of every `stride`-th byte per pass (done in C through a
   strided slice, so the access pattern, not the interpreter, dominates); sized
   by default to pressure a 32 KiB L1d. One pass is one work unit.
+- `CacheYield(size_kib, stride)`: CachePressure's pass, then `sched_yield` each
+  round: the task keeps a cache-hot working set yet offers the CPU every pass,
+  so the scheduler re-places a task whose cache footprint it may lose (on a
+  shared CPU each yield that finds a runnable task is an involuntary switch).
 """
 
 from __future__ import annotations
@@ -83,11 +87,12 @@ class CachePressure(WorkType):
 
     def __init__(self, size_kib: int = CACHE_PRESSURE_SIZE_KIB,
                  stride: int = CACHE_PRESSURE_STRIDE) -> None:
-        object.__setattr__(self, "size_kib", count(size_kib, "CachePressure size_kib"))
-        object.__setattr__(self, "stride", count(stride, "CachePressure stride"))
+        kind = type(self).__name__  # CacheYield shares these parameters
+        object.__setattr__(self, "size_kib", count(size_kib, f"{kind} size_kib"))
+        object.__setattr__(self, "stride", count(stride, f"{kind} stride"))
         if self.stride > self.size_kib * 1024:
             raise ConfigError(
-                f"CachePressure stride = {stride} is larger than the buffer "
+                f"{kind} stride = {stride} is larger than the buffer "
                 f"({self.size_kib} KiB = {self.size_kib * 1024} bytes); hint: use a stride "
                 "of at most size_kib * 1024, e.g. 64 (one cache line)")
 
@@ -97,4 +102,18 @@ class CachePressure(WorkType):
         while loop.running:
             buf[::step] = buf[::step].translate(_INCREMENT)
             loop.spin()
+            loop.iterations += 1
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class CacheYield(CachePressure):
+    """CachePressure's strided pass, then `sched_yield`; one pass is one work unit."""
+
+    def run(self, loop: WorkLoop) -> None:
+        buf = bytearray(self.size_kib * 1024)
+        step = self.stride
+        while loop.running:
+            buf[::step] = buf[::step].translate(_INCREMENT)
+            loop.spin()
+            loop.yield_(count=False)
             loop.iterations += 1

@@ -7,12 +7,18 @@ complete pass. Phases:
 - `Spin(s)`: spin batches (each one work unit) for `s` seconds.
 - `Sleep(s)`: a stop-aware sleep; not a scheduling gap (see `WorkLoop`).
 - `Yield(s)`: `sched_yield` repeatedly for `s` seconds, one work unit per yield.
-
-Not yet supported here: the seed's `Io` and `AluHot` phases.
+- `Io(s)`: 4 KiB `pwrite` + `fdatasync` to a per-worker temp file (IoSyncWrite's
+  step, see `ktstr.work.io`) for `s` seconds, one work unit per write.
+- `AluHotPhase(s, width)`: AluHot's independent multiply chains (see
+  `ktstr.work.compute`) for `s` seconds. The seed calls it `AluHot`, a name
+  the work type `AluHot` already holds in `ktstr.work`; every phase is also an
+  attribute of `Phase`, so `Phase.AluHot(0.1)` is the seed's spelling.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +26,8 @@ from typing import ClassVar
 
 from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType, seconds
+from ktstr.work.compute import ALU_HOT_BATCH, ALU_HOT_WIDTH, AluWidth, chain_seed, multiply_chains
+from ktstr.work.io import IO_BLOCK_BYTES, IO_SYNC_WRITE_STRIPES, fs_type
 from ktstr.work.loop import WorkLoop
 
 
@@ -67,6 +75,53 @@ class Yield(Phase):
 
 
 @dataclass(frozen=True, slots=True, init=False)
+class Io(Phase):
+    """Synchronous 4 KiB writes (pwrite + fdatasync) for `seconds`."""
+
+    seconds: float
+
+    def run(self, loop: WorkLoop) -> None:
+        where = tempfile.gettempdir()
+        loop.note(f"no block device: Io phase writes a temp file on {fs_type(where)} ({where})")
+        fd, path = tempfile.mkstemp(prefix="ktstr-seqio-")
+        os.unlink(path)
+        block = os.urandom(IO_BLOCK_BYTES)
+        stripe = 0
+        end = loop.spin() + int(self.seconds * 1e9)
+        try:
+            while loop.running:
+                os.pwrite(fd, block, stripe * IO_BLOCK_BYTES)
+                os.fdatasync(fd)
+                stripe = (stripe + 1) % IO_SYNC_WRITE_STRIPES
+                if loop.spin() >= end:
+                    break
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class AluHotPhase(Phase):
+    """AluHot's multiply chains for `seconds` (the seed's `WorkPhase::AluHot`)."""
+
+    seconds: float
+    width: AluWidth
+
+    def __init__(self, secs: float | timedelta, width: AluWidth | str = ALU_HOT_WIDTH) -> None:
+        Phase.__init__(self, secs)
+        object.__setattr__(self, "width", AluWidth.parse(width))
+
+    def run(self, loop: WorkLoop) -> None:
+        chains = self.width.chains
+        kernel = multiply_chains(chains)
+        state = chain_seed(chains, os.getpid())
+        end = loop.spin() + int(self.seconds * 1e9)
+        while loop.running:
+            state = kernel(ALU_HOT_BATCH, state)
+            if loop.spin() >= end:
+                break
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Sequence(WorkType):
     """Phases run in order and looped: `Sequence(Spin(0.1), Yield(0.02))`."""
 
@@ -85,7 +140,8 @@ class Sequence(WorkType):
             if not isinstance(phase, Phase):
                 raise ConfigError(
                     f"Sequence phase {pos} = {phase!r} is not a phase; "
-                    "hint: use work.Spin(s), work.Sleep(s) or work.Yield(s)")
+                    "hint: use work.Spin(s), work.Sleep(s), work.Yield(s), work.Io(s) "
+                    "or work.AluHotPhase(s)")
         object.__setattr__(self, "first", first)
         object.__setattr__(self, "rest", tuple(flat))
 
@@ -101,3 +157,11 @@ class Sequence(WorkType):
                     return
                 phase.run(loop)
             loop.iterations += 1
+
+
+# The seed's phase names, all in one place: `Phase.AluHot(0.1)` is `AluHotPhase(0.1)`.
+Phase.Spin = Spin  # type: ignore[attr-defined]
+Phase.Sleep = Sleep  # type: ignore[attr-defined]
+Phase.Yield = Yield  # type: ignore[attr-defined]
+Phase.Io = Io  # type: ignore[attr-defined]
+Phase.AluHot = AluHotPhase  # type: ignore[attr-defined]
