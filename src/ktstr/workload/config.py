@@ -7,15 +7,21 @@ construction (ConfigError naming the value and the fix).
 - `workers`: how many processes to fork (>= 1; a multiple of a grouped work
   type's `group_size`).
 - `work`: the `WorkType` every worker runs.
-- `policy`: a scheduling policy object with an `apply(pid)` method (pid 0 = the
-  calling worker), applied in the worker before it reports ready; None keeps
-  the inherited policy.
-- `nice`: -20..19, None keeps the inherited value.
-- `affinity`: CPUs each worker is pinned to with `sched_setaffinity`; None
-  keeps the inherited mask (the cgroup's cpuset still applies).
-- `pcomm`: the workers' task name (`comm`, at most 15 bytes). Workers are
-  always separate processes here; the seed's one-leader-many-threads pcomm mode
-  is not implemented.
+- `policy`: a `SchedPolicy` (or any object with an `apply(pid)` method, pid 0 =
+  the calling thread), applied by each worker to itself before it reports
+  ready; None keeps the inherited policy.
+- `nice`: -20..19, None keeps the inherited value (nice is per thread on Linux,
+  so each worker thread sets its own).
+- `affinity`: CPUs each worker (process or thread) is pinned to with
+  `sched_setaffinity`; None keeps the inherited mask (the cgroup's cpuset
+  still applies).
+- `clone_mode`: `CloneMode.FORK` (default), one process per worker, or
+  `CloneMode.THREAD`: every worker is a thread of one forked leader process.
+- `pcomm`: the seed's fork-then-thread path: one forked leader whose `comm` is
+  `pcomm` (at most 15 bytes) hosts all the workers as its threads (they
+  inherit the name), whatever `clone_mode` says: the shape of a real
+  multi-threaded application, which schedulers group by its leader.
+  `threaded` tells whether a config runs its workers as threads.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import cast
 
 from ktstr.errors import ConfigError
 from ktstr.work import SpinWait, WorkType
+from ktstr.work.policy import CloneMode
 from ktstr.workload.libc import COMM_MAX_BYTES
 
 NICE_MIN, NICE_MAX = -20, 19
@@ -50,6 +57,12 @@ class WorkloadConfig:
     nice: int | None = None
     affinity: frozenset[int] | None = None
     pcomm: str | None = None
+    clone_mode: CloneMode = CloneMode.FORK
+
+    @property
+    def threaded(self) -> bool:
+        """Whether the workers are threads of one leader (THREAD mode or a pcomm)."""
+        return self.clone_mode is CloneMode.THREAD or self.pcomm is not None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
@@ -76,6 +89,9 @@ class WorkloadConfig:
                 raise ConfigError(
                     f"pcomm = {self.pcomm!r} is not a task name of 1-{COMM_MAX_BYTES} "
                     "bytes without NUL (the kernel's TASK_COMM_LEN); hint: shorten it")
+        if not isinstance(self.clone_mode, CloneMode):
+            raise ConfigError(f"clone_mode = {self.clone_mode!r} is not a CloneMode; "
+                              "hint: pass CloneMode.FORK or CloneMode.THREAD")
         if self.policy is not None and not callable(getattr(self.policy, "apply", None)):
             raise ConfigError(f"policy = {self.policy!r} has no apply(pid) method; "
                               "hint: pass a scheduling policy object, or None")

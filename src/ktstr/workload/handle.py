@@ -10,6 +10,11 @@ running `grace` seconds later, reaps every worker and returns one
 block, however it is left) SIGKILLs and reaps whatever is left; it is
 idempotent and a no-op after a collect.
 
+In thread mode (`cfg.threaded`) one forked leader hosts every worker as a
+thread (`worker.fork_leader`); each thread still has its own pipe and report,
+`pids` lists the threads' tids and `leader_pids` the one leader. Killing and
+reaping act on the leader (its process group), once.
+
 All waiting is on the workers' pipes (poll) or on their exit (waitpid), with
 deadlines; nothing sleeps to poll. Workers die with the thread that spawned
 them (`PR_SET_PDEATHSIG`), so spawn from a thread that outlives the run (the
@@ -34,7 +39,14 @@ from ktstr.errors import KtstrError, SystemError_
 from ktstr.workload.config import WorkloadConfig
 from ktstr.workload.report import WorkerReport
 from ktstr.workload.signals import Gate, SharedBlock, StopFlag
-from ktstr.workload.worker import READY, SETUP_FAILED, WorkerProc, WorkerSpec, fork_worker
+from ktstr.workload.worker import (
+    READY,
+    SETUP_FAILED,
+    WorkerProc,
+    WorkerSpec,
+    fork_leader,
+    fork_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +130,15 @@ class WorkloadHandle:
 
     @property
     def pids(self) -> list[int]:
-        """The workers' pids, in spawn order."""
-        return [p.pid for p in self._procs]
+        """The workers' task ids, in spawn order: their pids, or their threads' tids
+        in thread mode (each is a /proc/<tid> and a sched_setaffinity target)."""
+        return [p.tid for p in self._procs]
+
+    @property
+    def leader_pids(self) -> list[int]:
+        """The worker processes (thread-group leaders), each once: one per worker when
+        forking, the one leader in thread mode."""
+        return list(dict.fromkeys(p.pid for p in self._procs))
 
     def launch(self, ready_timeout: float | None = None) -> None:
         """Fork the workers and wait until each is ready; raise its set-up error if not."""
@@ -128,12 +147,16 @@ class WorkloadHandle:
         self._block = block = SharedBlock(self.cfg.workers)
         self._start = start = Gate()
         self._stop = stop = StopFlag(block, Gate())
-        for i in range(self.cfg.workers):
-            spec = WorkerSpec(i, self.cfg, self.cgroup_dir, self.group_idx, start, stop, block)
-            self._procs.append(fork_worker(spec))
-            block.set_pid(i, self._procs[-1].pid)
+        specs = [WorkerSpec(i, self.cfg, self.cgroup_dir, self.group_idx, start, stop, block)
+                 for i in range(self.cfg.workers)]
+        if self.cfg.threaded:
+            self._procs.extend(fork_leader(specs))  # each thread records its own tid
+        else:
+            for spec in specs:
+                self._procs.append(fork_worker(spec))
+                block.set_pid(spec.index, self._procs[-1].pid)
         timeout = self.READY_TIMEOUT_S if ready_timeout is None else ready_timeout
-        late = {p.pid for p in _pump(self._procs, lambda p: p.eof or p.buf[:1] == READY,
+        late = {p.index for p in _pump(self._procs, lambda p: p.eof or p.buf[:1] == READY,
                                      time.monotonic() + timeout)}
         for p in self._procs:
             if p.buf[:1] == SETUP_FAILED:
@@ -141,11 +164,15 @@ class WorkloadHandle:
         for p in self._procs:
             if p.buf[:1] != READY:
                 self._reap([p])
-                why = (f"did not say ready within {timeout:g}s of its fork" if p.pid in late
+                why = (f"did not say ready within {timeout:g}s of its fork" if p.index in late
                        else f"exited ({_exit_text(p.status)}) before saying ready")
                 raise SystemError_(
                     f"worker {p.index} (pid {p.pid}) of {self._where()} {why}; hint: check "
                     "the guest log for OOM kills or a blocked cgroup write")
+        if self.cfg.threaded:
+            tids = block.pids()
+            for p in self._procs:
+                p.tid = tids[p.index]
         log.debug("spawned %d %s workers in %s: %s", self.cfg.workers, self.cfg.work.name,
                   self._where(), self.pids)
 
@@ -187,7 +214,7 @@ class WorkloadHandle:
             return
         self._reap(self._procs)
         self._reports = [
-            WorkerReport(tid=p.pid, group_idx=self.group_idx, work_type=self.cfg.work.name,
+            WorkerReport(tid=p.tid, group_idx=self.group_idx, work_type=self.cfg.work.name,
                          error="killed before its report was collected")
             for p in self._procs]
         self._release()
@@ -211,16 +238,25 @@ class WorkloadHandle:
         return str(self.cgroup_dir) if self.cgroup_dir is not None else "the parent's cgroup"
 
     def _reap(self, procs: Iterable[WorkerProc]) -> None:
-        """SIGKILL each worker's group (while the pid is still ours), then waitpid it."""
+        """SIGKILL each worker's group (while the pid is still ours), then waitpid it.
+
+        Threads of one leader share its pid: the leader is killed and reaped once,
+        and its status is every thread's.
+        """
+        procs = list(procs)
         for p in procs:
             if p.status is None:
                 _killpg(p.pid)  # grandchildren too; an exited worker is a zombie: pid held
+        reaped = {q.pid: q.status for q in self._procs if q.status is not None}
         for p in procs:
-            if p.status is None:
+            if p.status is None and p.pid in reaped:
+                p.status = reaped[p.pid]
+            elif p.status is None:
                 try:
                     _, p.status = os.waitpid(p.pid, 0)
                 except ChildProcessError:  # SIGCHLD ignored: the kernel reaped it for us
                     p.status = 0
+                reaped[p.pid] = p.status
 
     def _release(self) -> None:
         for p in self._procs:
@@ -260,5 +296,5 @@ class WorkloadHandle:
                    "was killed (SIGKILL)")
         else:
             why = f"exited ({_exit_text(p.status)}) without a report"
-        return WorkerReport(tid=p.pid, group_idx=self.group_idx, work_type=self.cfg.work.name,
-                            error=f"worker {p.index} (pid {p.pid}) {why}")
+        return WorkerReport(tid=p.tid, group_idx=self.group_idx, work_type=self.cfg.work.name,
+                            error=f"worker {p.index} (task {p.tid}) {why}")

@@ -16,6 +16,29 @@ read end of its report pipe). The child, in order:
 
 Everything runs inside `try/finally: os._exit(...)`: a worker never returns
 into the parent's code (pytest, the scenario) and never runs its atexit hooks.
+
+Thread mode (`cfg.threaded`: `CloneMode.THREAD` or a `pcomm`): `fork_leader(specs)`
+forks ONE leader process that does step 1 once, joins the cgroup for all (a
+cgroup2 holds whole processes, so the leader's move takes every thread with it)
+and names itself `pcomm`; then it starts one thread per worker, each with its own
+report pipe. Each thread sets its own nice, affinity and policy (all per-task
+attributes in Linux), records its tid in the shared pid table, says ready, runs
+its work type and sends its own `WorkerReport`, whose counters are that thread's
+(`/proc/<pid>/task/<tid>/schedstat` and `sched`, `getrusage(RUSAGE_THREAD)`).
+The leader joins its threads and exits; teardown SIGKILLs its process group as
+for forked workers, so a thread that ignores the stop request dies with it.
+
+The threads share one interpreter and its GIL: only one of them executes Python
+bytecode at a time, and a thread that wants the GIL blocks on a futex until the
+holder drops it (every 5 ms, `sys.getswitchinterval()`, or when it blocks in a
+system call). So N CPU-bound worker threads get about one CPU between them, and
+each shows voluntary context switches and gaps of a few switch intervals; work
+that blocks (sleeps, futex waits, pipes, I/O) releases the GIL and overlaps
+freely. It is still the shape schedulers expect from real applications: one
+thread group, one leader, N kernel tasks that the scheduler places, balances and
+preempts one by one (and that sched_ext schedulers may group by tgid or comm).
+Work types that deliver Python signal handlers (only the main thread runs them)
+need FORK mode.
 """
 
 from __future__ import annotations
@@ -25,15 +48,18 @@ import dataclasses
 import gc
 import json
 import os
+import resource
 import signal
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ktstr.errors import ConfigError, SystemError_
-from ktstr.system import fs
+from ktstr.system import fs, proc
 from ktstr.work import Custom, WorkerCtx, WorkLoop
 from ktstr.workload.config import WorkloadConfig
 from ktstr.workload.libc import set_comm, set_pdeathsig
@@ -73,6 +99,11 @@ class WorkerProc:
     buf: bytearray = field(default_factory=bytearray)
     eof: bool = False
     status: int | None = None  # waitpid status once reaped
+    tid: int = 0  # the worker's task id: its pid, or its thread's tid once ready (0 before)
+
+    def __post_init__(self) -> None:
+        if not self.tid:
+            self.tid = self.pid
 
 
 def fork_worker(spec: WorkerSpec) -> WorkerProc:
@@ -94,15 +125,107 @@ def fork_worker(spec: WorkerSpec) -> WorkerProc:
     return WorkerProc(pid, spec.index, rfd)
 
 
-def _child_main(spec: WorkerSpec, wfd: int, parent: int) -> int:
+def fork_leader(specs: list[WorkerSpec]) -> list[WorkerProc]:
+    """Fork one leader hosting every spec as a thread; one `WorkerProc` (own pipe) each.
+
+    All returned procs share the leader's pid; their `tid` is 0 until the
+    thread has said ready (the parent reads it from the shared pid table).
+    """
+    pipes = [os.pipe2(os.O_CLOEXEC) for _ in specs]
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = EXIT_INTERNAL
+        try:
+            for rfd, _ in pipes:
+                os.close(rfd)
+            code = _leader_main(specs, [wfd for _, wfd in pipes], parent)
+        finally:
+            os._exit(code)
+    for _, wfd in pipes:
+        os.close(wfd)
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+    procs = [WorkerProc(pid, spec.index, rfd) for spec, (rfd, _) in zip(specs, pipes, strict=True)]
+    for p in procs:
+        p.tid = 0
+    return procs
+
+
+def _become_worker(parent: int) -> bool:
+    """Step 1 of the module docstring; False when the parent is already gone."""
     os.setpgid(0, 0)
     set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before PDEATHSIG was armed
-        return EXIT_ORPHANED
+        return False
     gc.freeze()
     gc.disable()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # the parent's Python handlers are not ours
+    return True
+
+
+def _leader_main(specs: list[WorkerSpec], wfds: list[int], parent: int) -> int:
+    """The leader: join the cgroup, take the pcomm, run one thread per worker, wait."""
+    if not _become_worker(parent):
+        return EXIT_ORPHANED
+    cfg = specs[0].cfg
+    try:
+        if specs[0].cgroup_dir is not None:
+            fs.write_text(specs[0].cgroup_dir / "cgroup.procs", str(os.getpid()))
+        if cfg.pcomm is not None:
+            set_comm(cfg.pcomm)  # before the threads start: they inherit it
+    except BaseException as exc:
+        _send(wfds[0], SETUP_FAILED + _pickle_error(exc))
+        return EXIT_SETUP_FAILED
+    threads = [threading.Thread(target=_thread_main, args=(spec, wfd), daemon=True,
+                                name=f"ktstr-worker-{spec.index}")
+               for spec, wfd in zip(specs, wfds, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return EXIT_OK
+
+
+def _thread_main(spec: WorkerSpec, wfd: int) -> None:
+    """One worker thread: place itself, say ready, run, report; never raises."""
+    try:
+        tid = threading.get_native_id()
+        spec.block.set_pid(spec.index, tid)
+        try:
+            _setup_task(spec.cfg, tid)
+        except BaseException as exc:
+            _send(wfd, SETUP_FAILED + _pickle_error(exc))
+            return
+        _send(wfd, READY)
+        spec.start.wait()
+        pid = os.getpid()
+        try:
+            report = _run(spec, tid, lambda: _thread_counters(pid, tid))
+        except Exception as exc:
+            report = WorkerReport(tid=tid, group_idx=spec.group_idx,
+                                  work_type=spec.cfg.work.name,
+                                  error=describe_exception(exc, "worker thread"))
+        _send(wfd, json.dumps(report.to_dict()).encode())
+    except BaseException:  # the parent sees EOF without a report and says so
+        pass
+    finally:
+        os.close(wfd)
+
+
+def _thread_counters(pid: int, tid: int) -> Counters:
+    """`Counters.read` for one thread: its own schedstat, sched and rusage."""
+    task_root = proc.PROC_ROOT / str(pid) / "task"
+    run_ns, wait_ns, _ = proc.task_schedstat(tid, root=task_root)
+    migrations = int(proc.task_sched(tid, root=task_root).get("se.nr_migrations", 0))
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return Counters(run_ns, wait_ns, migrations, usage.ru_nvcsw, usage.ru_nivcsw)
+
+
+def _child_main(spec: WorkerSpec, wfd: int, parent: int) -> int:
+    if not _become_worker(parent):
+        return EXIT_ORPHANED
     try:
         _setup(spec)
     except BaseException as exc:
@@ -111,7 +234,7 @@ def _child_main(spec: WorkerSpec, wfd: int, parent: int) -> int:
     _send(wfd, READY)
     spec.start.wait()
     try:
-        report = _run(spec)
+        report = _run(spec, os.getpid(), Counters.read)
     except Exception as exc:  # our own telemetry failed: still answer with a report
         report = WorkerReport(tid=os.getpid(), group_idx=spec.group_idx,
                               work_type=spec.cfg.work.name,
@@ -121,15 +244,25 @@ def _child_main(spec: WorkerSpec, wfd: int, parent: int) -> int:
 
 
 def _setup(spec: WorkerSpec) -> None:
-    """Place the worker: cgroup, nice, affinity, comm, policy (before any work)."""
+    """Place the worker: cgroup, comm, nice, affinity, policy (before any work)."""
     cfg = spec.cfg
     if spec.cgroup_dir is not None:
         fs.write_text(spec.cgroup_dir / "cgroup.procs", str(os.getpid()))
+    if cfg.pcomm is not None:
+        set_comm(cfg.pcomm)
+    _setup_task(cfg, os.getpid())
+
+
+def _setup_task(cfg: WorkloadConfig, tid: int) -> None:
+    """The per-task attributes, set by the calling task on itself: nice, affinity, policy.
+
+    Policy comes last: a deadline task may not change its affinity afterwards.
+    """
     if cfg.nice is not None:
         try:
-            os.setpriority(os.PRIO_PROCESS, 0, cfg.nice)
+            os.setpriority(os.PRIO_PROCESS, 0, cfg.nice)  # the calling thread only
         except OSError as err:
-            raise ConfigError(f"cannot set nice {cfg.nice} for worker {os.getpid()}: "
+            raise ConfigError(f"cannot set nice {cfg.nice} for worker {tid}: "
                               f"{err.strerror}; hint: negative nice needs CAP_SYS_NICE") from err
     if cfg.affinity is not None:
         try:
@@ -137,11 +270,9 @@ def _setup(spec: WorkerSpec) -> None:
         except OSError as err:
             cpus = ",".join(map(str, sorted(cfg.affinity)))
             raise ConfigError(
-                f"cannot pin worker {os.getpid()} to cpus {cpus} ({err.strerror}): none of "
+                f"cannot pin worker {tid} to cpus {cpus} ({err.strerror}): none of "
                 "them is online and allowed by its cpuset; hint: pick CPUs from the "
                 "cgroup's cpuset.cpus.effective") from err
-    if cfg.pcomm is not None:
-        set_comm(cfg.pcomm)
     if cfg.policy is not None:
         cfg.policy.apply(0)  # type: ignore[attr-defined]  # checked by WorkloadConfig
 
@@ -171,16 +302,18 @@ def describe_exception(exc: BaseException, what: str) -> str:
     return f"{what} raised {type(exc).__name__}: {exc}{where}"
 
 
-def _run(spec: WorkerSpec) -> WorkerReport:
-    """Run the work type from the start barrier to the stop; build the report."""
+def _run(spec: WorkerSpec, tid: int, counters: Callable[[], Counters]) -> WorkerReport:
+    """Run the work type from the start barrier to the stop; build the report.
+
+    `tid` is the worker's task id, `counters` reads that task's kernel counters.
+    """
     work = spec.cfg.work
-    pid = os.getpid()
-    base = WorkerReport(tid=pid, group_idx=spec.group_idx, cgroup=own_cgroup(),
+    base = WorkerReport(tid=tid, group_idx=spec.group_idx, cgroup=own_cgroup(),
                         work_type=work.name)
     if isinstance(work, Custom):
-        return _run_custom(spec, work, base)
-    before = Counters.read()
-    loop = WorkLoop(spec.stop, seed=pid)
+        return _run_custom(spec, work, base, counters)
+    before = counters()
+    loop = WorkLoop(spec.stop, seed=tid)
     loop.begin()
     error = ""
     try:
@@ -188,7 +321,7 @@ def _run(spec: WorkerSpec) -> WorkerReport:
     except Exception as exc:
         error = describe_exception(exc, f"{work.name} work")
     loop.finish()
-    used = Counters.read() - before
+    used = counters() - before
     return dataclasses.replace(
         base,
         work_units=loop.work_units,
@@ -213,9 +346,10 @@ def _run(spec: WorkerSpec) -> WorkerReport:
 _DEFAULT_REPORT = WorkerReport()
 
 
-def _run_custom(spec: WorkerSpec, work: Custom, base: WorkerReport) -> WorkerReport:
+def _run_custom(spec: WorkerSpec, work: Custom, base: WorkerReport,
+                counters: Callable[[], Counters]) -> WorkerReport:
     """Call the user's function; fill what it left at the defaults with our figures."""
-    pid = os.getpid()
+    pid = base.tid
     wctx = WorkerCtx(
         stop=spec.stop,
         cpus=frozenset(os.sched_getaffinity(0)),
@@ -225,7 +359,7 @@ def _run_custom(spec: WorkerSpec, work: Custom, base: WorkerReport) -> WorkerRep
         index=spec.index,
         group_idx=spec.group_idx,
     )
-    before = Counters.read()
+    before = counters()
     t0 = time.monotonic_ns()
     error = ""
     out = _DEFAULT_REPORT
@@ -239,7 +373,7 @@ def _run_custom(spec: WorkerSpec, work: Custom, base: WorkerReport) -> WorkerRep
     except Exception as exc:
         error = describe_exception(exc, f"Custom work {work.name!r}")
     wall = time.monotonic_ns() - t0
-    used = Counters.read() - before
+    used = counters() - before
     ours: dict[str, Any] = {
         "tid": base.tid, "group_idx": base.group_idx, "cgroup": base.cgroup,
         "work_type": base.work_type, "cpu_time_ns": used.cpu_ns, "wall_time_ns": wall,
