@@ -23,7 +23,7 @@
   cgroup's `cgroup.procs` while it is exiting, racing the attach path
   (`cgroup_attach_task`, the thread-group leader lookup) against `do_exit` /
   `cgroup_exit`. The kernel accepts the write of an exiting task and skips
-  it, so every 8th child is checked before it is reaped: `/proc/<child>/cgroup`
+  it, so every 4th child is checked before it is reaped: `/proc/<child>/cgroup`
   says whether the move landed before the exit (`attach_landed` of
   `attach_sampled`).
 
@@ -58,7 +58,7 @@ CGROUP_CHURN_CYCLE_MS = 10.0
 #: 0..this), so some moves land before the exit and some during it.
 ATTACH_STORM_CHILD_SPIN_MAX = 64
 #: Every this many children, CgroupAttachStorm reads where the child ended up.
-ATTACH_STORM_SAMPLE_EVERY = 8
+ATTACH_STORM_SAMPLE_EVERY = 4
 #: How long a worker waits for the kernel to free its sibling cgroups at the end.
 CGROUP_REMOVE_TIMEOUT_S = 2.0
 
