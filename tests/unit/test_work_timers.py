@@ -10,7 +10,14 @@ import pytest
 
 from ktstr.errors import ConfigError
 from ktstr.work import WorkType
-from ktstr.work.rt import Election, PreemptStorm, RtStarvation, read_policy, rt_throttle
+from ktstr.work.rt import (
+    Election,
+    PreemptStorm,
+    RtStarvation,
+    has_fair_server,
+    read_policy,
+    rt_throttle,
+)
 from ktstr.work.timers import (
     TIMER_LATENCY_INTERVAL_US,
     IrqWake,
@@ -100,6 +107,18 @@ def test_read_policy_and_rt_throttle_come_from_the_kernel() -> None:
     with open("/proc/sys/kernel/sched_rt_runtime_us") as f:
         assert runtime == int(f.read())
     assert period > 0
+
+
+@pytest.mark.parametrize(("release", "expected"), [
+    ("6.11.0-1-amd64", False), ("6.12.3", True), ("7.2.13+deb14-amd64", True),
+    ("5.15.0", False)])
+def test_fair_server_from_the_kernel_release(monkeypatch: pytest.MonkeyPatch, release: str,
+                                             expected: bool) -> None:
+    real = os.uname()
+    fake = os.uname_result((real.sysname, real.nodename, release, real.version, real.machine))
+    monkeypatch.setattr(os, "uname", lambda: fake)
+    monkeypatch.setattr(os.path, "isdir", lambda p: False)
+    assert has_fair_server() is expected
 
 
 def _run(work: WorkType, workers: int, secs: float = 0.5) -> list[WorkerReport]:

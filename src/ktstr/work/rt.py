@@ -2,7 +2,7 @@
 
 - `PreemptStorm`: one worker per cgroup (the first to start) switches itself to
   `SCHED_FIFO` and wakes every `PREEMPT_STORM_PERIOD_US` µs on an absolute
-  hrtimer deadline, runs one work unit and sleeps again; every wake preempts
+  hrtimer deadline, counts one work unit and sleeps again; every wake preempts
   whichever CFS task runs on its CPU (`wakeup_preempt` -> `resched_curr`), so
   the other workers, plain spinners, collect involuntary context switches at
   about the timer's rate. Its wake lateness is its wake-latency sample: the
@@ -11,10 +11,13 @@
   `SCHED_FIFO` and spins without ever sleeping, role 1 stays CFS and spins. CFS
   runs on a CPU only when no FIFO task wants it, so the CFS half starves except
   for what the RT throttle leaves it: `sched_rt_runtime_us` of every
-  `sched_rt_period_us` for RT (95 % by default). Both figures land in the
-  workers' metrics. With the throttle off (-1) a FIFO spinner would own its
-  CPU for good, the agent that must stop it included, so the worker then
-  leaves the default 5 % itself, sleeping, and says so in a note.
+  `sched_rt_period_us` for RT (95 % by default; some kernels default to all
+  of it), and on Linux 6.12+ the fair deadline server (50 ms of every second
+  for CFS). The throttle figures land in the workers' metrics. A throttle
+  that leaves CFS nothing is noted; without a fair server a FIFO spinner would
+  then own its CPU for good, the agent that must stop it included, so the
+  worker leaves CFS the classic 5 % itself, sleeping. The FIFO half turns FIFO
+  only once its partner has taken its role.
 
 A worker that may not become FIFO (no `CAP_SYS_NICE`) still runs its loop as
 CFS and says so. Every worker reports the policy the kernel shows for it in
@@ -26,6 +29,7 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -33,7 +37,7 @@ from ktstr.errors import SystemError_
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import PairArena, pair_key
-from ktstr.work.timers import Periodic
+from ktstr.work.timers import Periodic, exchange_pids
 
 #: FIFO priority of the preemptor (mid-range: above CFS, below kernel RT threads).
 PREEMPT_STORM_PRIORITY = 50
@@ -75,6 +79,16 @@ def become_fifo(loop: WorkLoop, priority: int) -> bool:
                   "this worker runs as CFS; hint: it needs CAP_SYS_NICE or RLIMIT_RTPRIO")
         return False
     return True
+
+
+def has_fair_server() -> bool:
+    """Whether this kernel runs CFS under a deadline server (Linux 6.12 and later): it
+    keeps CFS a share of each CPU (50 ms of every second by default) even when RT
+    throttling does not."""
+    if os.path.isdir("/sys/kernel/debug/sched/fair_server"):
+        return True
+    major, minor = (int(p) for p in re.findall(r"\d+", os.uname().release)[:2])
+    return (major, minor) >= (6, 12)
 
 
 def rt_throttle() -> tuple[int, int]:
@@ -168,12 +182,12 @@ class PreemptStorm(WorkType):
             loop.metrics["preemptor"] = 1.0
             timer = Periodic(PREEMPT_STORM_PERIOD_US * 1000)
             wakes = 0
-            while loop.running:
-                now, late = timer.wait()
+            while loop.running:  # no arithmetic per wake: under emulation it would
+                now, late = timer.wait()  # cost more than the period
                 loop.resume_after_wait(late, now=now)
-                loop.spin()
                 wakes += 1
             loop.iterations += wakes
+            loop.work_units += wakes
             loop.metrics.update(wakes=float(wakes), overruns=float(timer.overruns),
                                 period_us=float(PREEMPT_STORM_PERIOD_US))
         finally:
@@ -196,18 +210,25 @@ class RtStarvation(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         runtime_us, period_us = rt_throttle()
-        loop.metrics.update(rt_runtime_us=float(runtime_us), rt_period_us=float(period_us))
-        seat = self._arena.claim(pair_key())
+        fair_server = has_fair_server()
+        loop.metrics.update(rt_runtime_us=float(runtime_us), rt_period_us=float(period_us),
+                            fair_server=float(fair_server))
+        # Both roles are taken before anyone turns FIFO: a FIFO hog that started first
+        # would keep its CFS partner from ever running far enough to claim its role.
+        seat, _ = exchange_pids(loop, self._arena)
         try:
             hog = seat.role == 0 and become_fifo(loop, RT_STARVATION_PRIORITY)
             loop.metrics["sched_policy"] = float(read_policy())
             loop.metrics["rt_hog"] = 1.0 if seat.role == 0 else 0.0
-            if not hog:
-                _spin(loop)
-            elif runtime_us < 0:
-                loop.note(f"sched_rt_runtime_us is -1 (no RT throttle): the FIFO worker "
-                          f"leaves CFS {RT_SELF_THROTTLE_SHARE:.0%} of each "
-                          f"{period_us} µs itself, or nothing could stop it")
+            unthrottled = runtime_us < 0 or runtime_us >= period_us
+            if hog and unthrottled:
+                loop.note(f"RT throttle leaves CFS nothing (sched_rt_runtime_us={runtime_us} "
+                          f"of sched_rt_period_us={period_us})" + (
+                              ": the fair deadline server bounds the starvation"
+                              if fair_server else
+                              f": the FIFO worker leaves CFS {RT_SELF_THROTTLE_SHARE:.0%} "
+                              "of each period itself, or nothing could stop it"))
+            if hog and unthrottled and not fair_server:
                 self._self_throttled(loop, period_us)
             else:
                 _spin(loop)

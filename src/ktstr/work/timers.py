@@ -46,10 +46,6 @@ from ktstr.work.params import count
 
 #: cyclictest's default interval (`-i 1000`).
 TIMER_LATENCY_INTERVAL_US = 1000
-#: Multiply-add steps between two `IrqWake` datagrams (the CPU burst of each turn).
-IRQ_WAKE_SPIN_ITERS = 256
-#: Multiply-add steps between two `NetTraffic` frames.
-NET_TRAFFIC_SPIN_ITERS = 256
 #: Multiply-add steps of a `SignalStorm` burst between two signals.
 SIGNAL_STORM_SPIN_ITERS = 1024
 #: Longest single block in a receive before a worker re-checks its stop flag.
@@ -254,7 +250,6 @@ class IrqWake(WorkType):
         connected = initiator
         sent = 0
         received = 0
-        x = 1
         last_sent_at = clock()
         if initiator:
             sent = 1
@@ -283,8 +278,7 @@ class IrqWake(WorkType):
                 continue
             received += 1
             loop.resume_after_wait(now - stamp, now=now)
-            x = spin_batch(IRQ_WAKE_SPIN_ITERS, x)
-            loop.spin()
+            loop.spin()  # the turn's CPU burst: one work unit, short so wakes dominate
             loop.iterations += 1
             sent = seq + 1
             last_sent_at = clock()
@@ -333,7 +327,6 @@ class NetTraffic(WorkType):
         pack, unpack = _FRAME_BODY.pack_into, _FRAME_BODY.unpack_from
         clock = time.monotonic_ns
         me = os.getpid()
-        x = 1
         sent = got = 0
         while loop.running:
             stamp = clock()
@@ -352,7 +345,6 @@ class NetTraffic(WorkType):
                         got += 1
                         loop.resume_after_wait(now - stamp, now=now)
                         break
-            x = spin_batch(NET_TRAFFIC_SPIN_ITERS, x)
             loop.spin()
             loop.iterations += 1
         loop.metrics.update(frames_sent=float(sent), frames_received=float(got),
