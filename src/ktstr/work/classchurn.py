@@ -146,7 +146,7 @@ class CrossAffinityChurn(WorkType):
         rng = random.Random(me)
         cgfs = cgroup_fs()
         home = own_cgroup() if cgfs is not None else ""
-        cpus = allowed_cpus(cgfs, home)
+        cpus = [(c,) for c in allowed_cpus(cgfs, home)]  # masks built once, not per call
         dedicated = cgfs is not None and home != ""
         if not dedicated:
             loop.note("CrossAffinityChurn needs a dedicated cgroup (the worker is in the root "
@@ -163,16 +163,16 @@ class CrossAffinityChurn(WorkType):
                               "it re-pinned itself meanwhile")
             i += 1
             target = rng.choice(siblings) if siblings else 0
-            cpu = rng.choice(cpus)
+            mask = rng.choice(cpus)
             try:
-                os.sched_setaffinity(target, (cpu,))
+                os.sched_setaffinity(target, mask)
                 writes += 1
             except OSError as err:
                 refused += 1
                 if err.errno == errno.ESRCH:
                     siblings = []  # a sibling exited: re-read the member list
                 elif err.errno == errno.EINVAL:
-                    cpus = allowed_cpus(cgfs, home)  # the cpuset changed under us
+                    cpus = [(c,) for c in allowed_cpus(cgfs, home)]  # the cpuset changed
                 elif err.errno == errno.EPERM:
                     loop.note(f"sched_setaffinity on sibling {target} refused (EPERM): "
                               "workers of another user or without CAP_SYS_NICE")
