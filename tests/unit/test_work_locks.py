@@ -206,8 +206,11 @@ def test_mutex_contention_counts_acquisitions_and_contention() -> None:
 
 
 def test_producer_consumer_moves_every_item_through_the_queue() -> None:
-    work = ProducerConsumerImbalance(producers=2, consumers=1, burst=200, pause=0.05)
-    reports = _run(work, 3)
+    # Two producers against one consumer of the same cost per item: 2x faster together,
+    # and a pause long enough for the consumer to drain the queue even on a loaded host.
+    work = ProducerConsumerImbalance(producers=2, consumers=1, produce_iters=64,
+                                     consume_iters=64, burst=150, pause=0.15)
+    reports = _run(work, 3, secs=1.0)
     prod = [r for r in reports if r.metrics["producer"] == 1.0]
     cons = [r for r in reports if r.metrics["producer"] == 0.0]
     assert len(prod) == 2 and len(cons) == 1
