@@ -35,8 +35,9 @@ def test_timer_latency_samples_each_hrtimer_wake_at_the_intervals_rate(run_vm):
     periods = _f(figs, "w0.wall_ms")  # 1 ms interval: one period per ms of wall time
     # Every period is either a wake or an overrun skipped after a late wake.
     assert 0.8 * periods <= wakes + overruns <= periods + 2, figs
-    # Each clock_nanosleep blocked: the kernel counts a voluntary switch per wake.
-    assert _f(figs, "w0.vcsw") >= 0.8 * wakes, figs
+    # clock_nanosleep blocked: the kernel counts a voluntary switch per sleep (not all:
+    # under a slow emulator a deadline can pass before the call, which then returns).
+    assert _f(figs, "w0.vcsw") >= 0.5 * wakes, figs
 
 
 def test_irq_wake_receivers_are_woken_by_net_rx_softirqs(run_vm):

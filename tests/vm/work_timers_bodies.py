@@ -2,7 +2,9 @@
 
 Not a test module (no test_ prefix). Each body runs one work type and adds what
 the kernel's own counters showed as `fig:key=value` detail lines to its result;
-the host side (test_work_timers.py) judges them.
+the host side (test_work_timers.py) judges them. The I/O-like types opt out of
+the fairness spread (one worker of a pair often finds its message already
+queued and never sleeps): what they prove is the kernel path, not fairness.
 """
 
 from __future__ import annotations
@@ -61,21 +63,21 @@ def timer_latency(ctx: Ctx) -> AssertResult:
     return _figs(result, result.reports)
 
 
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2)
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2, max_spread_pct=100.0)
 def irq_wake(ctx: Ctx) -> AssertResult:
     before = _net_rx()
     result = execute_defs(ctx, [CgroupDef("irq", workers=2, work=IrqWake())])
     return _figs(result, result.reports, net_rx_delta=_net_rx() - before)
 
 
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2)
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2, max_spread_pct=100.0)
 def net_traffic(ctx: Ctx) -> AssertResult:
     before = _net_rx()
     result = execute_defs(ctx, [CgroupDef("net", workers=2, work=NetTraffic())])
     return _figs(result, result.reports, net_rx_delta=_net_rx() - before)
 
 
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2)
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2, max_spread_pct=100.0)
 def signal_storm(ctx: Ctx) -> AssertResult:
     result = execute_defs(ctx, [CgroupDef("sig", workers=2, work=SignalStorm())])
     return _figs(result, result.reports)
