@@ -36,6 +36,7 @@ from ktstr.work.fanout import (
     wake_op,
 )
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, PairArena, Seat
+from ktstr.work.policy import CloneMode
 from ktstr.workload.config import WorkloadConfig
 from ktstr.workload.handle import WorkloadHandle
 from ktstr.workload.report import WorkerReport
@@ -226,8 +227,10 @@ def test_matmul_multiplies() -> None:
 
 
 
-def _run(w: WorkType, workers: int, secs: float = 0.6) -> list[WorkerReport]:
-    with WorkloadHandle.spawn(WorkloadConfig(workers=workers, work=w), start=True) as h:
+def _run(w: WorkType, workers: int, secs: float = 0.6,
+         clone_mode: CloneMode = CloneMode.FORK) -> list[WorkerReport]:
+    cfg = WorkloadConfig(workers=workers, work=w, clone_mode=clone_mode)
+    with WorkloadHandle.spawn(cfg, start=True) as h:
         time.sleep(secs)
         reports = h.stop_and_collect()
     for r in reports:
@@ -294,3 +297,14 @@ def test_wake_chain_passes_one_token_round_the_ring(wake: WakeMechanism) -> None
     for r in reports:
         assert r.wake_latency_us.count > 0 and r.voluntary_csw > 0
     assert {p.name for p in Path("/tmp").glob("ktstr-chain-*")} <= leftovers
+
+
+@pytest.mark.parametrize("w", [FutexFanOut(2, 64), WakeChain(3, WakeMechanism.PIPE, 0.0005),
+                               EpollStorm(1, 2, 4)], ids=lambda w: w.name)
+def test_thread_mode_workers_form_groups_too(w: WorkType) -> None:
+    """Threads of one leader claim roles under the arena's thread lock: every role once."""
+    assert w.group_size is not None
+    reports = _run(w, workers=2 * w.group_size, clone_mode=CloneMode.THREAD)
+    roles = sorted(int(r.metrics["group_role"]) for r in reports)
+    assert roles == sorted(list(range(w.group_size)) * 2), roles
+    assert sum(r.wake_latency_us.count for r in reports) > 0

@@ -8,7 +8,8 @@ is constructed, i.e. in the parent before any worker is forked, and inherited
 by every worker. Each worker *claims* a role at the start of its run:
 
 - under a POSIX record lock on the memfd (`lockf`: per process, so forked
-  siblings sharing the fd still exclude each other), it joins the first slot
+  siblings sharing the fd still exclude each other) and a thread lock (for
+  thread-mode workers, threads of one leader), it joins the first slot
   with the same *key* that still has a free role, taking the lowest free role,
   or opens a free slot as role 0; a group of `size` therefore fills roles
   0..size-1 in arrival order;
@@ -49,6 +50,7 @@ import fcntl
 import mmap
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,7 +108,8 @@ class GroupArena:
     at the same time.
     """
 
-    __slots__ = ("_owner", "_slot_bytes", "_stamps", "_words", "fd", "mm", "size", "slots")
+    __slots__ = ("_owner", "_slot_bytes", "_stamps", "_tlock", "_words", "fd", "mm", "size",
+                 "slots")
 
     def __init__(self, size: int, *, words: int = 1, stamps: int = 1,
                  slots: int = SLOTS) -> None:
@@ -128,6 +131,9 @@ class GroupArena:
         self._slot_bytes = -(-raw // SLOT_BYTES) * SLOT_BYTES
         length = -(-(slots + 1) * self._slot_bytes // mmap.PAGESIZE) * mmap.PAGESIZE
         self._owner = os.getpid()
+        # Record locks exclude processes only; thread-mode workers (threads of one
+        # leader) also take this lock, which each forked process holds its own copy of.
+        self._tlock = threading.Lock()
         self.fd = os.memfd_create("ktstr-groups", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, length)
         self.mm = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED)
@@ -148,6 +154,11 @@ class GroupArena:
         open them before the others could leave and remove them.
         """
         full = (1 << self.size) - 1
+        with self._tlock:
+            return self._claim_locked(key, full, on_seat)
+
+    def _claim_locked(self, key: int, full: int,
+                      on_seat: Callable[[Seat], None] | None) -> Seat:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             free = -1
@@ -184,16 +195,17 @@ class GroupArena:
     def release(self, seat: Seat, on_leave: Callable[[Seat], None] | None = None) -> None:
         """Give `seat` back (calling `on_leave(seat)` under the lock); the slot is
         free once every role has left."""
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
-            if on_leave is not None:
-                on_leave(seat)
-            left = self._get(_U64, seat.slot, _MEMBERS) & ~(1 << seat.role)
-            self._put(_U64, seat.slot, _MEMBERS, left)
-            if left == 0:
-                self._put(_U64, seat.slot, _KEY, 0)
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        with self._tlock:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+            try:
+                if on_leave is not None:
+                    on_leave(seat)
+                left = self._get(_U64, seat.slot, _MEMBERS) & ~(1 << seat.role)
+                self._put(_U64, seat.slot, _MEMBERS, left)
+                if left == 0:
+                    self._put(_U64, seat.slot, _KEY, 0)
+            finally:
+                fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
     def present(self, seat: Seat) -> int:
         """How many roles of `seat`'s group are claimed right now."""
