@@ -23,7 +23,7 @@ from ktstr.scenario import (
     execute_steps,
     setup_cgroups,
 )
-from ktstr.scheduler import Scheduler, SchedulerSpec
+from ktstr.scheduler import Scheduler, SchedulerSpec, declare_scheduler
 from ktstr.testdef import KtstrTest, ktstr_test
 from ktstr.topology import Topology
 from ktstr.workload import WakeLatency, WorkerReport, WorkloadConfig, WorkloadHandle
@@ -52,6 +52,7 @@ __all__ = [
     "WorkloadConfig",
     "WorkloadHandle",
     "collect_all",
+    "declare_scheduler",
     "dfl_wl",
     "execute_defs",
     "execute_steps",

@@ -65,9 +65,54 @@ class Scheduler:
 
     EEVDF: ClassVar[Scheduler]
 
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("a scheduler needs a name; hint: Scheduler('my_sched', ...)")
+        if self.cgroup_parent is not None and (not self.cgroup_parent.startswith("/")
+                                               or self.cgroup_parent == "/"):
+            raise ConfigError(f"scheduler {self.name}: cgroup_parent={self.cgroup_parent!r} "
+                              "must be a path below the cgroup root, e.g. '/ktstr_cells'")
+        for key in self.sysctls:
+            if "/" in key or not key or key.startswith("."):
+                raise ConfigError(f"scheduler {self.name}: sysctl {key!r} is not in the dotted "
+                                  "form; hint: 'kernel.sched_rt_runtime_us', not a path")
+        if len(self.topology) != 4 or any(not isinstance(n, int) or n < 1
+                                          for n in self.topology):
+            raise ConfigError(f"scheduler {self.name}: topology={self.topology!r} is not "
+                              "(numa_nodes, llcs, cores, threads) of positive integers")
+        for name in ("kargs", "sched_args", "kernels"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ConfigError(f"scheduler {self.name}: {name}={value!r} is one string; "
+                                  f"hint: a list of them, {name}=[{value!r}]")
+            object.__setattr__(self, name, tuple(value))
+
     @property
     def spec(self) -> SchedulerSpec:
         return self.binary if self.binary is not None else SchedulerSpec.discover(self.name)
 
 
 Scheduler.EEVDF = Scheduler("eevdf", binary=SchedulerSpec.eevdf())
+
+#: Every scheduler built with `declare_scheduler`, by name (the verifier sweep's list).
+SCHEDULERS: dict[str, Scheduler] = {}
+
+
+def declare_scheduler(name: str, *, binary: str | SchedulerSpec | None = None,
+                      **fields: object) -> Scheduler:
+    """Build a `Scheduler` and register it; `binary` is a name to discover, an absolute
+    path, or a SchedulerSpec (default: discover `name`)."""
+    if isinstance(binary, str):
+        binary = SchedulerSpec.path(binary) if "/" in binary else SchedulerSpec.discover(binary)
+    known = {"sysctls", "kargs", "checks", "cgroup_parent", "sched_args", "topology",
+             "constraints", "config_file", "config_file_def", "kernels"}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"declare_scheduler({name!r}): unknown field(s) {', '.join(unknown)}; "
+                          f"hint: one of {', '.join(sorted(known))}")
+    sched = Scheduler(name, binary, **fields)  # type: ignore[arg-type]
+    if name in SCHEDULERS and SCHEDULERS[name] != sched:
+        raise ConfigError(f"scheduler {name!r} is declared twice with different fields; "
+                          "hint: declare it once and import it")
+    SCHEDULERS[name] = sched
+    return sched

@@ -7,13 +7,17 @@ has to infer a result from silence unless the guest itself died.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +25,7 @@ from ktstr.checks import Assert, AssertResult
 from ktstr.guest import init
 from ktstr.guest.port import GuestPort, find_port
 from ktstr.guest.protocol import Outcome, ShellRequest, TestRequest
+from ktstr.guest.schedctl import ManagedScheduler, SchedulerFailed, SchedulerOrder, SchedulerWatch
 from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
 from ktstr.scenario import Ctx
@@ -130,19 +135,79 @@ def _import_file(name: str, path: str) -> ModuleType:
     return module
 
 
+class SchedulerDied(Exception):
+    """Raised in the test body's thread when the scheduler under test stops running."""
+
+
 def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
     emulated = req.accel != "kvm"
     checks = (Assert.default_checks(emulated=emulated)
               .merge(test.scheduler.checks).merge(test.checks))
-    started = time.monotonic()
-    ctx = Ctx.create(checks=checks, duration=test.duration_s,
-                     workers_per_cgroup=test.workers_per_cgroup, sched_pid=None)
     base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
+    sched = None
+    if req.scheduler is not None:
+        sched = ManagedScheduler(SchedulerOrder.from_dict(req.scheduler))
+        try:
+            sched.start()
+        except SchedulerFailed as e:
+            return {**base, "outcome": Outcome.FAILED, "error": e.run.summary(),
+                    "scheduler": e.run.to_dict()}
+    started = time.monotonic()
+    with _interrupt_on_scheduler_death(sched):
+        try:
+            result = _run_fn(test, checks, base, sched)
+        except SchedulerDied as e:  # it arrived after the body, during its clean-up
+            result = {**base, "outcome": Outcome.FAILED, "error": str(e)}
+    if sched is not None:
+        run = sched.stop()
+        result["scheduler"] = run.to_dict()
+        if run.failed and result["outcome"] != Outcome.FAILED:
+            result.update(outcome=Outcome.FAILED, error=run.summary())
+    result["body_s"] = time.monotonic() - started
+    return result
+
+
+@contextlib.contextmanager
+def _interrupt_on_scheduler_death(sched: ManagedScheduler | None) -> Iterator[None]:
+    """While the body runs, a scheduler that stops raises SchedulerDied in it at once.
+
+    The watch thread signals the main thread (a real signal, so a body blocked in a
+    sleep or a wait wakes up), whose handler raises.
+    """
+    if sched is None:
+        yield
+        return
+    armed = [True]
+
+    def handler(_sig: int, _frame: object) -> None:
+        if armed[0]:
+            armed[0] = False  # once: the clean-up after it must not be interrupted again
+            raise SchedulerDied(sched.run.summary())
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    main = threading.main_thread().ident
+    assert main is not None
+    watch = SchedulerWatch(sched, lambda: signal.pthread_kill(main, signal.SIGUSR1)).start()
+    try:
+        yield
+    finally:
+        armed[0] = False
+        watch.stop()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
+            sched: ManagedScheduler | None) -> dict[str, Any]:
+    ctx = Ctx.create(checks=checks, duration=test.duration_s,
+                     workers_per_cgroup=test.workers_per_cgroup,
+                     sched_pid=sched.pid if sched is not None else None)
     try:
         outcome = test.fn(ctx)
+    except SchedulerDied as e:
+        return {**base, "outcome": Outcome.FAILED, "error": str(e)}
     except Exception as e:
         return {**base, "outcome": Outcome.FAILED, "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(), "body_s": time.monotonic() - started}
+                "traceback": traceback.format_exc()}
     finally:
         ctx.cgroups.close()
     if outcome is None:
@@ -153,5 +218,4 @@ def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
                          "expected an AssertResult or None"}
     verdict = (Outcome.FAILED if not outcome.passed
                else Outcome.INCONCLUSIVE if outcome.inconclusive else Outcome.PASSED)
-    return {**base, "outcome": verdict, "result": outcome.to_dict(),
-            "report": str(outcome), "body_s": time.monotonic() - started}
+    return {**base, "outcome": verdict, "result": outcome.to_dict(), "report": str(outcome)}

@@ -49,6 +49,7 @@ class TestRequest:
     seed: int = 0
     wall_time: float = 0.0  # host wall clock at "go"; the guest sets its clock from it
     env: dict[str, str] = field(default_factory=dict)
+    scheduler: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerOrder; None: EEVDF
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -94,12 +94,31 @@ def failure_text(r: RunResult) -> str:
         lines += [r.report.rstrip()]
     if r.traceback:
         lines += ["", "--- guest traceback ---", r.traceback.rstrip()]
+    lines += scheduler_block(r.scheduler_run)
     if r.console_tail:
         lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",
                   r.console_tail.rstrip()]
     lines += ["", f"kernel {r.kernel}, accel {r.accel}, profile {r.profile or '-'}, "
               f"sidecar {r.sidecar}"]
     return "\n".join(lines)
+
+
+def scheduler_block(run: dict[str, Any] | None) -> list[str]:
+    """The scheduler's side of a failure: how it ended, its kernel log lines, its output."""
+    if not run or run.get("end") in (None, "", "clean"):
+        return []
+    lines = ["", f"--- scheduler {run.get('name')} (ops {run.get('ops') or '-'}, "
+                 f"pid {run.get('pid') or '-'}): {run.get('end')} ---"]
+    if run.get("reason"):
+        lines.append(f"  kernel: {run['reason']}" + (f": {run['message']}"
+                                                      if run.get("message") else ""))
+    lines += [f"  {line}" for line in run.get("kernel_log", [])]
+    if run.get("output_tail"):
+        lines += ["  scheduler output (tail):"]
+        lines += [f"    {line}" for line in str(run["output_tail"]).splitlines()]
+    if run.get("watchdog"):
+        lines.append(f"  {run['watchdog']}")
+    return lines
 
 
 def _verb(outcome: str) -> str:

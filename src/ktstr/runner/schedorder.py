@@ -1,0 +1,58 @@
+"""From a test's `Scheduler` to the guest's orders for it, resolved before any boot.
+
+Seed 003's merge order: the binary (found now: a missing one fails the test
+before a VM starts), `--config FILE` for a `config_file`, the scheduler's
+`sched_args`, `--cell-parent-cgroup PATH` for a `cgroup_parent`, then the
+test's `extra_sched_args`. Sysctls travel with the orders (applied in the
+guest before the start); kargs go on the guest kernel's command line. Host
+paths are guest paths (the guest sees the host root), so the binary and the
+config file are named by their host paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ktstr.errors import ConfigError
+from ktstr.guest.schedctl import SchedulerOrder
+from ktstr.testdef import KtstrTest
+from ktstr.vm.kernel import Kernel
+from ktstr.vm.sched.cache import find_scheduler_binary
+
+#: Seconds a scheduler may take from its start to `state=enabled`: libbpf loads and the
+#: verifier runs under emulation, several seconds for the kernel's examples.
+ATTACH_TIMEOUT_S = {"kvm": 15.0, "tcg": 60.0}
+
+
+def scheduler_order(test: KtstrTest, kernel: Kernel, accel: str) -> dict[str, Any] | None:
+    """The `TestRequest.scheduler` for `test`; None under EEVDF. ConfigError when the
+    scheduler cannot be found or configured."""
+    sched = test.scheduler
+    spec = sched.spec
+    if not spec.has_active_scheduling():
+        return None
+    if spec.kind == "kernel_builtin":
+        argv: list[str] = []
+    else:
+        argv = [str(find_scheduler_binary(spec, kernel))]
+    if sched.config_file is not None:
+        config = Path(sched.config_file).resolve()
+        if not config.is_file():
+            raise ConfigError(f"scheduler {sched.name}: config_file {sched.config_file} does "
+                              "not exist; hint: give a path relative to the working directory "
+                              "or an absolute one")
+        argv += ["--config", str(config)]
+    argv += list(sched.sched_args)
+    if sched.cgroup_parent is not None:
+        argv += ["--cell-parent-cgroup", sched.cgroup_parent]
+    argv += list(test.extra_sched_args)
+    if spec.kind == "kernel_builtin" and len(argv) > 0:
+        raise ConfigError(f"scheduler {sched.name} is built into the kernel: it takes no "
+                          f"arguments ({argv}); hint: put them in its enable commands")
+    order = SchedulerOrder(name=sched.name, argv=argv, enable=list(spec.enable),
+                           disable=list(spec.disable), sysctls=list(sched.sysctls.items()),
+                           attach_timeout_s=ATTACH_TIMEOUT_S[accel],
+                           watchdog_timeout_s=test.watchdog_timeout_s)
+    return asdict(order)
