@@ -17,7 +17,10 @@ hop is measured from the waker's side: it stores `time.monotonic_ns()` in the
 chain's stamp just before the wake; the wakee, back from a real sleep, records
 `now - stamp` as one wake-to-run sample. Only one token circulates, so one
 stamp per chain is enough. A wait that found the token already there is not a
-wakeup and is not sampled.
+wakeup and is not sampled; a token that lands after the wakee found its pipe
+empty but before `poll` put it to sleep (or a futex wake before it reached
+`schedule()`) is sampled, short and without a context switch, so a chain's
+sample count can exceed its voluntary switches a little.
 """
 
 from __future__ import annotations
