@@ -26,6 +26,7 @@ from ktstr.scenario import (
 from ktstr.scheduler import Scheduler, SchedulerSpec, declare_scheduler
 from ktstr.testdef import KtstrTest, ktstr_test
 from ktstr.topology import Topology
+from ktstr.work import CloneMode, SchedPolicy, WorkType
 from ktstr.workload import WakeLatency, WorkerReport, WorkloadConfig, WorkloadHandle
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "AssertResult",
     "CgroupDef",
     "CgroupManager",
+    "CloneMode",
     "ConfigError",
     "CpusetSpec",
     "Ctx",
@@ -42,12 +44,14 @@ __all__ = [
     "KtstrError",
     "KtstrTest",
     "Op",
+    "SchedPolicy",
     "Scheduler",
     "SchedulerSpec",
     "Step",
     "TestTopology",
     "Topology",
     "WakeLatency",
+    "WorkType",
     "WorkerReport",
     "WorkloadConfig",
     "WorkloadHandle",

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from ktstr import CgroupDef, Ctx, Scheduler, SchedulerSpec, execute_defs, ktstr_test
+from ktstr import CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test
 from ktstr.checks import AssertResult
 
 SIMPLE = Scheduler("scx_simple")

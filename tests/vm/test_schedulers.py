@@ -23,7 +23,7 @@ def test_example_scheduler_attaches_and_a_fair_scenario_passes(run_vm, name, ops
 
 def test_a_missing_scheduler_fails_before_any_boot(run_vm, tmp_path):
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="scx_does_not_exist.*not found"):
+    with pytest.raises(ConfigError, match=r"scx_does_not_exist.*not found"):
         run_vm(sched_bodies, "missing_scheduler")
     assert time.monotonic() - started < 10
     assert not list(tmp_path.rglob("console.log")), "a VM was started"
