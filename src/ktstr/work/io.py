@@ -44,8 +44,10 @@ IO_BLOCK_BYTES = 4096
 IO_SYNC_WRITE_STRIPES = 256
 #: The block device the seed reads from when the guest has one.
 IO_DEVICE = "/dev/vda"
-#: Size of IoRandRead's fallback file: many blocks, so offsets rarely repeat.
-IO_RAND_READ_FILE_MIB = 8
+#: Size of IoRandRead's fallback file, 256 blocks: O_DIRECT reads bypass the page
+#: cache whatever the size, and filling a bigger file costs a second or more of a
+#: short run under emulation.
+IO_RAND_READ_FILE_MIB = 1
 #: Size of IoConvoy's file: the write cursor wraps around after this much.
 IO_CONVOY_FILE_MIB = 4
 #: IoConvoy writes between two fdatasyncs.
@@ -71,11 +73,14 @@ def fs_type(path: str, mountinfo: str | None = None) -> str:
 
 
 def scratch_file(prefix: str, size: int, flags: int) -> int:
-    """A per-worker temp file of `size` bytes of random data, already unlinked,
-    reopened with `flags`; raises OSError (EINVAL) when the fs refuses them."""
+    """A per-worker temp file of `size` bytes (every block written, no holes), already
+    unlinked, reopened with `flags`; raises OSError (EINVAL) when the fs refuses them.
+
+    One random 4 KiB block repeated: drawing megabytes from the CSPRNG costs
+    seconds of CPU under emulation, and the reads never look at the bytes."""
     fd, path = tempfile.mkstemp(prefix=prefix)
     try:
-        chunk = os.urandom(1 << 20)
+        chunk = memoryview(os.urandom(IO_BLOCK_BYTES) * 256)
         done = 0
         while done < size:
             done += os.write(fd, chunk[:size - done])

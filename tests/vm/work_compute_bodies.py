@@ -1,0 +1,234 @@
+"""Test bodies for test_work_compute.py: compute, cache and I/O types seen from the kernel.
+
+Not a test module (no test_ prefix). Each body runs its workers through
+execute_defs while a sampler thread reads what the kernel says about them
+(/proc/<pid>/io, /proc/<pid>/status, /proc/<pid>/stat, /proc/<pid>/sched);
+it asserts presence and direction of effects only (slow emulation, a loaded
+host) and returns its figures as `key=value` detail lines of a passing
+result. Fairness is not the point here, so the bodies judge the reports
+themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ktstr import AssertResult, CgroupDef, CpusetSpec, Ctx, execute_defs, ktstr_test
+from ktstr.system.cpu import thread_siblings
+from ktstr.work.compute import AluHot, AluWidth, IpcVariance, SmtSiblingSpin
+from ktstr.work.io import IO_BLOCK_BYTES, IO_DEVICE, IoConvoy, IoRandRead, IoSyncWrite
+from ktstr.work.memory import CachePressure, CacheYield
+from ktstr.work.sequence import AluHotPhase, Io, Sequence
+from ktstr.workload.report import WorkerReport
+
+SAMPLE_S = 0.02
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:  # the task went away between listing and reading
+        return None
+
+
+def _pids(cgroup_dir: Path) -> list[int]:
+    return [int(p) for p in (_read(str(cgroup_dir / "cgroup.procs")) or "").split()]
+
+
+def _io(pid: int) -> dict[str, int] | None:
+    text = _read(f"/proc/{pid}/io")
+    if text is None:
+        return None
+    return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
+
+
+def _sched_field(pid: int, key: str) -> float | None:
+    for line in (_read(f"/proc/{pid}/sched") or "").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == key:
+            return float(value)
+    return None
+
+
+class Sampler:
+    """Call `fn` every SAMPLE_S seconds on a thread while the workload runs."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.samples = 0
+
+    def _loop(self) -> None:
+        while not self.stop.wait(SAMPLE_S):
+            self.fn()
+            self.samples += 1
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _by_cgroup(result: AssertResult) -> dict[str, list[WorkerReport]]:
+    out: dict[str, list[WorkerReport]] = {}
+    for r in result.reports:
+        assert not r.error, (r.tid, r.error)
+        out.setdefault(r.cgroup.rpartition("/")[2], []).append(r)
+    return out
+
+
+@ktstr_test(llcs=1, cores=2, threads=2, duration_s=2)
+def smt_pairs_on_siblings(ctx: Ctx) -> AssertResult:
+    """Two SmtSiblingSpin pairs in a 1n1l2c2t guest: each pair on one core's threads."""
+    allowed: dict[int, set[str]] = {}
+    ran_on: dict[int, set[int]] = {}
+
+    def sample() -> None:
+        for pid in _pids(ctx.cgroups.path("smt")):
+            status = _read(f"/proc/{pid}/status") or ""
+            for line in status.splitlines():
+                if line.startswith("Cpus_allowed_list:"):
+                    allowed.setdefault(pid, set()).add(line.split(":")[1].strip())
+            stat = _read(f"/proc/{pid}/stat")
+            if stat:  # field 39: the CPU the task last ran on
+                ran_on.setdefault(pid, set()).add(int(stat[stat.rindex(")") + 2:].split()[36]))
+
+    with Sampler(sample) as s:
+        result = execute_defs(ctx, [CgroupDef("smt", workers=4, work=SmtSiblingSpin())])
+    reports = _by_cgroup(result)["smt"]
+    out = [f"samples={s.samples}"]
+    pinned = sorted(int(r.metrics["smt_cpu"]) for r in reports)
+    assert pinned == [0, 1, 2, 3], pinned  # two pairs, two cores, every thread used once
+    for r in reports:
+        cpu = int(r.metrics["smt_cpu"])
+        assert not r.notes, r.notes
+        assert cpu in r.cpus_used, (r.tid, cpu, r.cpus_used)
+        # The kernel's view: the mask ends as that one CPU, and late samples saw it there.
+        assert str(cpu) in allowed.get(r.tid, set()), (r.tid, cpu, allowed.get(r.tid))
+        assert cpu in ran_on.get(r.tid, set()), (r.tid, cpu, ran_on.get(r.tid))
+        out.append(f"smt tid={r.tid} cpu={cpu} siblings={sorted(thread_siblings(cpu))} "
+                   f"cpus_used={sorted(r.cpus_used)} masks_seen={sorted(allowed[r.tid])} "
+                   f"units={r.work_units} csw={r.voluntary_csw}+{r.involuntary_csw}")
+    # Pairs: the partner of each pinned CPU is its SMT sibling, also pinned by a worker.
+    for cpu in pinned:
+        assert thread_siblings(cpu) <= set(pinned), (cpu, thread_siblings(cpu))
+    return AssertResult(details=out)
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
+def alu_and_ipc_variance_stay_on_cpu(ctx: Ctx) -> AssertResult:
+    """AluHot and IpcVariance never block: the kernel shows them on-CPU, no voluntary
+    switches; the cold phase's buffer is really walked (minor faults on first touch)."""
+    result = execute_defs(ctx, [
+        CgroupDef("alu", workers=1, work=AluHot(AluWidth.VEC512), cpuset=CpusetSpec.exact({0})),
+        CgroupDef("ipc", workers=1, work=IpcVariance(), cpuset=CpusetSpec.exact({1})),
+    ])
+    groups = _by_cgroup(result)
+    out = []
+    for name in ("alu", "ipc"):
+        (r,) = groups[name]
+        on_cpu = r.cpu_time_ns / max(1, r.wall_time_ns)
+        out.append(f"{name} tid={r.tid} units={r.work_units} on_cpu={on_cpu:.2f} "
+                   f"csw={r.voluntary_csw}+{r.involuntary_csw} metrics={r.metrics}")
+        assert r.work_units > 0
+        assert r.voluntary_csw <= 3, (name, r.voluntary_csw)
+        assert on_cpu > 0.5, (name, on_cpu)  # alone on its CPU and never sleeping
+    (alu,) = groups["alu"]
+    assert alu.metrics["alu_chains"] == 8
+    assert alu.metrics["alu_multiplies"] >= 8 * 256 * alu.work_units
+    (ipc,) = groups["ipc"]
+    assert ipc.metrics["ipc_phase_pairs"] == ipc.work_units > 0
+    return AssertResult(details=out)
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
+def cache_yield_switches_every_pass(ctx: Ctx) -> AssertResult:
+    """Two CacheYield workers sharing cpu 1 switch at nearly every pass; two
+    CachePressure workers sharing cpu 0 switch only when preempted."""
+    result = execute_defs(ctx, [
+        CgroupDef("press", workers=2, work=CachePressure(), cpuset=CpusetSpec.exact({0})),
+        CgroupDef("yield", workers=2, work=CacheYield(), cpuset=CpusetSpec.exact({1})),
+    ])
+    groups = _by_cgroup(result)
+    out = []
+    rate: dict[str, float] = {}
+    for name in ("press", "yield"):
+        units = sum(r.work_units for r in groups[name])
+        switches = sum(r.involuntary_csw for r in groups[name])
+        rate[name] = switches / max(1, units)
+        out.append(f"{name} units={units} involuntary_csw={switches} "
+                   f"per_unit={rate[name]:.3f} voluntary="
+                   f"{sum(r.voluntary_csw for r in groups[name])}")
+        assert units > 0
+    assert rate["yield"] > 0.5, rate  # a yield with a runnable peer is a switch
+    assert rate["yield"] > 2 * rate["press"], rate
+    return AssertResult(details=out)
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
+def io_types_do_their_io(ctx: Ctx) -> AssertResult:
+    """IoRandRead, IoConvoy, IoSyncWrite and a Sequence with Io/AluHot phases, judged
+    by /proc/<pid>/io (the kernel's per-task I/O accounting) and /proc/<pid>/sched."""
+    seen: dict[int, list[dict[str, int]]] = {}
+    names = ("rand", "convoy", "sync", "seq")
+
+    def sample() -> None:
+        for name in names:
+            for pid in _pids(ctx.cgroups.path(name)):
+                io = _io(pid)
+                if io is not None:
+                    seen.setdefault(pid, []).append(io)
+
+    with Sampler(sample) as s:
+        result = execute_defs(ctx, [
+            CgroupDef("rand", workers=2, work=IoRandRead()),
+            CgroupDef("convoy", workers=1, work=IoConvoy()),
+            CgroupDef("sync", workers=1, work=IoSyncWrite()),
+            CgroupDef("seq", workers=1, work=Sequence(Io(0.1), AluHotPhase(0.1, "vec256"))),
+        ])
+    groups = _by_cgroup(result)
+    out = [f"samples={s.samples} block_device={os.path.exists(IO_DEVICE)}"]
+
+    def delta(r: WorkerReport) -> dict[str, int]:
+        # From mid-run to the end: the set-up (the temp file's fill) is over by then.
+        series = seen[r.tid]
+        a, b = series[len(series) // 2], series[-1]
+        return {k: b[k] - a[k] for k in b}
+
+    for name in names:
+        for r in groups[name]:
+            d = delta(r)
+            out.append(f"{name} tid={r.tid} units={r.work_units} io_delta={d} "
+                       f"csw={r.voluntary_csw}+{r.involuntary_csw} metrics={r.metrics} "
+                       f"notes={r.notes}")
+            assert r.work_units > 0, (name, r)
+            if not os.path.exists(IO_DEVICE):
+                assert any("no block device" in n for n in r.notes), (name, r.notes)
+    def all_4k(nbytes: int, calls: int) -> bool:
+        # Every such syscall of the window moved one 4 KiB block, give or take the few
+        # small /proc reads and the report's pipe write a worker does once it stops.
+        return calls > 8 and abs(nbytes - IO_BLOCK_BYTES * calls) <= 8 * IO_BLOCK_BYTES
+
+    for r in groups["rand"]:
+        d = delta(r)
+        assert all_4k(d["rchar"], d["syscr"]), d
+        assert r.metrics["read_bytes"] == IO_BLOCK_BYTES * r.metrics["reads"] > 0
+    for r in groups["convoy"]:
+        d = delta(r)
+        assert all_4k(d["wchar"], d["syscw"]) and all_4k(d["rchar"], d["syscr"]), d
+        assert r.metrics["syncs"] == r.work_units // 16
+    for name in ("sync", "seq"):
+        for r in groups[name]:
+            d = delta(r)
+            assert d["syscw"] > 0 and d["wchar"] >= IO_BLOCK_BYTES * d["syscw"], (name, d)
+    (seq,) = groups["seq"]
+    assert seq.iterations >= 1, seq
+    return AssertResult(details=out)
