@@ -41,15 +41,15 @@ from ktstr.work.schbench import FUTEX_BLOCKED, Futex, Stats
 TAOBENCH_FAST_THREADS = 0  # 0: one per CPU
 TAOBENCH_SLOW_THREADS = 0  # 0: one per CPU
 TAOBENCH_CLIENTS = 0  # 0: two per fast thread
-TAOBENCH_KEYS = 50_000
-TAOBENCH_CACHE_ITEMS = 10_000
+TAOBENCH_KEYS = 10_000  # small enough to set up in well under a second under TCG
+TAOBENCH_CACHE_ITEMS = 2_000
 TAOBENCH_GET_PCT = 90
 TAOBENCH_VALUE_BYTES = 256
 TAOBENCH_MISS_LATENCY_US = 500
 TAOBENCH_ZIPF_S = 0.9
 TAOBENCH_SHARDS = 16
 #: Pre-drawn key indices each client cycles through (no random draw per request).
-KEY_TABLE = 1 << 14
+KEY_TABLE = 2048  # pre-drawn (key, kind) pairs per client: set-up cost, not per-request cost
 SUPERVISE_S = 0.05
 
 _GET, _SET = 0, 1
