@@ -6,7 +6,7 @@ from ktstr.work import WorkType, defaults
 def test_defaults_are_what_from_name_builds():
     assert defaults.of("Bursty") == {"burst": 0.05, "sleep": 0.1}
     assert defaults.BURSTY_BURST == 0.05
-    assert defaults.FUTEX_FAN_OUT_FAN_OUT == WorkType.from_name("FutexFanOut").fan_out
+    assert WorkType.from_name("FutexFanOut").fan_out == defaults.FUTEX_FAN_OUT_FAN_OUT
 
 
 def test_every_parameterised_type_has_its_constants():
