@@ -17,13 +17,16 @@
   behind it. One write+read pair is one work unit. Metrics: `write_bytes`,
   `read_bytes`, `syncs`.
 
-The seed writes to `/dev/vda` when the guest has one; here every worker writes
-its own temporary file (created with `tempfile` in the default temp directory,
-`/tmp`, and unlinked at once so nothing is left behind), which works the same
-on the host, in a guest without a scratch disk, and never clobbers a device.
-On a tmpfs `/tmp` the sync is a no-op and the worker never leaves the CPU for
-the disk: mount a disk there for real D-state cycles. Every type whose I/O
-does not reach a block device says so in its notes, naming the filesystem.
+The seed writes to `/dev/vda` when the guest has one; here the writing types
+(`IoSyncWrite`, `IoConvoy`, Sequence's `Io` phase) always write their own
+temporary file (created with `tempfile` in the default temp directory, `/tmp`,
+and unlinked at once so nothing is left behind), which works the same on the
+host, in a guest without a scratch disk, and never clobbers a device; only
+`IoRandRead` touches the device, read-only. On a memory-backed `/tmp` (the
+ktstr guest's is an overlay on memory: no disk at all) the sync is a no-op and
+the worker never leaves the CPU for a device: mount a disk there for real
+D-state cycles. Every type whose I/O does not reach a block device says so in
+its notes, naming the filesystem.
 """
 
 from __future__ import annotations
