@@ -244,3 +244,35 @@ def test_sequence_runs_io_and_alu_hot_phases() -> None:
     (r,) = _run(seq, workers=1)
     assert r.iterations >= 1
     assert any("Io phase" in n for n in r.notes)
+
+
+def test_io_rand_read_path_is_validated_and_part_of_equality() -> None:
+    assert IoRandRead() == IoRandRead(None) and IoRandRead().path is None
+    assert IoRandRead(Path("/dev/vdb")) == IoRandRead("/dev/vdb")
+    with pytest.raises(ConfigError, match="IoRandRead path = 3 is not a path"):
+        IoRandRead(3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="IoRandRead path = '' is not a path"):
+        IoRandRead("")
+
+
+def test_io_rand_read_reads_a_given_file_read_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(IO_BLOCK_BYTES) * 64)
+    before = data.read_bytes()
+    for r in _run(IoRandRead(str(data))):
+        assert r.metrics["reads"] == r.work_units
+        assert r.notes == [f"{data} is not a block device: O_DIRECT reads of a file on "
+                           f"{fs_type(str(data))}"] or "refuses O_DIRECT" in r.notes[0]
+    assert data.read_bytes() == before
+
+
+def test_io_rand_read_missing_or_tiny_file_is_the_workers_error(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny"
+    tiny.write_bytes(b"x")
+    for path, message in ((tmp_path / "absent", "cannot be read here"),
+                          (tiny, "smaller than one 4 KiB block")):
+        with WorkloadHandle.spawn(WorkloadConfig(workers=1, work=IoRandRead(str(path))),
+                                  start=True) as h:
+            time.sleep(0.2)
+            (r,) = h.stop_and_collect()
+        assert message in r.error, r.error

@@ -232,3 +232,60 @@ def io_types_do_their_io(ctx: Ctx) -> AssertResult:
     (seq,) = groups["seq"]
     assert seq.iterations >= 1, seq
     return AssertResult(details=out)
+
+
+def _big_readonly_file() -> str:
+    """A large file of the guest image that nothing writes: the interpreter's libpython
+    (the guest's root is an overlay whose lower layer is the host's files over 9p)."""
+    import sysconfig
+
+    lib = os.path.join(sysconfig.get_config_var("LIBDIR") or "",
+                       sysconfig.get_config_var("INSTSONAME") or "")
+    return lib if os.path.isfile(lib) else os.path.realpath(os.__file__)
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2)
+def io_rand_read_blocks_on_a_virtio_fs(ctx: Ctx) -> AssertResult:
+    """IoRandRead(path) on a file whose O_DIRECT reads go to the host (9p over virtio):
+    every read sleeps uninterruptibly until the host answers. The kernel shows it:
+    voluntary switches about one per read, block time in /proc/<pid>/sched
+    (schedstats switched on for the run), `D` in /proc/<pid>/stat."""
+    path = _big_readonly_file()
+    knob = "/proc/sys/kernel/sched_schedstats"
+    was = (_read(knob) or "0").strip()
+    block_ns: dict[int, float] = {}
+    states: dict[int, dict[str, int]] = {}
+
+    def sample() -> None:
+        for pid in _pids(ctx.cgroups.path("rand")):
+            v = _sched_field(pid, "sum_block_runtime")  # stats./se.statistics. on old kernels
+            if v is None:
+                v = _sched_field(pid, "stats.sum_block_runtime")
+            if v is not None:
+                block_ns[pid] = v * 1e6  # /proc/<pid>/sched prints ms
+            stat = _read(f"/proc/{pid}/stat")
+            if stat:
+                state = stat[stat.rindex(")") + 2]
+                counts = states.setdefault(pid, {})
+                counts[state] = counts.get(state, 0) + 1
+
+    with open(knob, "w") as f:
+        f.write("1")
+    try:
+        with Sampler(sample) as s:
+            result = execute_defs(ctx, [CgroupDef("rand", workers=2, work=IoRandRead(path))])
+    finally:
+        with open(knob, "w") as f:
+            f.write(was)
+    out = [f"samples={s.samples} path={path} size={os.path.getsize(path)}"]
+    for r in _by_cgroup(result)["rand"]:
+        out.append(f"rand tid={r.tid} units={r.work_units} csw={r.voluntary_csw}+"
+                   f"{r.involuntary_csw} block_ms={block_ns.get(r.tid, 0) / 1e6:.1f} "
+                   f"states={states.get(r.tid)} on_cpu="
+                   f"{r.cpu_time_ns / max(1, r.wall_time_ns):.2f} notes={r.notes}")
+        assert r.work_units > 10, r
+        assert any("not a block device" in n for n in r.notes), r.notes
+        # A read that sleeps is a voluntary switch: nearly one per read.
+        assert r.voluntary_csw >= r.work_units // 2, (r.work_units, r.voluntary_csw)
+        assert block_ns.get(r.tid, 0) > 0, block_ns  # the sleeps were uninterruptible
+    return AssertResult(details=out)

@@ -10,6 +10,7 @@
   refuses `O_DIRECT`, buffered reads each preceded by
   `posix_fadvise(POSIX_FADV_DONTNEED)` of that block, so each read must go
   below the page cache again. Which one ran is in the worker's notes.
+  `IoRandRead(path)` reads that block device or existing file instead.
 - `IoConvoy`: per worker, a sequential 4 KiB write at a cursor walking an
   `IO_CONVOY_FILE_MIB` MiB temp file, then a 4 KiB read at a random block
   already written, and an `fdatasync` every `IO_CONVOY_SYNC_EVERY` writes: the
@@ -39,6 +40,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 
+from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
@@ -99,9 +101,12 @@ def aligned_block() -> mmap.mmap:
     return mmap.mmap(-1, IO_BLOCK_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
-def open_rand_read_target(loop: WorkLoop) -> tuple[int, int, bool]:
-    """IoRandRead's target: (fd, blocks, direct). The device when readable, else a
-    temp file with O_DIRECT, else a buffered temp file; notes say which."""
+def open_rand_read_target(loop: WorkLoop, path: str | None = None) -> tuple[int, int, bool]:
+    """IoRandRead's target: (fd, blocks, direct). `path` when given, else the device
+    when readable, else a temp file with O_DIRECT, else a buffered temp file; notes
+    say which (except for a block device read with O_DIRECT: the seed's case)."""
+    if path is not None:
+        return _open_given(loop, path)
     try:
         if stat.S_ISBLK(os.stat(IO_DEVICE).st_mode):
             fd = os.open(IO_DEVICE, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
@@ -156,12 +161,55 @@ class IoSyncWrite(WorkType):
             os.close(fd)
 
 
-@dataclass(frozen=True, slots=True)
+def _open_given(loop: WorkLoop, path: str) -> tuple[int, int, bool]:
+    """Open the caller's `path` read-only, O_DIRECT if its filesystem takes it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ConfigError(
+            f"IoRandRead path = {path!r} cannot be read here ({e.strerror}); hint: name a "
+            "block device or a file of at least 4 KiB that exists where the workers run, "
+            "or leave path unset for /dev/vda or a temp file") from None
+    kind = "block device" if stat.S_ISBLK(mode) else f"file on {fs_type(path)}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        direct = True
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        direct = False
+        loop.note(f"{path} ({kind}) refuses O_DIRECT: buffered reads after "
+                  "posix_fadvise(DONTNEED)")
+    blocks = os.lseek(fd, 0, os.SEEK_END) // IO_BLOCK_BYTES
+    if blocks == 0:
+        os.close(fd)
+        raise ConfigError(f"IoRandRead path = {path!r} is smaller than one 4 KiB block; "
+                          "hint: name a bigger file or a block device")
+    if direct and not stat.S_ISBLK(mode):
+        loop.note(f"{path} is not a block device: O_DIRECT reads of a {kind}")
+    return fd, blocks, direct
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class IoRandRead(WorkType):
-    """4 KiB O_DIRECT preads at random offsets: one read is one work unit."""
+    """4 KiB O_DIRECT preads at random offsets: one read is one work unit.
+
+    `path` names what to read instead of the default (`/dev/vda`, else a temp
+    file): a block device or an existing file, opened read-only and never
+    written, e.g. a file on a network or virtio filesystem whose reads block.
+    """
+
+    path: str | None
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is not None and not (isinstance(path, str | os.PathLike) and os.fspath(path)):
+            raise ConfigError(f"IoRandRead path = {path!r} is not a path; hint: pass a "
+                              "string such as '/dev/vdb', or None for the default")
+        object.__setattr__(self, "path", None if path is None else os.fspath(path))
 
     def run(self, loop: WorkLoop) -> None:
-        fd, blocks, direct = open_rand_read_target(loop)
+        fd, blocks, direct = open_rand_read_target(loop, self.path)
         buf = aligned_block()
         bufs = [buf]
         rng = random.Random(os.getpid())
