@@ -4,7 +4,9 @@
 # machine the package lists are empty.
 set -eu
 # VM path: qemu, a static busybox for the initramfs, kmod; Python's venv module;
-# the kernel's example sched_ext schedulers: clang/llvm/lld 19, libelf, zlib, make;
+# the kernel's example sched_ext schedulers: clang/llvm/lld 19, libelf, zlib, make
+# (their BPF objects are compiled by zig's clang, from the PyPI ziglang wheel that
+# pyproject.toml lists: clang-19 miscompiles scx_qmap's arena code);
 # rt-tests: cyclictest, the wake-latency reference bench/worker_fidelity.py compares to.
 PACKAGES="qemu-system-x86 busybox-static kmod python3-venv \
 clang-19 llvm-19 lld-19 libelf-dev zlib1g-dev make rt-tests"

@@ -40,7 +40,8 @@ def add_built(entry):
     (sched / "sched.json").write_text(json.dumps({
         "kernel": entry.name, "source_package": "linux-source-7.2",
         "source_version": "7.2.13-1", "built_at": "2026-11-23T12:00:00+00:00",
-        "schedulers": NAMES, "helpers": ["bpftool"]}))
+        "schedulers": NAMES, "helpers": ["bpftool"],
+        "tools": {"bpf_clang": "clang version 22.1.8"}}))
 
 
 def add_path_binary(tmp_path, name):

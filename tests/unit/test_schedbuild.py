@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -151,7 +152,8 @@ def test_missing_compiler_names_packages(tmp_path: Path) -> None:
     (tmp_path / "zlib.h").write_text("")
     have = {"make"}
     with pytest.raises(HostSetupError) as err:
-        sbuild.check_toolchain(lambda t: f"/usr/bin/{t}" if t in have else None, tmp_path)
+        sbuild.check_toolchain(lambda t: f"/usr/bin/{t}" if t in have else None, tmp_path,
+                               lambda: None)
     msg = str(err.value)
     assert "clang-19" in err.value.what and "ld.lld-19" in err.value.what
     assert err.value.install == "apt-get install -y clang-19 llvm-19 lld-19"
@@ -168,7 +170,40 @@ def test_missing_header_names_dev_package(tmp_path: Path) -> None:
 def test_complete_toolchain_passes(tmp_path: Path) -> None:
     for h in ("gelf.h", "zlib.h"):
         (tmp_path / h).write_text("")
-    sbuild.check_toolchain(lambda t: "/usr/bin/" + t, tmp_path)
+    sbuild.check_toolchain(lambda t: "/usr/bin/" + t, tmp_path, lambda: Path("/v/zig"))
+
+
+def test_missing_zig_names_the_pypi_package(tmp_path: Path) -> None:
+    for h in ("gelf.h", "zlib.h"):
+        (tmp_path / h).write_text("")
+    with pytest.raises(HostSetupError) as err:
+        sbuild.check_toolchain(lambda t: "/usr/bin/" + t, tmp_path, lambda: None)
+    assert err.value.install.endswith("-m pip install ziglang")
+    assert "scx_qmap" in err.value.what
+
+
+def test_find_zig_is_the_ziglang_wheels_executable() -> None:
+    zig = sbuild.find_zig()  # ziglang is a dependency in pyproject.toml
+    assert zig is not None and zig.name == "zig" and os.access(zig, os.X_OK)
+    assert zig.parent.name == "ziglang"
+
+
+def test_bpf_clang_wrapper_runs_zig_clang_with_its_arguments(tmp_path: Path) -> None:
+    fake_zig = executable(tmp_path / "odd dir/zig", '#!/bin/sh\necho "$@"\n')
+    script = sbuild.write_bpf_clang(fake_zig, tmp_path)
+    assert script == tmp_path / sbuild.BPF_CLANG_SCRIPT and os.access(script, os.X_OK)
+    assert "'" + str(fake_zig) + "'" in script.read_text()  # quoted: the path has a space
+    out = subprocess.run([str(script), "-target", "bpf", "a b.c"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == "clang -target bpf a b.c\n"
+
+
+def test_make_argv_swaps_only_the_bpf_compiler(tmp_path: Path) -> None:
+    argv = sbuild.make_argv(tmp_path / "src", Path("/k/vmlinux"), Path("/w/bpf-clang"), 2)
+    assert argv[:4] == ["make", "-C", str(tmp_path / "src/tools/sched_ext"), "-j2"]
+    assert "LLVM=-19" in argv  # userspace, libbpf and bpftool stay on clang-19
+    assert "CLANG=/w/bpf-clang" in argv and "VMLINUX_BTF=/k/vmlinux" in argv
+    assert argv[-len(scache.EXAMPLE_SCHEDULERS):] == list(scache.EXAMPLE_SCHEDULERS)
 
 
 def test_build_checks_toolchain_before_download(kroot: Path,
@@ -197,7 +232,7 @@ def test_build_installs_binaries_and_manifest(kroot: Path, toolchain_ok: None) -
     assert manifest["source_package"] == "linux-source-7.2"
     assert manifest["source_version"] == "7.2.13-1"
     assert manifest["kernel"] == KEY and "built_at" in manifest
-    assert set(manifest["tools"]) == {"clang", "make", "bpftool"}
+    assert set(manifest["tools"]) == {"clang", "bpf_clang", "make", "bpftool"}
     assert manifest["tools"]["bpftool"] == "bpftool v7.8.0"
     assert not list((kroot / KEY).glob(".tmp-*"))  # the work directory is gone
     assert scache.cached_binaries(kernel)["scx_qmap"] == where / "scx_qmap"
@@ -221,6 +256,20 @@ def test_incomplete_sched_dir_is_rebuilt(kroot: Path, toolchain_ok: None) -> Non
     fake.run(kernel)
     (kroot / KEY / "sched/scx_flatcg").unlink()
     assert fake.run(kernel).built and len(fake.makes) == 2
+
+
+def test_sched_dir_from_a_clang19_bpf_build_is_rebuilt(kroot: Path,
+                                                       toolchain_ok: None) -> None:
+    kernel = add_kernel(kroot)
+    fake = FakeBuild()
+    fake.run(kernel)
+    manifest_path = kroot / KEY / "sched/sched.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["tools"]["bpf_clang"]  # as written before BPF moved to zig's clang
+    manifest_path.write_text(json.dumps(manifest))
+    assert not sbuild.is_complete(kernel)
+    assert fake.run(kernel).built and len(fake.makes) == 2
+    assert sbuild.is_complete(kernel)
 
 
 def test_failed_build_keeps_the_old_directory(kroot: Path, toolchain_ok: None) -> None:

@@ -1,10 +1,21 @@
 """`ktstr sched build`: compile the kernel's example sched_ext schedulers for a cached kernel.
 
-Steps: check the host toolchain (clang/lld/llvm 19, libelf and zlib headers, make), get
-the matching `linux-source` slice (`source.fetch_source`), run
-`make -C tools/sched_ext LLVM=-19 VMLINUX_BTF=<kernel's vmlinux> scx_simple ...` (about
-35 s on 2 cores; it also builds the matching `bpftool`), then copy the binaries, the
-build log and a manifest into `<kernel entry>/sched/`. The new directory is assembled in
+Steps: check the host toolchain (clang/lld/llvm 19, libelf and zlib headers, make, and
+zig from the PyPI `ziglang` wheel), get the matching `linux-source` slice
+(`source.fetch_source`), run `make -C tools/sched_ext LLVM=-19 CLANG=<bpf-clang>
+VMLINUX_BTF=<kernel's vmlinux> scx_simple ...` (about 45 s on 2 cores; it also builds the
+matching `bpftool`), then copy the binaries, the build log and a manifest into
+`<kernel entry>/sched/`.
+
+Why two compilers: the userspace halves and libbpf/bpftool build fine with Debian 12's
+clang-19, but clang-19 miscompiles BPF arena code: in scx_qmap's `qmap_dequeue` it drops
+an `addr_space_cast` on one path, so the verifier rejects the store through the arena
+pointer (`R7 invalid mem access 'scalar'`) and scx_qmap never loads. The clang that zig
+bundles (LLVM 22 in ziglang 0.17) emits the cast; `zig clang` is clang's own driver, so
+the Makefile's BPF flags pass unchanged. Only `$(CLANG)`, the BPF compiler (also used
+for bpftool's own skeletons), is swapped, for a two-line wrapper script: one executable
+path, which the Makefile's `$(CLANG) -v -E` include probe and bpftool's sub-make take
+as they would a clang binary. The new directory is assembled in
 a temporary directory inside the entry and renamed into place, under a lock of its own
 (`<entry>/.sched.lock`), so readers never see half a build and concurrent builds of one
 kernel run once.
@@ -14,11 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +61,13 @@ TOOLS = {f"clang-{LLVM_VERSION}": f"clang-{LLVM_VERSION}",
          "make": "make"}
 #: Header under /usr/include -> the Debian package that provides it.
 HEADERS = {"gelf.h": "libelf-dev", "zlib.h": "zlib1g-dev"}
+#: The PyPI package that bundles the BPF compiler (`zig clang`: clang/LLVM 22 in 0.17).
+ZIG_PACKAGE = "ziglang"
+#: Wrapper script, written next to the source tree, that make runs as `$(CLANG)`.
+BPF_CLANG_SCRIPT = "bpf-clang"
+#: `tools` key of the manifest naming the BPF compiler; a manifest without it is from a
+#: build whose BPF objects clang-19 compiled (scx_qmap rejected), so it is rebuilt.
+BPF_CLANG_KEY = "bpf_clang"
 LOCK_FILE = ".sched.lock"
 SCHED_TEMP_PREFIX = TEMP_PREFIX + "sched-"
 
@@ -63,8 +84,18 @@ class BuildResult:
     built: bool
 
 
+def find_zig() -> Path | None:
+    """The `zig` executable shipped in the `ziglang` wheel of this Python, if installed."""
+    spec = importlib.util.find_spec(ZIG_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    zig = Path(spec.origin).parent / "zig"
+    return zig if zig.is_file() and os.access(zig, os.X_OK) else None
+
+
 def check_toolchain(which: Callable[[str], str | None] | None = None,
-                    include_dir: Path = Path("/usr/include")) -> None:
+                    include_dir: Path = Path("/usr/include"),
+                    zig: Callable[[], Path | None] | None = None) -> None:
     """Raise `HostSetupError` naming the packages to install when a build tool is missing."""
     which = which or shutil.which
     missing = {tool: pkg for tool, pkg in TOOLS.items() if which(tool) is None}
@@ -73,13 +104,45 @@ def check_toolchain(which: Callable[[str], str | None] | None = None,
         packages = " ".join(dict.fromkeys(missing.values()))
         raise HostSetupError(f"cannot build sched_ext schedulers: {', '.join(missing)} not "
                              "found on this host", f"apt-get install -y {packages}")
+    if (zig or find_zig)() is None:
+        raise _no_zig()
+
+
+def _no_zig() -> HostSetupError:
+    return HostSetupError("cannot build sched_ext schedulers: zig (the BPF compiler, from the "
+                          f"PyPI package {ZIG_PACKAGE}) is not installed in {sys.prefix}; "
+                          f"clang-{LLVM_VERSION} builds a scx_qmap the verifier rejects",
+                          f"{sys.executable} -m pip install {ZIG_PACKAGE}")
+
+
+def bpf_clang_script(zig: Path) -> str:
+    """A shell script that runs zig's bundled clang driver with the arguments it is given."""
+    return f'#!/bin/sh\nexec {shlex.quote(str(zig))} clang "$@"\n'
+
+
+def write_bpf_clang(zig: Path, directory: Path) -> Path:
+    """Write `bpf_clang_script(zig)` as an executable `BPF_CLANG_SCRIPT` in `directory`."""
+    path = directory / BPF_CLANG_SCRIPT
+    path.write_text(bpf_clang_script(zig))
+    path.chmod(0o755)
+    return path
+
+
+def make_argv(src: Path, vmlinux: Path, bpf_clang: Path, jobs: int) -> list[str]:
+    """The make command line: clang-19 for userspace and bpftool, `bpf_clang` for BPF."""
+    return ["make", "-C", str(src / "tools/sched_ext"), f"-j{jobs}",
+            f"LLVM=-{LLVM_VERSION}", f"CLANG={bpf_clang}", f"VMLINUX_BTF={vmlinux}",
+            *EXAMPLE_SCHEDULERS]
 
 
 def run_make(src: Path, vmlinux: Path, log_path: Path) -> Path:
     """Build the example schedulers in `src`; returns `tools/sched_ext/build` (bin/, sbin/)."""
-    argv = ["make", "-C", str(src / "tools/sched_ext"), f"-j{os.cpu_count() or 1}",
-            f"LLVM=-{LLVM_VERSION}", f"VMLINUX_BTF={vmlinux}", *EXAMPLE_SCHEDULERS]
-    log.info("building %s", " ".join(EXAMPLE_SCHEDULERS))
+    zig = find_zig()
+    if zig is None:
+        raise _no_zig()
+    bpf_clang = write_bpf_clang(zig, src.parent)
+    argv = make_argv(src, vmlinux, bpf_clang, os.cpu_count() or 1)
+    log.info("building %s (BPF with %s clang)", " ".join(EXAMPLE_SCHEDULERS), zig)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as out:
         proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
@@ -101,7 +164,9 @@ def _first_line(argv: list[str]) -> str:
 
 
 def tool_versions(bpftool: Path) -> dict[str, str]:
+    zig = find_zig()
     return {"clang": _first_line([f"clang-{LLVM_VERSION}", "--version"]),
+            BPF_CLANG_KEY: _first_line([str(zig), "clang", "--version"]) if zig else "unknown",
             "make": _first_line(["make", "--version"]),
             "bpftool": _first_line([str(bpftool), "version"])}
 
@@ -111,9 +176,16 @@ def _sched_lock(entry: Path) -> contextlib.AbstractContextManager[bool]:
 
 
 def is_complete(kernel: Kernel) -> bool:
-    """True when the kernel's sched directory has a manifest and every binary it promises."""
+    """True when the kernel's sched directory has a manifest and every binary it promises.
+
+    A manifest that names no BPF compiler is from a build that compiled BPF with clang-19,
+    whose scx_qmap does not load: such a directory counts as incomplete, so a plain
+    `ktstr sched build` (and `make setup`) replaces it.
+    """
     manifest, where = read_manifest(kernel), sched_dir(kernel)
     if manifest is None or where is None:
+        return False
+    if BPF_CLANG_KEY not in (manifest.get("tools") or {}):
         return False
     names = [*EXAMPLE_SCHEDULERS, BPFTOOL]
     return all(os.access(where / n, os.X_OK) and (where / n).is_file() for n in names)
