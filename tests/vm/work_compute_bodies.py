@@ -111,12 +111,14 @@ def smt_pairs_on_siblings(ctx: Ctx) -> AssertResult:
         cpu = int(r.metrics["smt_cpu"])
         assert not r.notes, r.notes
         assert cpu in r.cpus_used, (r.tid, cpu, r.cpus_used)
+        assert r.metrics["smt_handoffs"] > 0, r.metrics  # the sibling ran alongside
         # The kernel's view: the mask ends as that one CPU, and late samples saw it there.
         assert str(cpu) in allowed.get(r.tid, set()), (r.tid, cpu, allowed.get(r.tid))
         assert cpu in ran_on.get(r.tid, set()), (r.tid, cpu, ran_on.get(r.tid))
         out.append(f"smt tid={r.tid} cpu={cpu} siblings={sorted(thread_siblings(cpu))} "
                    f"cpus_used={sorted(r.cpus_used)} masks_seen={sorted(allowed[r.tid])} "
-                   f"units={r.work_units} csw={r.voluntary_csw}+{r.involuntary_csw}")
+                   f"units={r.work_units} handoffs={r.metrics['smt_handoffs']:.0f} "
+                   f"csw={r.voluntary_csw}+{r.involuntary_csw}")
     # Pairs: the partner of each pinned CPU is its SMT sibling, also pinned by a worker.
     for cpu in pinned:
         assert thread_siblings(cpu) <= set(pinned), (cpu, thread_siblings(cpu))

@@ -10,8 +10,10 @@
   One batch of `ALU_HOT_BATCH` steps per chain is one work unit.
 - `SmtSiblingSpin`: workers pair up (`group_size` 2) and each pair pins itself
   to the two hardware threads of one core (`sched_setaffinity`), then both
-  spin: polling loads of the pair's shared word (a spin-wait's access pattern,
-  standing in for PAUSE, which Python cannot issue) between arithmetic batches.
+  spin: each marks the pair's shared word and spin-waits (at most
+  `SMT_SPIN_POLLS` loads) for the sibling's mark, between arithmetic batches:
+  a spin-wait's access pattern, standing in for PAUSE, which Python cannot issue.
+  Metrics: `smt_cpu` (the CPU pinned to), `smt_handoffs` (sibling marks seen).
   Two such spinners compete for one core's execution ports. Without a core
   whose two threads are both allowed, the worker notes it and spins unpinned.
 - `IpcVariance(hot_iters, cold_iters, period_iters)`: a hot phase of
@@ -212,13 +214,19 @@ class SmtSiblingSpin(WorkType):
                 loop.note("no core with two allowed SMT threads: spinning unpinned")
             polls = range(SMT_SPIN_POLLS)
             mine = seat.role + 1
+            handoffs = 0
             while loop.running:
-                for _ in polls:  # the spin-wait: loads of a line the sibling also hits
-                    if word.value == mine:
+                # The spin-wait: load the shared line until the sibling has marked it
+                # since our last mark (a hand-off through the core's shared L1), bounded
+                # so a descheduled or stopped partner never stalls us.
+                for _ in polls:
+                    if word.value != mine:
+                        handoffs += 1
                         break
                 word.value = mine
                 loop.spin()
                 loop.iterations += 1
+            loop.metrics["smt_handoffs"] = float(handoffs)
         finally:
             arena.release(seat)
 
