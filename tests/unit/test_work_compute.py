@@ -32,6 +32,8 @@ from ktstr.work.memory import CachePressure, CacheYield
 from ktstr.work.sequence import AluHotPhase, Io, Phase, Sequence, Spin
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
 
+#: Filesystems on a block device, where /proc/<pid>/io's read_bytes counts direct reads.
+DISK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "ext3", "f2fs")
 NEW = ("AluHot", "SmtSiblingSpin", "IpcVariance", "CacheYield", "IoRandRead", "IoConvoy")
 
 
@@ -237,6 +239,8 @@ def test_io_convoy_writes_reads_and_syncs() -> None:
         assert r.metrics["write_bytes"] == r.metrics["read_bytes"] == r.work_units * 4096
         assert r.metrics["syncs"] == r.work_units // 16
         assert r.notes and fs_type("/tmp") in r.notes[0]
+        if fs_type("/tmp") in DISK_FILESYSTEMS:  # direct reads reach the block layer
+            assert after["read_bytes"] > before["read_bytes"], (before, after)
 
 
 def test_sequence_runs_io_and_alu_hot_phases() -> None:

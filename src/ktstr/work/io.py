@@ -12,11 +12,12 @@
   below the page cache again. Which one ran is in the worker's notes.
   `IoRandRead(path)` reads that block device or existing file instead.
 - `IoConvoy`: per worker, a sequential 4 KiB write at a cursor walking an
-  `IO_CONVOY_FILE_MIB` MiB temp file, then a 4 KiB read at a random block
-  already written, and an `fdatasync` every `IO_CONVOY_SYNC_EVERY` writes: the
-  sync waits behind the dirty pages (a writeback convoy) and reads queue
-  behind it. One write+read pair is one work unit. Metrics: `write_bytes`,
-  `read_bytes`, `syncs`.
+  `IO_CONVOY_FILE_MIB` MiB temp file, then a 4 KiB `O_DIRECT` read (buffered,
+  with a note, where the filesystem refuses it) at a random block already
+  written, and an `fdatasync` every `IO_CONVOY_SYNC_EVERY` writes: the sync
+  waits behind the dirty pages (a writeback convoy), and a direct read of a
+  still-dirty block waits for its writeback first. One write+read pair is one
+  work unit. Metrics: `write_bytes`, `read_bytes`, `syncs`.
 
 The seed writes to `/dev/vda` when the guest has one; here the writing types
 (`IoSyncWrite`, `IoConvoy`, Sequence's `Io` phase) always write their own
@@ -233,20 +234,30 @@ class IoRandRead(WorkType):
 
 @dataclass(frozen=True, slots=True)
 class IoConvoy(WorkType):
-    """Sequential 4 KiB writes interleaved with random 4 KiB reads, fdatasync every
-    `IO_CONVOY_SYNC_EVERY` writes; one write+read pair is one work unit."""
+    """Sequential 4 KiB writes interleaved with random 4 KiB O_DIRECT reads, fdatasync
+    every `IO_CONVOY_SYNC_EVERY` writes; one write+read pair is one work unit."""
 
     def run(self, loop: WorkLoop) -> None:
         where = tempfile.gettempdir()
-        loop.note(f"no block device: the convoy runs on a temp file on {fs_type(where)} "
-                  f"({where})")
+        kind = fs_type(where)
+        loop.note(f"no block device: the convoy runs on a temp file on {kind} ({where})")
         fd, path = tempfile.mkstemp(prefix="ktstr-convoy-")
         os.close(fd)
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        os.unlink(path)
+        try:
+            # Reads bypass the page cache: a direct read of a range still dirty waits
+            # for its writeback first, so the reads queue behind the writes.
+            rfd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            rfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            loop.note(f"{kind} ({where}) refuses O_DIRECT: the convoy's reads are buffered")
+        finally:
+            os.unlink(path)
         blocks = (IO_CONVOY_FILE_MIB << 20) // IO_BLOCK_BYTES
         block = os.urandom(IO_BLOCK_BYTES)
-        rbuf = bytearray(IO_BLOCK_BYTES)
+        rbuf = aligned_block()
         rbufs = [rbuf]
         rng = random.Random(os.getpid())
         cursor = written = reads = syncs = 0
@@ -259,12 +270,14 @@ class IoConvoy(WorkType):
                     os.fdatasync(fd)
                     syncs += 1
                 high = min(written, blocks)
-                os.preadv(fd, rbufs, rng.randrange(high) * IO_BLOCK_BYTES)
+                os.preadv(rfd, rbufs, rng.randrange(high) * IO_BLOCK_BYTES)
                 reads += 1
                 loop.spin()
                 loop.iterations += 1
         finally:
             os.close(fd)
+            os.close(rfd)
+            rbuf.close()
             loop.metrics["write_bytes"] = float(written * IO_BLOCK_BYTES)
             loop.metrics["read_bytes"] = float(reads * IO_BLOCK_BYTES)
             loop.metrics["syncs"] = float(syncs)
