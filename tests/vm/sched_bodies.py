@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from ktstr import CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test
+from ktstr import CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test, work
 from ktstr.checks import AssertResult
 
 SIMPLE = Scheduler("scx_simple")
@@ -59,3 +59,19 @@ def sysctls_and_kargs_applied(ctx: Ctx) -> AssertResult:
     with open("/proc/cmdline") as f:
         assert "ktstr_test_karg=1" in f.read().split()
     return AssertResult.ok()
+
+
+# scx_qmap's own failure switches: -e N calls scx_bpf_error() after N enqueues, -t N
+# stalls every Nth user thread (its ops.timeout_ms is 5 s, so the watchdog fires soon).
+QMAP_ERROR = Scheduler("scx_qmap", sched_args=("-e", "2000"))
+QMAP_STALL = Scheduler("scx_qmap", sched_args=("-t", "2"))
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=30, scheduler=QMAP_ERROR)
+def qmap_forced_error(ctx: Ctx) -> AssertResult:
+    return execute_defs(ctx, [CgroupDef("a", workers=2, work=work.YieldHeavy())])
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=30, scheduler=QMAP_STALL)
+def qmap_stalled_tasks(ctx: Ctx) -> AssertResult:
+    return execute_defs(ctx, [CgroupDef("a", workers=4)])

@@ -40,3 +40,22 @@ def test_a_scheduler_that_dies_mid_run_fails_the_test_at_once(run_vm):
 def test_sysctls_and_kargs_reach_the_guest(run_vm):
     r = run_vm(sched_bodies, "sysctls_and_kargs_applied")
     assert r.passed, (r.error, r.traceback)
+
+
+def test_qmap_forced_error_fails_as_an_error_exit_with_its_message(run_vm):
+    r = run_vm(sched_bodies, "qmap_forced_error")
+    assert r.outcome == "failed", (r.outcome, r.error)
+    run = r.scheduler_run
+    assert run["end"] == "error exit", run
+    assert run["reason"] == "scx_bpf_error", run
+    assert "test triggering error" in run["message"] + run["output_tail"], run
+    assert r.body_s < 30, f"body ran {r.body_s:.0f}s of its 30: the error did not stop it"
+
+
+def test_qmap_stalled_tasks_fail_as_a_watchdog_stall(run_vm):
+    r = run_vm(sched_bodies, "qmap_stalled_tasks")
+    assert r.outcome == "failed", (r.outcome, r.error)
+    run = r.scheduler_run
+    assert run["end"] == "watchdog stall", run
+    assert run["reason"] == "runnable task stall", run
+    assert r.body_s < 30, f"body ran {r.body_s:.0f}s of its 30: the stall did not stop it"

@@ -136,7 +136,13 @@ class ManagedScheduler:
             if self._proc is not None and self._proc.poll() is not None:
                 break
             time.sleep(POLL_S)
-        self._end(SchedEnd.NEVER)
+        # It may have attached and failed before we saw it (a stall of our own process,
+        # an error in its first milliseconds): the kernel's log says which.
+        self._kmsg.poll()
+        seen = sched_ext.enabled_ops(self._kmsg.lines)
+        if seen is not None:
+            self.run.ops = seen
+        self._end(None if seen is not None else SchedEnd.NEVER)
         if not self.run.reason:
             self.run.message = self.run.message or (
                 f"sched_ext state {sched_ext.state() or 'absent'!r} after "
@@ -199,6 +205,8 @@ class ManagedScheduler:
         code = self.run.exit_code
         if code is not None and code < 0 and -code not in (signal.SIGINT, signal.SIGTERM):
             return SchedEnd.CRASH  # killed by a signal of its own making (SIGSEGV...)
+        if not self.run.ops:
+            return SchedEnd.NEVER
         if reason in sched_ext.CLEAN_REASONS or (disabled is None and not code):
             return SchedEnd.CLEAN if self._stopping else SchedEnd.DETACHED
         return SchedEnd.CRASH if code else SchedEnd.DETACHED

@@ -27,6 +27,7 @@ CLEAN_REASONS = ("unregistered from user space", "unregistered from BPF")
 ERROR_REASONS = ("runtime error", "scx_bpf_error")
 STALL_REASONS = ("runnable task stall",)
 
+_ENABLED = re.compile(r'sched_ext: BPF scheduler "(?P<ops>[^"]*)" enabled')
 _DISABLED = re.compile(r'sched_ext: BPF scheduler "(?P<ops>[^"]*)" disabled \((?P<reason>[^)]*)\)')
 
 
@@ -83,6 +84,16 @@ def parse_disabled(lines: list[str]) -> Disabled | None:
         message = next((rest.split(prefix, 1)[1] for rest in lines[i + 1:i + 4]
                         if prefix in rest), "")
         found = Disabled(m["ops"], m["reason"], message)
+    return found
+
+
+def enabled_ops(lines: list[str]) -> str | None:
+    """The ops name of the last "BPF scheduler ... enabled" report in `lines`."""
+    found = None
+    for line in lines:
+        m = _ENABLED.search(line)
+        if m is not None:
+            found = m["ops"]
     return found
 
 
