@@ -179,6 +179,7 @@ def test_smt_sibling_spin_pins_each_pair_or_says_why() -> None:
     reports = _run(SmtSiblingSpin(), during=grab)
     cores = smt_cores(frozenset(os.sched_getaffinity(0)))
     for r in reports:
+        assert 0 <= r.metrics["smt_handoffs"] <= r.work_units
         if cores:
             (cpu,) = allowed[r.tid]
             assert r.metrics["smt_cpu"] == cpu

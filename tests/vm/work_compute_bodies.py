@@ -230,7 +230,7 @@ def io_types_do_their_io(ctx: Ctx) -> AssertResult:
     for name in ("sync", "seq"):
         for r in groups[name]:
             d = delta(r)
-            assert d["syscw"] > 0 and d["wchar"] >= IO_BLOCK_BYTES * d["syscw"], (name, d)
+            assert all_4k(d["wchar"], d["syscw"]), (name, d)
     (seq,) = groups["seq"]
     assert seq.iterations >= 1, seq
     return AssertResult(details=out)

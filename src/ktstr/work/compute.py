@@ -213,15 +213,16 @@ class SmtSiblingSpin(WorkType):
             else:
                 loop.note("no core with two allowed SMT threads: spinning unpinned")
             polls = range(SMT_SPIN_POLLS)
-            mine = seat.role + 1
+            mine, theirs = seat.role + 1, seat.partner + 1
             handoffs = 0
             while loop.running:
                 # The spin-wait: load the shared line until the sibling has marked it
                 # since our last mark (a hand-off through the core's shared L1), bounded
                 # so a descheduled or stopped partner never stalls us.
                 for _ in polls:
-                    if word.value != mine:
-                        handoffs += 1
+                    seen = word.value
+                    if seen != mine:
+                        handoffs += seen == theirs  # not the slot's initial 0
                         break
                 word.value = mine
                 loop.spin()
