@@ -47,6 +47,7 @@ class FakeCgroups:
         self.live: set[str] = set()
         self.fail_on: str | None = None
         self.members: dict[str, list[int]] = {}
+        self.thread_members: dict[str, list[int]] = {}
 
     def _do(self, *entry: Any) -> None:
         self.log.append(entry)
@@ -79,6 +80,10 @@ class FakeCgroups:
     def procs(self, name: str) -> list[int]:
         self._do("procs", name)
         return self.members.get(name, [])
+
+    def threads(self, name: str) -> list[int]:
+        self._do("threads", name)
+        return self.thread_members.get(name, self.members.get(name, []))
 
     def freeze(self, name: str) -> None:
         self._do("freeze", name)
@@ -246,6 +251,7 @@ def test_op_lifecycle_cpusets_moves_and_captures(ctx: Ctx, log: list[Any],
     monkeypatch.setattr(steps_mod, "set_affinity", lambda pid, cpus: pinned.append((pid, cpus)))
     cg: FakeCgroups = ctx.cgroups  # type: ignore[assignment]
     cg.members = {"b": [41, 42]}
+    cg.thread_members = {"b": [41, 42, 4201]}  # 4201: a worker thread of leader 42
     captures: dict[str, list[int]] = {}
     result = execute_steps(ctx, [
         Step(ops=[Op.add_cgroup("a"), Op.add_cgroup("bad"), Op.add_cgroup("b"),
@@ -259,7 +265,7 @@ def test_op_lifecycle_cpusets_moves_and_captures(ctx: Ctx, log: list[Any],
     assert ("set_cpuset", "a", (0, 1)) in log
     i = log.index(("clear_cpuset", "a"))  # the swap: a gets b's (none), b gets a's
     assert log[i + 1] == ("set_cpuset", "b", (0, 1))
-    assert pinned == [(41, frozenset({3})), (42, frozenset({3}))]
+    assert pinned == [(41, frozenset({3})), (42, frozenset({3})), (4201, frozenset({3}))]
     assert captures == {"in_b": [41, 42]}
     assert ("judge", "bad", None, (2,)) in log  # stop_cgroup judges at step 2
     # a's workers moved to b: judged as b, at b's removal in step 3, b's cpuset cleared first

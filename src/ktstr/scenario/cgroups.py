@@ -132,6 +132,9 @@ class CgroupManager:
     def procs(self, name: str) -> list[int]:
         return self.fs.procs(self._full(name))
 
+    def threads(self, name: str) -> list[int]:
+        return self.fs.threads(self._full(name))
+
     def freeze(self, name: str) -> None:
         self.fs.freeze(self._full(name))
 

@@ -325,8 +325,8 @@ class _Run:
             self.collect(op.name)
         elif isinstance(op, SetAffinity):
             cpus = op.spec.resolve(self.ctx.topo)
-            for pid in cg.procs(op.cgroup):
-                set_affinity(pid, cpus)
+            for tid in cg.threads(op.cgroup):  # every task: a pcomm leader's threads too
+                set_affinity(tid, cpus)
         elif isinstance(op, MoveAllTasks):
             cg.move_tasks(op.src, op.dst)
             self.handles.setdefault(op.dst, []).extend(self.handles.pop(op.src, []))

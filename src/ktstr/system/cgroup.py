@@ -108,6 +108,11 @@ class CgroupFs:
         text = fs.read_text(self.path(name) / "cgroup.procs")
         return [int(tok) for tok in text.split()]
 
+    def threads(self, name: str) -> list[int]:
+        """Tids of every thread directly in `name` (a pcomm leader's worker threads too)."""
+        text = fs.read_text(self.path(name) / "cgroup.threads")
+        return [int(tok) for tok in text.split()]
+
     def controllers(self, name: str) -> frozenset[str]:
         """Controllers available to `name` (its parent enabled them)."""
         return frozenset(fs.read_text(self.path(name) / "cgroup.controllers").split())
