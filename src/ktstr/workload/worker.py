@@ -7,8 +7,8 @@ read end of its report pipe). The child, in order:
    spawns dies with it) and `PR_SET_PDEATHSIG(SIGKILL)` (no worker outlives the
    thread that forked it); `gc.freeze()` + `gc.disable()` so no collector pass
    touches the parent's pages or shows up as a scheduling gap.
-2. joins its cgroup (writes its pid to `<cgroup_dir>/cgroup.procs`), sets nice,
-   affinity, comm and policy;
+2. takes its comm, joins its cgroup (writes its pid to `<cgroup_dir>/cgroup.procs`),
+   sets nice, affinity and policy;
 3. writes `R` on the pipe (ready) or, when step 2 failed, `E` + the pickled
    exception, which the parent re-raises;
 4. blocks on the start gate, runs its work type, writes its `WorkerReport` as
@@ -18,9 +18,9 @@ Everything runs inside `try/finally: os._exit(...)`: a worker never returns
 into the parent's code (pytest, the scenario) and never runs its atexit hooks.
 
 Thread mode (`cfg.threaded`: `CloneMode.THREAD` or a `pcomm`): `fork_leader(specs)`
-forks ONE leader process that does step 1 once, joins the cgroup for all (a
-cgroup2 holds whole processes, so the leader's move takes every thread with it)
-and names itself `pcomm`; then it starts one thread per worker, each with its own
+forks ONE leader process that does step 1 once, names itself `pcomm` and joins
+the cgroup for all (a cgroup2 holds whole processes, so the leader's move takes
+every thread with it); then it starts one thread per worker, each with its own
 report pipe. Each thread sets its own nice, affinity and policy (all per-task
 attributes in Linux), records its tid in the shared pid table, says ready, runs
 its work type and sends its own `WorkerReport`, whose counters are that thread's
@@ -171,10 +171,12 @@ def _leader_main(specs: list[WorkerSpec], wfds: list[int], parent: int) -> int:
         return EXIT_ORPHANED
     cfg = specs[0].cfg
     try:
+        # The name first: nothing in the cgroup is ever seen under the interpreter's
+        # name, and the threads started below inherit it.
+        if cfg.pcomm is not None:
+            set_comm(cfg.pcomm)
         if specs[0].cgroup_dir is not None:
             fs.write_text(specs[0].cgroup_dir / "cgroup.procs", str(os.getpid()))
-        if cfg.pcomm is not None:
-            set_comm(cfg.pcomm)  # before the threads start: they inherit it
     except BaseException as exc:
         _send(wfds[0], SETUP_FAILED + _pickle_error(exc))
         return EXIT_SETUP_FAILED
@@ -244,12 +246,12 @@ def _child_main(spec: WorkerSpec, wfd: int, parent: int) -> int:
 
 
 def _setup(spec: WorkerSpec) -> None:
-    """Place the worker: cgroup, comm, nice, affinity, policy (before any work)."""
+    """Place the worker: comm, cgroup, nice, affinity, policy (before any work)."""
     cfg = spec.cfg
+    if cfg.pcomm is not None:  # before it joins: the cgroup never holds it unnamed
+        set_comm(cfg.pcomm)
     if spec.cgroup_dir is not None:
         fs.write_text(spec.cgroup_dir / "cgroup.procs", str(os.getpid()))
-    if cfg.pcomm is not None:
-        set_comm(cfg.pcomm)
     _setup_task(cfg, os.getpid())
 
 
