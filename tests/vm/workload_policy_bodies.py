@@ -126,7 +126,9 @@ def pcomm_threads_share_one_leader(ctx: Ctx) -> AssertResult:
     return result
 
 
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
+# Two CPU-bound threads of one Python process share its GIL, not the CPUs: how evenly
+# they split it is the interpreter's doing, so the spread check does not apply here.
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3, max_spread_pct=100.0)
 def cgroup_def_pcomm_and_policy_pass_through(ctx: Ctx) -> AssertResult:
     # The CgroupDef path: pcomm makes threads of one leader, policy is applied to each.
     cg = ctx.cgroups.path("defs")
