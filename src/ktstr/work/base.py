@@ -81,8 +81,13 @@ class WorkType:
 
     @property
     def group_size(self) -> int | None:
-        """Workers per cooperating group; None when workers are independent."""
-        return None
+        """Workers per cooperating group; None when workers are independent.
+
+        A grouped type's workers meet in the arena it builds when constructed
+        (its `_arena`, see ktstr.work.pairing), so the group is the arena's size.
+        """
+        arena = getattr(self, "_arena", None)
+        return None if arena is None else int(arena.size)
 
     def run(self, loop: WorkLoop) -> None:
         """Do this type's work through `loop` until `loop.running` turns False."""

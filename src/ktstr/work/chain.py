@@ -93,10 +93,6 @@ class WakeChain(WorkType):
         object.__setattr__(self, "_arena", GroupArena(depth, words=depth, stamps=1))
         object.__setattr__(self, "_tag", f"{os.getpid()}-{id(self):x}")
 
-    @property
-    def group_size(self) -> int | None:
-        return self.depth
-
     def run(self, loop: WorkLoop) -> None:
         if self.wake is WakeMechanism.PIPE:
             self._run_pipe(loop)

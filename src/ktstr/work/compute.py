@@ -195,10 +195,6 @@ class SmtSiblingSpin(WorkType):
     def __init__(self) -> None:
         object.__setattr__(self, "_arena", PairArena())
 
-    @property
-    def group_size(self) -> int | None:
-        return 2
-
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(pair_key())

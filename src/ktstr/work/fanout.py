@@ -234,10 +234,6 @@ class FutexFanOut(WorkType):
                            count(spin_iters, "FutexFanOut spin_iters", minimum=0))
         object.__setattr__(self, "_arena", GroupArena(fan_out + 1, words=2, stamps=1))
 
-    @property
-    def group_size(self) -> int | None:
-        return self.fan_out + 1
-
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(group_key())
@@ -296,10 +292,6 @@ class FanOutCompute(WorkType):
                            count(sleep_us, "FanOutCompute sleep_us", minimum=0))
         object.__setattr__(self, "_arena", GroupArena(fan_out + 1, words=2, stamps=1))
 
-    @property
-    def group_size(self) -> int | None:
-        return self.fan_out + 1
-
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(group_key())
@@ -349,10 +341,6 @@ class ThunderingHerd(WorkType):
         object.__setattr__(self, "inter_batch_ms",
                            count(inter_batch_ms, "ThunderingHerd inter_batch_ms", minimum=0))
         object.__setattr__(self, "_arena", GroupArena(waiters + 1, words=2, stamps=1))
-
-    @property
-    def group_size(self) -> int | None:
-        return self.waiters + 1
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
@@ -412,10 +400,6 @@ class EpollStorm(WorkType):
             for fd in self._eventfds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-
-    @property
-    def group_size(self) -> int | None:
-        return self.producers + self.consumers
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena

@@ -290,10 +290,6 @@ class MutexContention(WorkType):
                            count(work_iters, "MutexContention work_iters", minimum=0))
         object.__setattr__(self, "_arena", _lock_arena(n))
 
-    @property
-    def group_size(self) -> int | None:
-        return self.contenders
-
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(group_key(), _init_mutex(arena, FutexLockMode.PLAIN))
@@ -348,10 +344,6 @@ class PriorityInversion(WorkType):
         object.__setattr__(self, "hold_iters",
                            count(hold_iters, "PriorityInversion hold_iters"))
         object.__setattr__(self, "_arena", _lock_arena(3))
-
-    @property
-    def group_size(self) -> int | None:
-        return 3
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
@@ -489,10 +481,6 @@ class ProducerConsumerImbalance(WorkType):
         object.__setattr__(self, "_arena", GroupArena(self.producers + self.consumers,
                                                       words=1, stamps=0))
         object.__setattr__(self, "_tag", f"{os.getpid()}-{id(self):x}")
-
-    @property
-    def group_size(self) -> int | None:
-        return self.producers + self.consumers
 
     def _fifo(self, seat: Seat) -> str:
         return os.path.join(tempfile.gettempdir(),

@@ -204,10 +204,6 @@ class RtStarvation(WorkType):
     def __init__(self) -> None:
         object.__setattr__(self, "_arena", PairArena())
 
-    @property
-    def group_size(self) -> int | None:
-        return 2
-
     def run(self, loop: WorkLoop) -> None:
         runtime_us, period_us = rt_throttle()
         fair_server = has_fair_server()

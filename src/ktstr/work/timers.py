@@ -221,10 +221,6 @@ class IrqWake(WorkType):
     def __init__(self) -> None:
         object.__setattr__(self, "_arena", PairArena())
 
-    @property
-    def group_size(self) -> int | None:
-        return 2
-
     def run(self, loop: WorkLoop) -> None:
         ensure_loopback_up(loop)
         arena = self._arena
@@ -395,10 +391,6 @@ class SignalStorm(WorkType):
 
     def __init__(self) -> None:
         object.__setattr__(self, "_arena", PairArena())
-
-    @property
-    def group_size(self) -> int | None:
-        return 2
 
     def run(self, loop: WorkLoop) -> None:
         got = [0]

@@ -109,10 +109,6 @@ class FutexPingPong(WorkType):
                            count(spin_iters, "FutexPingPong spin_iters", minimum=0))
         object.__setattr__(self, "_arena", PairArena())
 
-    @property
-    def group_size(self) -> int | None:
-        return 2
-
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
         seat = arena.claim(pair_key())
@@ -158,10 +154,6 @@ class PipeIo(WorkType):
     def __init__(self) -> None:
         object.__setattr__(self, "_arena", PairArena())
         object.__setattr__(self, "_tag", f"{os.getpid()}-{id(self):x}")
-
-    @property
-    def group_size(self) -> int | None:
-        return 2
 
     def _fifo(self, seat: Seat, role: int) -> str:
         """The FIFO that carries bytes to `role` of `seat`'s pair."""
