@@ -13,71 +13,18 @@ from __future__ import annotations
 
 import glob
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from ktstr import AssertResult, CgroupDef, Ctx, execute_defs, ktstr_test
 from ktstr.work.classchurn import CgroupAttachStorm, CgroupChurn, CrossAffinityChurn, PolicyChurn
 from ktstr.work.numa import NumaMigrationChurn, NumaWorkingSetSweep
-from ktstr.workload.report import WorkerReport
+from tests.vm.probes import Sampler, cgroup_pids, read, reports_by_cgroup, sched_field
 
 SAMPLE_S = 0.01
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:  # the task or cgroup went away between listing and reading
-        return None
-
-
-def _pids(cgroup_dir: Path) -> list[int]:
-    return [int(p) for p in (_read(str(cgroup_dir / "cgroup.procs")) or "").split()]
-
-
-class Sampler:
-    """Call `fn` every SAMPLE_S seconds on a thread while the workload runs."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self.fn = fn
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.samples = 0
-
-    def _loop(self) -> None:
-        while not self.stop.wait(SAMPLE_S):
-            self.fn()
-            self.samples += 1
-
-    def __enter__(self) -> Sampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-def _by_cgroup(result: AssertResult) -> dict[str, list[WorkerReport]]:
-    out: dict[str, list[WorkerReport]] = {}
-    for r in result.reports:
-        assert not r.error, (r.tid, r.error)
-        out.setdefault(r.cgroup.rpartition("/")[2], []).append(r)
-    return out
-
-
-def _sched_field(pid: int, key: str) -> int | None:
-    for line in (_read(f"/proc/{pid}/sched") or "").splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name.strip() == key:
-            return int(float(value))
-    return None
-
-
 def _status_field(pid: int, key: str) -> str | None:
-    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+    for line in (read(f"/proc/{pid}/status") or "").splitlines():
         if line.startswith(key + ":"):
             return line.partition(":")[2].strip()
     return None
@@ -89,19 +36,19 @@ def affinity_and_policy_churn(ctx: Ctx) -> AssertResult:
     masks: dict[int, set[str]] = {}
 
     def sample() -> None:
-        for pid in _pids(ctx.cgroups.path("pol")):
-            p = _sched_field(pid, "policy")
+        for pid in cgroup_pids(ctx.cgroups.path("pol")):
+            p = sched_field(pid, "policy")
             if p is not None:
-                policies.setdefault(pid, set()).add(p)
-        for pid in _pids(ctx.cgroups.path("xaff")):
+                policies.setdefault(pid, set()).add(int(p))
+        for pid in cgroup_pids(ctx.cgroups.path("xaff")):
             m = _status_field(pid, "Cpus_allowed_list")
             if m is not None:
                 masks.setdefault(pid, set()).add(m)
 
-    with Sampler(sample) as s:
+    with Sampler(sample, SAMPLE_S) as s:
         result = execute_defs(ctx, [CgroupDef("xaff", workers=3, work=CrossAffinityChurn()),
                                     CgroupDef("pol", workers=2, work=PolicyChurn())])
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     out = [f"samples={s.samples}"]
     for r in groups["xaff"]:
         # Each worker's affinity is rewritten by its siblings: it is migrated
@@ -131,21 +78,21 @@ def cgroup_churn_and_attach_storm(ctx: Ctx) -> AssertResult:
 
     def sample() -> None:
         for d in glob.glob(str(ctx.cgroups.parent_path / "churn_*")):
-            seen_in.setdefault(os.path.basename(d), set()).update(_pids(Path(d)))
+            seen_in.setdefault(os.path.basename(d), set()).update(cgroup_pids(Path(d)))
 
     def forks() -> int:
-        for line in (_read("/proc/stat") or "").splitlines():
+        for line in (read("/proc/stat") or "").splitlines():
             if line.startswith("processes "):
                 return int(line.split()[1])
         raise AssertionError("no processes line in /proc/stat")
 
     forks_before = forks()
-    with Sampler(sample) as s:
+    with Sampler(sample, SAMPLE_S) as s:
         result = execute_defs(ctx, [
             CgroupDef("churn", workers=2, work=CgroupChurn(groups=2, cycle_ms=20)),
             CgroupDef("storm", workers=1, work=CgroupAttachStorm())])
     forked = forks() - forks_before
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     out = [f"samples={s.samples}", f"forks={forked}"]
     for r in groups["churn"]:
         mine = {name for name, pids in seen_in.items() if r.tid in pids}
@@ -170,7 +117,7 @@ def cgroup_churn_and_attach_storm(ctx: Ctx) -> AssertResult:
 def _numa_maps_nodes(pid: int) -> set[int]:
     """Nodes holding pages of `pid`'s mbind-bound mappings, from /proc/<pid>/numa_maps."""
     nodes: set[int] = set()
-    for line in (_read(f"/proc/{pid}/numa_maps") or "").splitlines():
+    for line in (read(f"/proc/{pid}/numa_maps") or "").splitlines():
         fields = line.split()
         if len(fields) > 1 and fields[1].startswith("bind:"):
             nodes.update(int(f[1:].partition("=")[0]) for f in fields
@@ -183,14 +130,14 @@ def numa_churn(ctx: Ctx) -> AssertResult:
     page_nodes: dict[int, set[int]] = {}
 
     def sample() -> None:
-        for pid in _pids(ctx.cgroups.path("sweep")):
+        for pid in cgroup_pids(ctx.cgroups.path("sweep")):
             page_nodes.setdefault(pid, set()).update(_numa_maps_nodes(pid))
 
-    with Sampler(sample) as s:
+    with Sampler(sample, SAMPLE_S) as s:
         result = execute_defs(ctx, [
             CgroupDef("mig", workers=1, work=NumaMigrationChurn(period_ms=20)),
             CgroupDef("sweep", workers=1, work=NumaWorkingSetSweep())])
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     (mig,) = groups["mig"]
     (sweep,) = groups["sweep"]
     out = [f"samples={s.samples}",

@@ -12,9 +12,6 @@ themselves.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
-from pathlib import Path
 
 from ktstr import AssertResult, CgroupDef, CpusetSpec, Ctx, execute_defs, ktstr_test
 from ktstr.system.cpu import thread_siblings
@@ -23,66 +20,16 @@ from ktstr.work.io import IO_BLOCK_BYTES, IO_DEVICE, IoConvoy, IoRandRead, IoSyn
 from ktstr.work.memory import CachePressure, CacheYield
 from ktstr.work.sequence import AluHotPhase, Io, Sequence
 from ktstr.workload.report import WorkerReport
+from tests.vm.probes import Sampler, cgroup_pids, read, reports_by_cgroup, sched_field
 
 SAMPLE_S = 0.02
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:  # the task went away between listing and reading
-        return None
-
-
-def _pids(cgroup_dir: Path) -> list[int]:
-    return [int(p) for p in (_read(str(cgroup_dir / "cgroup.procs")) or "").split()]
-
-
 def _io(pid: int) -> dict[str, int] | None:
-    text = _read(f"/proc/{pid}/io")
+    text = read(f"/proc/{pid}/io")
     if text is None:
         return None
     return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
-
-
-def _sched_field(pid: int, key: str) -> float | None:
-    for line in (_read(f"/proc/{pid}/sched") or "").splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name.strip() == key:
-            return float(value)
-    return None
-
-
-class Sampler:
-    """Call `fn` every SAMPLE_S seconds on a thread while the workload runs."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self.fn = fn
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.samples = 0
-
-    def _loop(self) -> None:
-        while not self.stop.wait(SAMPLE_S):
-            self.fn()
-            self.samples += 1
-
-    def __enter__(self) -> Sampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-def _by_cgroup(result: AssertResult) -> dict[str, list[WorkerReport]]:
-    out: dict[str, list[WorkerReport]] = {}
-    for r in result.reports:
-        assert not r.error, (r.tid, r.error)
-        out.setdefault(r.cgroup.rpartition("/")[2], []).append(r)
-    return out
 
 
 @ktstr_test(llcs=1, cores=2, threads=2, duration_s=2)
@@ -92,18 +39,18 @@ def smt_pairs_on_siblings(ctx: Ctx) -> AssertResult:
     ran_on: dict[int, set[int]] = {}
 
     def sample() -> None:
-        for pid in _pids(ctx.cgroups.path("smt")):
-            status = _read(f"/proc/{pid}/status") or ""
+        for pid in cgroup_pids(ctx.cgroups.path("smt")):
+            status = read(f"/proc/{pid}/status") or ""
             for line in status.splitlines():
                 if line.startswith("Cpus_allowed_list:"):
                     allowed.setdefault(pid, set()).add(line.split(":")[1].strip())
-            stat = _read(f"/proc/{pid}/stat")
+            stat = read(f"/proc/{pid}/stat")
             if stat:  # field 39: the CPU the task last ran on
                 ran_on.setdefault(pid, set()).add(int(stat[stat.rindex(")") + 2:].split()[36]))
 
-    with Sampler(sample) as s:
+    with Sampler(sample, SAMPLE_S) as s:
         result = execute_defs(ctx, [CgroupDef("smt", workers=4, work=SmtSiblingSpin())])
-    reports = _by_cgroup(result)["smt"]
+    reports = reports_by_cgroup(result)["smt"]
     out = [f"samples={s.samples}"]
     pinned = sorted(int(r.metrics["smt_cpu"]) for r in reports)
     assert pinned == [0, 1, 2, 3], pinned  # two pairs, two cores, every thread used once
@@ -133,7 +80,7 @@ def alu_and_ipc_variance_stay_on_cpu(ctx: Ctx) -> AssertResult:
         CgroupDef("alu", workers=1, work=AluHot(AluWidth.VEC512), cpuset=CpusetSpec.exact({0})),
         CgroupDef("ipc", workers=1, work=IpcVariance(), cpuset=CpusetSpec.exact({1})),
     ])
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     out = []
     for name in ("alu", "ipc"):
         (r,) = groups[name]
@@ -159,7 +106,7 @@ def cache_yield_switches_every_pass(ctx: Ctx) -> AssertResult:
         CgroupDef("press", workers=2, work=CachePressure(), cpuset=CpusetSpec.exact({0})),
         CgroupDef("yield", workers=2, work=CacheYield(), cpuset=CpusetSpec.exact({1})),
     ])
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     out = []
     rate: dict[str, float] = {}
     for name in ("press", "yield"):
@@ -184,19 +131,19 @@ def io_types_do_their_io(ctx: Ctx) -> AssertResult:
 
     def sample() -> None:
         for name in names:
-            for pid in _pids(ctx.cgroups.path(name)):
+            for pid in cgroup_pids(ctx.cgroups.path(name)):
                 io = _io(pid)
                 if io is not None:
                     seen.setdefault(pid, []).append(io)
 
-    with Sampler(sample) as s:
+    with Sampler(sample, SAMPLE_S) as s:
         result = execute_defs(ctx, [
             CgroupDef("rand", workers=2, work=IoRandRead()),
             CgroupDef("convoy", workers=1, work=IoConvoy()),
             CgroupDef("sync", workers=1, work=IoSyncWrite()),
             CgroupDef("seq", workers=1, work=Sequence(Io(0.1), AluHotPhase(0.1, "vec256"))),
         ])
-    groups = _by_cgroup(result)
+    groups = reports_by_cgroup(result)
     out = [f"samples={s.samples} block_device={os.path.exists(IO_DEVICE)}"]
 
     def delta(r: WorkerReport) -> dict[str, int]:
@@ -254,18 +201,18 @@ def io_rand_read_blocks_on_a_virtio_fs(ctx: Ctx) -> AssertResult:
     (schedstats switched on for the run), `D` in /proc/<pid>/stat."""
     path = _big_readonly_file()
     knob = "/proc/sys/kernel/sched_schedstats"
-    was = (_read(knob) or "0").strip()
+    was = (read(knob) or "0").strip()
     block_ns: dict[int, float] = {}
     states: dict[int, dict[str, int]] = {}
 
     def sample() -> None:
-        for pid in _pids(ctx.cgroups.path("rand")):
-            v = _sched_field(pid, "sum_block_runtime")  # stats./se.statistics. on old kernels
+        for pid in cgroup_pids(ctx.cgroups.path("rand")):
+            v = sched_field(pid, "sum_block_runtime")  # stats./se.statistics. on old kernels
             if v is None:
-                v = _sched_field(pid, "stats.sum_block_runtime")
+                v = sched_field(pid, "stats.sum_block_runtime")
             if v is not None:
                 block_ns[pid] = v * 1e6  # /proc/<pid>/sched prints ms
-            stat = _read(f"/proc/{pid}/stat")
+            stat = read(f"/proc/{pid}/stat")
             if stat:
                 state = stat[stat.rindex(")") + 2]
                 counts = states.setdefault(pid, {})
@@ -274,13 +221,13 @@ def io_rand_read_blocks_on_a_virtio_fs(ctx: Ctx) -> AssertResult:
     with open(knob, "w") as f:
         f.write("1")
     try:
-        with Sampler(sample) as s:
+        with Sampler(sample, SAMPLE_S) as s:
             result = execute_defs(ctx, [CgroupDef("rand", workers=2, work=IoRandRead(path))])
     finally:
         with open(knob, "w") as f:
             f.write(was)
     out = [f"samples={s.samples} path={path} size={os.path.getsize(path)}"]
-    for r in _by_cgroup(result)["rand"]:
+    for r in reports_by_cgroup(result)["rand"]:
         out.append(f"rand tid={r.tid} units={r.work_units} csw={r.voluntary_csw}+"
                    f"{r.involuntary_csw} block_ms={block_ns.get(r.tid, 0) / 1e6:.1f} "
                    f"states={states.get(r.tid)} on_cpu="
