@@ -13,6 +13,7 @@ import time
 
 from ktstr import CgroupDef, Ctx, WorkloadConfig, WorkloadHandle, execute_defs, ktstr_test
 from ktstr.checks import AssertResult
+from ktstr.system import proc
 from ktstr.work.rt import PreemptStorm, RtStarvation
 from ktstr.work.timers import IrqWake, NetTraffic, SignalStorm, TimerLatency
 from ktstr.workload.report import WorkerReport
@@ -29,11 +30,9 @@ def _net_rx() -> int:
 
 def _policy(pid: int) -> int:
     """The `policy` field of /proc/<pid>/sched, read from outside the task."""
-    with open(f"/proc/{pid}/sched") as f:
-        for line in f:
-            if line.startswith("policy"):
-                return int(line.split(":", 1)[1])
-    raise AssertionError(f"no policy in /proc/{pid}/sched")
+    policy = proc.task_sched(pid).get("policy")
+    assert policy is not None, f"no policy in /proc/{pid}/sched"
+    return int(policy)
 
 
 def _figs(result: AssertResult, reports: list[WorkerReport], **extra: object) -> AssertResult:
