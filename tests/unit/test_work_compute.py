@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from procs import run_workers
 
 from ktstr.errors import ConfigError
 from ktstr.work import WorkType
@@ -44,18 +45,9 @@ def _io(pid: int) -> dict[str, int]:
 
 def _run(w: WorkType, secs: float = 0.6, workers: int = 2,
          during: Callable[[list[int]], None] | None = None) -> list[WorkerReport]:
-    with WorkloadHandle.spawn(WorkloadConfig(workers=workers, work=w), start=True) as h:
-        time.sleep(secs / 2)
-        if during is not None:
-            during(h.pids)
-        time.sleep(secs / 2)
-        reports = h.stop_and_collect()
-    for r in reports:
-        assert r.error == "", r.error
-        assert r.work_type == w.name
-        assert r.work_units > 0
+    reports = run_workers(w, workers, secs, during=during)
+    assert all(r.work_units > 0 for r in reports), reports
     return reports
-
 
 # -- names, defaults, validation -----------------------------------------------------
 

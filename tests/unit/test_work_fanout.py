@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ctypes
-import time
 from pathlib import Path
 
 import pytest
+from procs import run_workers
 
 from ktstr.errors import ConfigError, SystemError_
 from ktstr.work.base import WorkType
@@ -38,7 +38,6 @@ from ktstr.work.fanout import (
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, PairArena, Seat
 from ktstr.work.policy import CloneMode
 from ktstr.workload.config import WorkloadConfig
-from ktstr.workload.handle import WorkloadHandle
 from ktstr.workload.report import WorkerReport
 
 # -- GroupArena ---------------------------------------------------------------------
@@ -229,16 +228,9 @@ def test_matmul_multiplies() -> None:
 
 def _run(w: WorkType, workers: int, secs: float = 0.6,
          clone_mode: CloneMode = CloneMode.FORK) -> list[WorkerReport]:
-    cfg = WorkloadConfig(workers=workers, work=w, clone_mode=clone_mode)
-    with WorkloadHandle.spawn(cfg, start=True) as h:
-        time.sleep(secs)
-        reports = h.stop_and_collect()
-    for r in reports:
-        assert r.error == "", r.error
-        assert r.work_type == w.name
-        assert r.iterations > 0 and r.work_units > 0, r
+    reports = run_workers(w, workers, secs, clone_mode=clone_mode)
+    assert all(r.iterations > 0 and r.work_units > 0 for r in reports), reports
     return reports
-
 
 def _wakees(reports: list[WorkerReport]) -> list[WorkerReport]:
     return [r for r in reports if r.wake_latency_us.count > 0]

@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+from procs import run_workers
 
 from ktstr.errors import ConfigError
 from ktstr.work import WorkType, locks
@@ -24,7 +25,7 @@ from ktstr.work.locks import (
 )
 from ktstr.work.loop import WorkLoop
 from ktstr.work.wake import CACHE_PIPE_SIZE_KIB, CachePipe, PipeIo
-from ktstr.workload import WorkloadConfig, WorkloadHandle
+from ktstr.workload import WorkloadConfig
 
 
 class _NeverStop:
@@ -35,15 +36,6 @@ class _NeverStop:
         if timeout:
             time.sleep(timeout)
         return False
-
-
-def _run(work: WorkType, workers: int, secs: float = 0.6) -> list:
-    with WorkloadHandle.spawn(WorkloadConfig(workers=workers, work=work), start=True) as h:
-        time.sleep(secs)
-        reports = h.stop_and_collect()
-    for r in reports:
-        assert not r.error, r.error
-    return reports
 
 
 # -- defaults, names, groups ---------------------------------------------------------
@@ -198,7 +190,7 @@ def test_stat_priority_reads_the_kernels_prio_field() -> None:
 # -- short real runs -----------------------------------------------------------------
 
 def test_mutex_contention_counts_acquisitions_and_contention() -> None:
-    reports = _run(MutexContention(contenders=4, hold_iters=2000, work_iters=200), 4)
+    reports = run_workers(MutexContention(contenders=4, hold_iters=2000, work_iters=200), 4)
     assert all(r.metrics["acquisitions"] == r.iterations > 0 for r in reports)
     assert sum(r.metrics["contended"] for r in reports) > 0
     assert sum(r.wake_latency_us.count for r in reports) > 0
@@ -210,7 +202,7 @@ def test_producer_consumer_moves_every_item_through_the_queue() -> None:
     # and a pause long enough for the consumer to drain the queue even on a loaded host.
     work = ProducerConsumerImbalance(producers=2, consumers=1, produce_iters=64,
                                      consume_iters=64, burst=150, pause=0.15)
-    reports = _run(work, 3, secs=1.0)
+    reports = run_workers(work, 3, secs=1.0)
     prod = [r for r in reports if r.metrics["producer"] == 1.0]
     cons = [r for r in reports if r.metrics["producer"] == 0.0]
     assert len(prod) == 2 and len(cons) == 1
@@ -224,14 +216,14 @@ def test_producer_consumer_moves_every_item_through_the_queue() -> None:
 
 
 def test_asymmetric_waker_puts_one_side_in_the_slow_class() -> None:
-    reports = _run(AsymmetricWaker(slow_class=SchedClass.BATCH), 2)
+    reports = run_workers(AsymmetricWaker(slow_class=SchedClass.BATCH), 2)
     assert sorted(r.metrics["sched_policy"] for r in reports) == [os.SCHED_OTHER,
                                                                   os.SCHED_BATCH]
     assert all(r.iterations > 0 for r in reports)
 
 
 def test_cache_pipe_reports_its_burst_time() -> None:
-    reports = _run(CachePipe(), 2)
+    reports = run_workers(CachePipe(), 2)
     for r in reports:
         assert r.metrics["working_set_kib"] == CACHE_PIPE_SIZE_KIB
         assert r.metrics["burst_ns_mean"] > 0 and r.iterations > 0

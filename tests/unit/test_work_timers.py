@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from procs import run_workers
 
 from ktstr.errors import ConfigError
 from ktstr.work import WorkType
@@ -26,8 +27,7 @@ from ktstr.work.timers import (
     SignalStorm,
     TimerLatency,
 )
-from ktstr.workload import WorkloadConfig, WorkloadHandle
-from ktstr.workload.report import WorkerReport
+from ktstr.workload import WorkloadConfig
 
 ROOT = os.geteuid() == 0
 
@@ -121,17 +121,8 @@ def test_fair_server_from_the_kernel_release(monkeypatch: pytest.MonkeyPatch, re
     assert has_fair_server() is expected
 
 
-def _run(work: WorkType, workers: int, secs: float = 0.5) -> list[WorkerReport]:
-    with WorkloadHandle.spawn(WorkloadConfig(workers=workers, work=work), start=True) as h:
-        time.sleep(secs)
-        reports = h.stop_and_collect()
-    for r in reports:
-        assert not r.error, r.error
-    return reports
-
-
 def test_timer_latency_samples_every_wake_at_the_intervals_rate() -> None:
-    (r,) = _run(TimerLatency(2000), 1)
+    (r,) = run_workers(TimerLatency(2000), 1)
     wakes, overruns = r.metrics["wakes"], r.metrics["overruns"]
     assert r.wake_latency_us.count == wakes == r.work_units > 0
     assert r.metrics["timer_slack_ns"] >= 0
@@ -140,21 +131,21 @@ def test_timer_latency_samples_every_wake_at_the_intervals_rate() -> None:
 
 
 def test_irq_wake_both_sides_are_woken_by_datagrams() -> None:
-    for r in _run(IrqWake(), 2):
+    for r in run_workers(IrqWake(), 2):
         assert r.wake_latency_us.count > 0, r
         assert r.metrics["datagrams_received"] == r.wake_latency_us.count
         assert r.voluntary_csw > 0
 
 
 def test_net_traffic_gets_its_own_frames_back() -> None:
-    (r,) = _run(NetTraffic(), 1)
+    (r,) = run_workers(NetTraffic(), 1)
     assert r.metrics["frames_received"] > 0 and r.wake_latency_us.count > 0
     assert r.metrics["frames_sent"] >= r.metrics["frames_received"]
     assert any("NET_RX softirq" in n for n in r.notes), r.notes
 
 
 def test_signal_storm_signals_arrive_at_the_partner() -> None:
-    a, b = _run(SignalStorm(), 2)
+    a, b = run_workers(SignalStorm(), 2)
     for me, other in ((a, b), (b, a)):
         assert me.metrics["signals_sent"] > 0
         # Standard signals coalesce while pending: at most what the partner sent arrives.
@@ -162,7 +153,7 @@ def test_signal_storm_signals_arrive_at_the_partner() -> None:
 
 
 def test_preempt_storm_elects_exactly_one_preemptor() -> None:
-    reports = _run(PreemptStorm(), 3)
+    reports = run_workers(PreemptStorm(), 3)
     (fifo,) = [r for r in reports if r.metrics["preemptor"] == 1.0]
     assert fifo.metrics["wakes"] > 0 and fifo.wake_latency_us.count > 0
     if ROOT:
@@ -173,7 +164,7 @@ def test_preempt_storm_elects_exactly_one_preemptor() -> None:
 
 
 def test_rt_starvation_pairs_one_fifo_hog_with_one_cfs_spinner() -> None:
-    reports = _run(RtStarvation(), 2)
+    reports = run_workers(RtStarvation(), 2)
     hogs = [r for r in reports if r.metrics["rt_hog"] == 1.0]
     assert len(hogs) == 1
     assert hogs[0].metrics["sched_policy"] == (os.SCHED_FIFO if ROOT else os.SCHED_OTHER)
