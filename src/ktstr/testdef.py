@@ -50,6 +50,7 @@ class KtstrTest:
     workers_per_cgroup: int = 2
     memory_mb: int = 2048
     scheduler: Scheduler = Scheduler.EEVDF
+    staged_schedulers: tuple[Scheduler, ...] = ()  # what the body's ops may attach
     extra_sched_args: tuple[str, ...] = ()
     checks: Assert = field(default_factory=Assert)
     constraints: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +83,8 @@ def _build(fn: TestBody, attrs: dict[str, Any]) -> KtstrTest:
     attrs = dict(attrs)
     check_fields = set(Assert.field_names())
     known = {"numa_nodes", "llcs", "cores", "threads", "duration_s", "watchdog_timeout_s",
-             "workers_per_cgroup", "memory_mb", "scheduler", "extra_sched_args", "payload",
+             "workers_per_cgroup", "memory_mb", "scheduler", "staged_schedulers",
+             "extra_sched_args", "payload",
              "workloads", "config", "performance_mode", "auto_repro", "timeout_s",
              *_CONSTRAINTS, *check_fields}
     unknown = sorted(set(attrs) - known)
@@ -101,6 +103,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     if not isinstance(scheduler, Scheduler):
         raise ConfigError(f"scheduler={scheduler!r} is not a Scheduler; "
                           "hint: use declare_scheduler(...) or Scheduler.EEVDF")
+    staged = _staged(scheduler, attrs.pop("staged_schedulers", ()))
     dims = ("numa_nodes", "llcs", "cores", "threads")
     topo = Topology(*(attrs.pop(d) if d in attrs else default
                       for d, default in zip(dims, scheduler.topology, strict=True)))
@@ -127,9 +130,32 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     return KtstrTest(
         fn=fn, name=name, topology=topo, duration_s=duration, watchdog_timeout_s=watchdog,
         workers_per_cgroup=workers, memory_mb=memory, scheduler=scheduler,
+        staged_schedulers=staged,
         extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,
         constraints=constraints, payload=attrs.pop("payload", None),
         workloads=tuple(attrs.pop("workloads", ())), config=attrs.pop("config", None),
         performance_mode=bool(attrs.pop("performance_mode", False)),
         auto_repro=bool(attrs.pop("auto_repro", True)),
         timeout_s=None if timeout is None else seconds("timeout_s", timeout))
+
+
+def _staged(own: Scheduler, value: Any) -> tuple[Scheduler, ...]:
+    """`staged_schedulers`: the sched_ext schedulers the body's ops may attach (seed 004's
+    staged-binary rule: found before the boot), by distinct names."""
+    if isinstance(value, Scheduler) or not isinstance(value, list | tuple):
+        raise ConfigError(f"staged_schedulers={value!r} is not a list of schedulers; "
+                          "hint: staged_schedulers=[MY_SCHED]")
+    by_name: dict[str, Scheduler] = {own.name: own}
+    for s in value:
+        if not isinstance(s, Scheduler):
+            raise ConfigError(f"staged_schedulers: {s!r} is not a Scheduler; "
+                              "hint: use declare_scheduler(...)")
+        if not s.spec.has_active_scheduling():
+            raise ConfigError(f"staged_schedulers: {s.name} is EEVDF, which is not attached "
+                              "but left to; hint: Op.detach_scheduler() runs the rest under "
+                              "EEVDF")
+        if by_name.get(s.name, s) != s:
+            raise ConfigError(f"staged_schedulers: two different schedulers are named "
+                              f"{s.name!r}; hint: give each its own name")
+        by_name[s.name] = s
+    return tuple(value)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ktstr import CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Step, execute_steps
+from ktstr import CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Scheduler, Step, execute_steps
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario import TestTopology
@@ -395,3 +395,61 @@ def test_real_frozen_worker_makes_no_progress_while_frozen() -> None:
     assert frz[0].tid == frz_pid and frz[0].work_units > 0  # it ran before and after
     assert frz[0].max_gap_ms >= 750 > ctl[0].max_gap_ms  # the freeze shows as its gap
     assert [c.name for c in result.stats.cgroups] == ["frz", "ctl"]
+
+
+class FakeSlot:
+    """The run's scheduler slot as the scheduler ops see it."""
+
+    def __init__(self, log: list[tuple[Any, ...]], staged: set[str]) -> None:
+        self.log, self.staged, self.name = log, frozenset(staged), None
+        self.pid: int | None = None
+
+    def attach(self, sched: Any) -> None:
+        self.log.append(("attach", sched.name))
+        self.name, self.pid = sched.name, 7
+
+    def detach(self) -> None:
+        self.log.append(("detach",))
+        self.name, self.pid = None, None
+
+    def restart(self) -> None:
+        self.log.append(("restart",))
+
+    def replace(self, sched: Any) -> None:
+        self.log.append(("replace", sched.name))
+        self.name = sched.name
+
+
+def test_scheduler_ops_switch_the_slot_in_step_order(ctx: Ctx, log: list[Any]) -> None:
+    simple, central = Scheduler("scx_simple"), Scheduler("scx_central")
+    ctx.scheduler = FakeSlot(log, {"scx_simple", "scx_central"})
+    execute_steps(ctx, [
+        Step(ops=[Op.attach_scheduler(simple)], setup=[CgroupDef("a", workers=1)],
+             hold=HoldSpec.frac(0.25)),
+        Step(ops=[Op.restart_scheduler(), Op.replace_scheduler(central)],
+             hold=HoldSpec.frac(0.25)),
+        Step(ops=[Op.detach_scheduler()], hold=HoldSpec.frac(0.25)),
+    ])
+    switches = [e for e in log if e[0] in ("attach", "detach", "restart", "replace", "spawn")]
+    assert switches == [("attach", "scx_simple"), ("spawn", "a", 1), ("restart",),
+                        ("replace", "scx_central"), ("detach",)]
+    assert ctx.sched_pid is None
+
+
+def test_scheduler_ops_are_checked_before_anything_runs(ctx: Ctx, log: list[Any]) -> None:
+    steps = [Step.with_defs([CgroupDef("a")], HoldSpec.frac(0.5)),
+             Step.with_op(Op.replace_scheduler(Scheduler("scx_central")), HoldSpec.frac(0.5))]
+    with pytest.raises(ConfigError, match="needs the run's scheduler slot"):
+        execute_steps(ctx, steps)
+    ctx.scheduler = FakeSlot(log, {"scx_simple"})
+    with pytest.raises(ConfigError, match=r"step 2: .*scx_central is not staged.*"
+                                          r"\(staged: scx_simple\).*staged_schedulers"):
+        execute_steps(ctx, steps)
+    assert log == []
+
+
+def test_eevdf_is_not_attached_but_detached_to() -> None:
+    with pytest.raises(ConfigError, match=r"EEVDF.*detach_scheduler"):
+        Op.attach_scheduler(Scheduler.EEVDF)
+    with pytest.raises(ConfigError, match="not a Scheduler"):
+        Op.replace_scheduler("scx_simple")  # type: ignore[arg-type]

@@ -65,3 +65,17 @@ def test_test_object_stays_callable_for_pytest_marks():
 def test_default_watchdog_stretches_with_duration():
     assert ktstr_test(duration_s=10)(body).watchdog_timeout_s == 12.0
     assert ktstr_test(duration_s=1)(body).watchdog_timeout_s == 4.0
+
+
+def test_staged_schedulers_are_checked_at_decoration():
+    simple = Scheduler("scx_simple")
+    assert ktstr_test(staged_schedulers=[simple])(body).staged_schedulers == (simple,)
+    with pytest.raises(ConfigError, match=r"staged_schedulers=.*not a list"):
+        ktstr_test(staged_schedulers=simple)(body)
+    with pytest.raises(ConfigError, match="'scx_simple' is not a Scheduler"):
+        ktstr_test(staged_schedulers=["scx_simple"])(body)
+    with pytest.raises(ConfigError, match=r"eevdf is EEVDF.*detach_scheduler"):
+        ktstr_test(staged_schedulers=[Scheduler.EEVDF])(body)
+    with pytest.raises(ConfigError, match="two different schedulers are named 'scx_simple'"):
+        ktstr_test(scheduler=simple,
+                   staged_schedulers=[Scheduler("scx_simple", sched_args=("-v",))])(body)

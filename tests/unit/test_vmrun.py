@@ -22,3 +22,14 @@ def test_deadline_is_the_tests_own_timeout_or_grows_with_duration():
     short = default_deadline(ktstr_test(duration_s=1)(lambda ctx: None), "tcg")
     long = default_deadline(ktstr_test(duration_s=30)(lambda ctx: None), "tcg")
     assert long - short == (30 - 1) * 4.0
+
+
+def test_deadline_allows_each_scheduler_the_test_may_start_its_attach_timeout():
+    from ktstr.runner.schedorder import ATTACH_TIMEOUT_S
+    from ktstr.scheduler import Scheduler
+    simple, central = Scheduler("scx_simple"), Scheduler("scx_central")
+    plain = default_deadline(ktstr_test(duration_s=2)(lambda ctx: None), "tcg")
+    switching = default_deadline(ktstr_test(duration_s=2, scheduler=simple,
+                                            staged_schedulers=[simple, central])(
+        lambda ctx: None), "tcg")
+    assert switching - plain == 2 * ATTACH_TIMEOUT_S["tcg"]

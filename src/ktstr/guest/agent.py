@@ -25,7 +25,8 @@ from ktstr.checks import Assert, AssertResult
 from ktstr.guest import init
 from ktstr.guest.port import GuestPort, find_port
 from ktstr.guest.protocol import Outcome, ShellRequest, TestRequest
-from ktstr.guest.schedctl import ManagedScheduler, SchedulerFailed, SchedulerOrder, SchedulerWatch
+from ktstr.guest.schedctl import SchedulerFailed, SchedulerOrder, SchedulerWatch
+from ktstr.guest.schedslot import SchedulerSlot
 from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
 from ktstr.scenario import Ctx
@@ -144,37 +145,47 @@ def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
     checks = (Assert.default_checks(emulated=emulated)
               .merge(test.scheduler.checks).merge(test.checks))
     base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
-    sched = None
-    if req.scheduler is not None:
-        sched = ManagedScheduler(SchedulerOrder.from_dict(req.scheduler))
-        try:
-            sched.start()
-        except SchedulerFailed as e:
-            return {**base, "outcome": Outcome.FAILED, "error": e.run.summary(),
-                    "scheduler": e.run.to_dict()}
+    slot = SchedulerSlot(
+        SchedulerOrder.from_dict(req.scheduler) if req.scheduler is not None else None,
+        {name: SchedulerOrder.from_dict(o) for name, o in req.staged_schedulers.items()})
+    try:
+        slot.start()
+    except SchedulerFailed as e:
+        return {**base, "outcome": Outcome.FAILED, "error": e.run.summary(),
+                **_scheduler_runs(slot)}
     started = time.monotonic()
-    with _interrupt_on_scheduler_death(sched):
+    with _interrupt_on_scheduler_death(slot):
         try:
-            result = _run_fn(test, checks, base, sched)
+            result = _run_fn(test, checks, base, slot)
         except SchedulerDied as e:  # it arrived after the body, during its clean-up
             result = {**base, "outcome": Outcome.FAILED, "error": str(e)}
-    if sched is not None:
-        run = sched.stop()
-        result["scheduler"] = run.to_dict()
-        if run.failed and result["outcome"] != Outcome.FAILED:
-            result.update(outcome=Outcome.FAILED, error=run.summary())
+    slot.stop()
+    result.update(_scheduler_runs(slot))
+    failed = slot.failed()
+    if failed is not None and result["outcome"] != Outcome.FAILED:
+        result.update(outcome=Outcome.FAILED, error=failed.summary())
     result["body_s"] = time.monotonic() - started
     return result
 
 
+def _scheduler_runs(slot: SchedulerSlot) -> dict[str, Any]:
+    """Every scheduler of the run for the host, and the one to report: the first that
+    failed, else the last."""
+    if not slot.runs:
+        return {}
+    shown = slot.failed() or slot.runs[-1]
+    return {"scheduler": shown.to_dict(), "scheduler_runs": [r.to_dict() for r in slot.runs]}
+
+
 @contextlib.contextmanager
-def _interrupt_on_scheduler_death(sched: ManagedScheduler | None) -> Iterator[None]:
-    """While the body runs, a scheduler that stops raises SchedulerDied in it at once.
+def _interrupt_on_scheduler_death(slot: SchedulerSlot) -> Iterator[None]:
+    """While the body runs, a scheduler that stops on its own raises SchedulerDied in it
+    at once.
 
     The watch thread signals the main thread (a real signal, so a body blocked in a
     sleep or a wait wakes up), whose handler raises.
     """
-    if sched is None:
+    if not slot.staged:
         yield
         return
     armed = [True]
@@ -182,12 +193,12 @@ def _interrupt_on_scheduler_death(sched: ManagedScheduler | None) -> Iterator[No
     def handler(_sig: int, _frame: object) -> None:
         if armed[0]:
             armed[0] = False  # once: the clean-up after it must not be interrupted again
-            raise SchedulerDied(sched.run.summary())
+            raise SchedulerDied(slot.summary())
 
     previous = signal.signal(signal.SIGUSR1, handler)
     main = threading.main_thread().ident
     assert main is not None
-    watch = SchedulerWatch(sched, lambda: signal.pthread_kill(main, signal.SIGUSR1)).start()
+    watch = SchedulerWatch(slot, lambda: signal.pthread_kill(main, signal.SIGUSR1)).start()
     try:
         yield
     finally:
@@ -197,10 +208,9 @@ def _interrupt_on_scheduler_death(sched: ManagedScheduler | None) -> Iterator[No
 
 
 def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
-            sched: ManagedScheduler | None) -> dict[str, Any]:
+            slot: SchedulerSlot) -> dict[str, Any]:
     ctx = Ctx.create(checks=checks, duration=test.duration_s,
-                     workers_per_cgroup=test.workers_per_cgroup,
-                     sched_pid=sched.pid if sched is not None else None)
+                     workers_per_cgroup=test.workers_per_cgroup, scheduler=slot)
     try:
         outcome = test.fn(ctx)
     except SchedulerDied as e:

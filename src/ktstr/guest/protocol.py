@@ -50,6 +50,7 @@ class TestRequest:
     wall_time: float = 0.0  # host wall clock at "go"; the guest sets its clock from it
     env: dict[str, str] = field(default_factory=dict)
     scheduler: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerOrder; None: EEVDF
+    staged_schedulers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ktstr.system import sched_ext
 
@@ -234,10 +234,14 @@ class ManagedScheduler:
                 "override writes scx_root->watchdog_timeout)")
 
 
+class Watched(Protocol):
+    def healthy(self) -> bool: ...
+
+
 class SchedulerWatch:
     """A thread calling `on_failure` once, as soon as the scheduler is no longer healthy."""
 
-    def __init__(self, sched: ManagedScheduler, on_failure: Callable[[], None]) -> None:
+    def __init__(self, sched: Watched, on_failure: Callable[[], None]) -> None:
         self._sched = sched
         self._on_failure = on_failure
         self._stop = threading.Event()

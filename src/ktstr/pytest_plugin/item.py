@@ -94,6 +94,9 @@ def failure_text(r: RunResult) -> str:
         lines += [r.report.rstrip()]
     if r.traceback:
         lines += ["", "--- guest traceback ---", r.traceback.rstrip()]
+    if len(r.scheduler_runs) > 1:  # the steps switched schedulers: in which order
+        lines += ["", "schedulers of the run: " + " -> ".join(
+            f"{run.get('name')} ({run.get('end') or 'running'})" for run in r.scheduler_runs)]
     lines += scheduler_block(r.scheduler_run)
     if r.console_tail:
         lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",

@@ -21,7 +21,7 @@ from typing import Any
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.boot import BootFailed, boot
-from ktstr.runner.schedorder import scheduler_order
+from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -68,6 +68,7 @@ class RunResult:
     boot_attempts: int = 0
     boot_crashes: list[str] = field(default_factory=list)  # emulator flakes, retried
     scheduler_run: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerRun
+    scheduler_runs: list[dict[str, Any]] = field(default_factory=list)  # all, in start order
     console_log: str = ""
     console_tail: str = ""
     sidecar: str = ""
@@ -82,7 +83,12 @@ def default_deadline(test: KtstrTest, accel: str) -> float:
     if test.timeout_s is not None:
         return test.timeout_s
     slow = 4.0 if accel == "tcg" else 1.5
-    return BOOT_BUDGET_S[accel] + 30.0 + test.duration_s * slow
+    # Each scheduler the test may start is loaded through the verifier at least once,
+    # outside the body's holds: allow each its attach timeout.
+    schedulers = {s.name for s in (test.scheduler, *test.staged_schedulers)
+                  if s.spec.has_active_scheduling()}
+    return (BOOT_BUDGET_S[accel] + 30.0 + test.duration_s * slow
+            + ATTACH_TIMEOUT_S[accel] * len(schedulers))
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,14 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     snapshot, and saves none."""
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
-    order = scheduler_order(test, kernel, accel)  # a missing scheduler fails before a boot
+    # A missing scheduler, the test's own or a staged one, fails before a boot.
+    order, staged = scheduler_orders(test, kernel, accel)
     started = time.monotonic()
     res = RunResult(test_id=where.test_id, outcome=CRASHED, topology=str(test.topology),
                     kernel=kernel.key, accel=accel, scheduler=test.scheduler.name)
     workdir = run_dir / safe_name(where.test_id)
     try:
-        _boot_and_run(test, where, kernel, accel, workdir, res, order,
+        _boot_and_run(test, where, kernel, accel, workdir, res, order, staged,
                       snapshots=not (cold or cold_forced()))
     finally:
         res.wall_s = time.monotonic() - started
@@ -131,19 +138,21 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
 
 
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
-                  workdir: Path, res: RunResult, order: dict[str, Any] | None, *,
+                  workdir: Path, res: RunResult, order: dict[str, Any] | None,
+                  staged: dict[str, dict[str, Any]], *,
                   snapshots: bool) -> None:
     # qemu 7.2's multi-threaded TCG corrupts guests that load and unload sched_ext
-    # schedulers (QemuArgs.machine): one host thread for all vCPUs where one runs.
+    # schedulers (QemuArgs.machine): one host thread for all vCPUs where one may run.
     spec = vm_spec(kernel, test.topology, test.memory_mb, accel,
-                   append=test.scheduler.kargs,
-                   tcg_threads="single" if order is not None else "multi")
+                   append=_kargs(test),
+                   tcg_threads="single" if staged else "multi")
     deadline = time.monotonic() + default_deadline(test, accel)
     res.console_log = str(workdir / "console.log")
     req = TestRequest(module_file=where.module_file, module_name=where.module_name,
                       qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
                       topology=str(test.topology), accel=accel,
-                      seed=random.SystemRandom().getrandbits(63), scheduler=order)
+                      seed=random.SystemRandom().getrandbits(63), scheduler=order,
+                      staged_schedulers=staged)
     try:
         booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)),
                       lambda: {"type": "go", "test": replace(req, wall_time=time.time()).to_dict()},
@@ -168,6 +177,12 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
         res.console_tail = machine.console_tail()
 
 
+def _kargs(test: KtstrTest) -> tuple[str, ...]:
+    """The guest kernel arguments of every scheduler the test may run, once each."""
+    return tuple(dict.fromkeys(k for s in (test.scheduler, *test.staged_schedulers)
+                               for k in s.kargs))
+
+
 def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
               deadline: float) -> None:
     while True:
@@ -187,6 +202,7 @@ def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
                 if key in msg:
                     setattr(res, key, msg[key])
             res.scheduler_run = msg.get("scheduler")
+            res.scheduler_runs = list(msg.get("scheduler_runs", []))
             return
         elif kind == "eof":
             _lost(machine, res, "the guest died before sending a result")

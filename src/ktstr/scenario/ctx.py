@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
@@ -19,6 +20,9 @@ from ktstr.scenario.cgroups import CgroupManager
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs
 from ktstr.work import WorkType
+
+if TYPE_CHECKING:
+    from ktstr.scheduler import Scheduler
 
 #: Seconds to let the scheduler see new cgroups and workers before the measured hold.
 DEFAULT_SETTLE_S = 0.5
@@ -31,6 +35,25 @@ def seconds(value: float | timedelta, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{what}={value!r} is invalid: it must be a number of seconds >= 0")
     return float(value)
+
+
+class SchedulerControl(Protocol):
+    """What the scheduler ops drive: the run's scheduler slot (the guest agent's).
+
+    `name`/`pid` are the attached scheduler's (None under EEVDF). The rules of
+    attach/detach/restart/replace are seed 004's: see ktstr.guest.schedslot.
+    """
+
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def staged(self) -> frozenset[str]: ...
+    def attach(self, sched: Scheduler) -> None: ...
+    def detach(self) -> None: ...
+    def restart(self) -> None: ...
+    def replace(self, sched: Scheduler) -> None: ...
 
 
 @dataclass(slots=True)
@@ -46,14 +69,14 @@ class Ctx:
     duration: float
     settle: float = DEFAULT_SETTLE_S
     workers_per_cgroup: int = 2
-    sched_pid: int | None = None
+    scheduler: SchedulerControl | None = None
     work_type_override: WorkType | None = None
     current_step: int = 0
 
     @classmethod
     def create(cls, *, checks: Assert, duration: float | timedelta,
                workers_per_cgroup: int = 2, settle: float | timedelta = DEFAULT_SETTLE_S,
-               sched_pid: int | None = None, topo: TestTopology | None = None,
+               scheduler: SchedulerControl | None = None, topo: TestTopology | None = None,
                cgroup_root: Path = CGROUP_ROOT, parent: str = "ktstr",
                work_type_override: WorkType | None = None) -> Ctx:
         """Read the topology (unless given) and set up the parent cgroup."""
@@ -68,7 +91,13 @@ class Ctx:
         cgroups = CgroupManager(CgroupFs(cgroup_root), parent, topo=topo)
         return cls(cgroups=cgroups, topo=topo, checks=checks, duration=duration_s,
                    settle=settle_s, workers_per_cgroup=workers_per_cgroup,
-                   sched_pid=sched_pid, work_type_override=work_type_override)
+                   scheduler=scheduler, work_type_override=work_type_override)
+
+    @property
+    def sched_pid(self) -> int | None:
+        """The attached scheduler's pid, as it is now (None under EEVDF): scheduler ops
+        change it mid-run."""
+        return self.scheduler.pid if self.scheduler is not None else None
 
     def close(self) -> None:
         """Remove the test's cgroups (and any task left in them)."""

@@ -6,7 +6,8 @@ describes the change: `execute_steps` (steps.py) applies it through
 `ctx.cgroups` and `WorkloadHandle`. `names()` lists the cgroups an op refers
 to, so a step list can be checked for unknown names before anything runs.
 
-Scheduler, snapshot and payload ops are not here yet.
+The scheduler ops drive `ctx.scheduler` (the run's scheduler slot); snapshot and
+payload ops are not here yet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
 from ktstr.scenario.cpuset import CpusetSpec
+from ktstr.scheduler import Scheduler
 from ktstr.work import SpinWait, WorkType
 
 
@@ -88,6 +90,26 @@ class Op:
     def capture_cgroup_procs(tag: str, cgroup: str) -> CaptureCgroupProcs:
         """Record `cgroup.procs` of `cgroup` under `tag` (see `execute_steps(captures=)`)."""
         return CaptureCgroupProcs(tag, cgroup)
+
+    @staticmethod
+    def attach_scheduler(scheduler: Scheduler) -> AttachScheduler:
+        """Attach a staged sched_ext scheduler mid-run (a no-op if it is attached)."""
+        return AttachScheduler(scheduler)
+
+    @staticmethod
+    def detach_scheduler() -> DetachScheduler:
+        """Stop the attached scheduler; the run goes on under EEVDF (no-op without one)."""
+        return DetachScheduler()
+
+    @staticmethod
+    def restart_scheduler() -> RestartScheduler:
+        """Stop the attached scheduler and start it again with the same orders."""
+        return RestartScheduler()
+
+    @staticmethod
+    def replace_scheduler(scheduler: Scheduler) -> ReplaceScheduler:
+        """Stop the attached scheduler (if any) and attach `scheduler` instead."""
+        return ReplaceScheduler(scheduler)
 
 
 def _check_name(what: str, name: object) -> None:
@@ -250,3 +272,50 @@ class CaptureCgroupProcs(Op):
 
     def names(self) -> tuple[str, ...]:
         return (self.cgroup,)
+
+
+def _check_scheduler(what: str, sched: object) -> None:
+    if not isinstance(sched, Scheduler):
+        raise ConfigError(f"{what} {sched!r} is not a Scheduler; hint: pass one built with "
+                          "declare_scheduler(...)")
+    if not sched.spec.has_active_scheduling():
+        raise ConfigError(f"{what} {sched.name} is EEVDF, which is not attached but left "
+                          "to; hint: Op.detach_scheduler() runs the rest under EEVDF")
+
+
+class SchedulerOp(Op):
+    """An op on the run's scheduler slot rather than on a cgroup."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AttachScheduler(SchedulerOp):
+    scheduler: Scheduler
+
+    def __post_init__(self) -> None:
+        _check_scheduler("Op.attach_scheduler:", self.scheduler)
+
+    def __repr__(self) -> str:
+        return f"Op.attach_scheduler({self.scheduler.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class DetachScheduler(SchedulerOp):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RestartScheduler(SchedulerOp):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceScheduler(SchedulerOp):
+    scheduler: Scheduler
+
+    def __post_init__(self) -> None:
+        _check_scheduler("Op.replace_scheduler:", self.scheduler)
+
+    def __repr__(self) -> str:
+        return f"Op.replace_scheduler({self.scheduler.name})"

@@ -40,17 +40,22 @@ from typing import overload
 from ktstr.checks import AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario.cgroup_def import CgroupDef
-from ktstr.scenario.ctx import Ctx
+from ktstr.scenario.ctx import Ctx, SchedulerControl
 from ktstr.scenario.execute import kill_and_remove, plan_defs
 from ktstr.scenario.hold import HoldSpec
 from ktstr.scenario.ops import (
     AddCgroup,
+    AttachScheduler,
     CaptureCgroupProcs,
     ClearCpuset,
+    DetachScheduler,
     FreezeCgroup,
     MoveAllTasks,
     Op,
     RemoveCgroup,
+    ReplaceScheduler,
+    RestartScheduler,
+    SchedulerOp,
     SetAffinity,
     SetCpuset,
     Spawn,
@@ -171,6 +176,8 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
         for op in step.ops:
             if isinstance(op, SetCpuset | SetAffinity):
                 op.spec.resolve(ctx.topo)
+            if isinstance(op, SchedulerOp):
+                _check_scheduler_op(where, ctx, op)
             if isinstance(op, CaptureCgroupProcs):
                 if op.tag in tags:
                     raise ConfigError(f"{where}: capture tag {op.tag!r} is used twice; "
@@ -200,6 +207,36 @@ def _check_names(where: str, op: Op, visible: set[str], local: set[str], loop: b
         raise ConfigError(f"{where}: {op!r} refers to cgroup {name!r}, which does not exist "
                           f"at that point: {why}; hint: add it with Op.add_cgroup({name!r}) "
                           "before this op, or use a loop step whose setup defines it")
+
+
+def _slot(ctx: Ctx, op: SchedulerOp) -> SchedulerControl:
+    if ctx.scheduler is None:
+        raise ConfigError(f"{op!r} needs the run's scheduler slot, which this Ctx lacks; "
+                          "hint: scheduler ops run in a ktstr test (a ctx from the guest agent)")
+    return ctx.scheduler
+
+
+def _check_scheduler_op(where: str, ctx: Ctx, op: SchedulerOp) -> None:
+    slot = _slot(ctx, op)
+    if isinstance(op, AttachScheduler | ReplaceScheduler) and op.scheduler.name not in slot.staged:
+        staged = ", ".join(sorted(slot.staged)) or "none"
+        raise ConfigError(f"{where}: {op!r}: {op.scheduler.name} is not staged for this test "
+                          f"(staged: {staged}); hint: add it to @ktstr_test("
+                          "staged_schedulers=[...]) so that it is found before the VM boots")
+
+
+def apply_scheduler_op(ctx: Ctx, op: SchedulerOp) -> None:
+    """Switch the run's scheduler as `op` says (SchedulerFailed/KtstrError if it cannot)."""
+    slot = _slot(ctx, op)
+    if isinstance(op, AttachScheduler):
+        slot.attach(op.scheduler)
+    elif isinstance(op, DetachScheduler):
+        slot.detach()
+    elif isinstance(op, RestartScheduler):
+        slot.restart()
+    elif isinstance(op, ReplaceScheduler):
+        slot.replace(op.scheduler)
+    log.info("step %d: %r -> %s attached", ctx.current_step, op, slot.name or "no scheduler")
 
 
 class _Run:
@@ -297,7 +334,9 @@ class _Run:
 
     def apply(self, op: Op) -> None:
         cg = self.ctx.cgroups
-        if isinstance(op, AddCgroup):
+        if isinstance(op, SchedulerOp):
+            apply_scheduler_op(self.ctx, op)
+        elif isinstance(op, AddCgroup):
             cg.create(op.name)
             self.persistent.append(op.name)
             self.cpusets[op.name] = None
