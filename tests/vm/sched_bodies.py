@@ -14,6 +14,7 @@ from ktstr.checks import AssertResult
 SIMPLE = Scheduler("scx_simple")
 CENTRAL = Scheduler("scx_central")
 FLATCG = Scheduler("scx_flatcg")
+QMAP = Scheduler("scx_qmap")
 MISSING = Scheduler("scx_does_not_exist")
 TUNED = Scheduler("scx_simple", sysctls={"kernel.sched_rt_runtime_us": "900000"},
                   kargs=("ktstr_test_karg=1",))
@@ -36,6 +37,11 @@ def fair_under_central(ctx: Ctx) -> AssertResult:
 
 @ktstr_test(llcs=1, cores=2, threads=1, duration_s=3, scheduler=FLATCG)
 def fair_under_flatcg(ctx: Ctx) -> AssertResult:
+    return _fair(ctx)
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3, scheduler=QMAP)
+def fair_under_qmap(ctx: Ctx) -> AssertResult:
     return _fair(ctx)
 
 

@@ -10,7 +10,8 @@ from tests.vm import sched_bodies
 
 @pytest.mark.parametrize("name, ops", [("fair_under_simple", "simple"),
                                        ("fair_under_central", "central"),
-                                       ("fair_under_flatcg", "flatcg")])
+                                       ("fair_under_flatcg", "flatcg"),
+                                       ("fair_under_qmap", "qmap")])
 def test_example_scheduler_attaches_and_a_fair_scenario_passes(run_vm, name, ops):
     r = run_vm(sched_bodies, name)
     assert r.passed, (r.error, r.report, r.scheduler_run)
