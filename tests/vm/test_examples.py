@@ -14,3 +14,9 @@ def test_mixed_workloads_passes_with_two_llcs(run_vm):
 def test_custom_scenario_passes(run_vm):
     r = run_vm(test_custom_scenario, "workers_follow_cpuset_move")
     assert r.outcome == "passed", r.error + r.report
+
+
+def test_seed_custom_scenario_cpuset_shrink_passes(run_vm):
+    r = run_vm(test_custom_scenario, "workers_follow_cpuset_shrink")
+    assert r.outcome == "passed", r.error + r.report
+    assert r.topology == "1n2l4c1t"
