@@ -210,7 +210,8 @@ def test_what_the_rules_allow(ctx: Ctx, log: list[Any]) -> None:
 def test_a_setup_function_reusing_a_persistent_name_fails_when_it_runs(
         ctx: Ctx, log: list[Any]) -> None:
     cg: FakeCgroups = ctx.cgroups  # type: ignore[assignment]
-    with pytest.raises(ConfigError, match=r"^step 1: setup cgroup 'bg' already exists"):
+    with pytest.raises(ConfigError, match=r"^step 1: setup cgroup 'bg' already exists \(a "
+                                          r"backdrop cgroup, or added by Op.add_cgroup\)"):
         execute_steps(ctx, [Step.with_defs(lambda c: [CgroupDef("bg")])],
                       backdrop=Backdrop((CgroupDef("bg"),)))
     assert cg.live == set()  # the backdrop was set up, then cleaned up

@@ -1,11 +1,13 @@
 """Every cgroup op of API.md, proved from the kernel's side in a guest (ops_bodies.py)."""
 
+from pathlib import Path
+
 from tests.vm import ops_bodies
 
 
 def figures(r) -> None:
     """Show what the guest measured (its `ops figures` log lines) in pytest's output."""
-    for line in r.console_log.splitlines():
+    for line in Path(r.console_log).read_text(errors="replace").splitlines():
         if "ops figures" in line:
             print(line)
 

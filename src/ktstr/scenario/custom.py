@@ -83,7 +83,7 @@ def spawn_diverse(ctx: Ctx, names: Sequence[str]) -> list[WorkloadHandle]:
     """
     names = list(names)
     for name in names:
-        if not ctx.cgroups.path(name).is_dir():
+        if not ctx.cgroups.exists(name):
             raise ConfigError(f"spawn_diverse: cgroup {name!r} does not exist; hint: create "
                               f"it first with ctx.cgroups.create({name!r})")
     handles: list[WorkloadHandle] = []

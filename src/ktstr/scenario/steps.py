@@ -299,8 +299,8 @@ class _Run:
         for plan in plans:
             if plan.cgdef.name in self.persistent:
                 raise ConfigError(f"step {self.ctx.current_step}: setup cgroup "
-                                  f"{plan.cgdef.name!r} already exists (added by "
-                                  "Op.add_cgroup); hint: give it another name")
+                                  f"{plan.cgdef.name!r} already exists (a backdrop cgroup, or "
+                                  "added by Op.add_cgroup); hint: give it another name")
         started: list[WorkloadHandle] = []
         for plan in plans:
             name = plan.cgdef.name
