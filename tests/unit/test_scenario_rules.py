@@ -9,8 +9,9 @@ or own-setup-before-ops cgroups; duplicate names in a step, in a backdrop,
 between setup and op-added or backdrop cgroups; re-adding a live cgroup;
 capture tags used twice, across the backdrop too; cpusets and affinities not on
 this topology; spawn counts that are not a multiple of the work type's group
-size; spawning into a cgroup frozen at that point). Rules that depend on a
-setup function's output are checked when it runs. Backdrop: extend_ops APPENDS.
+size; spawning into a cgroup frozen at that point; a loop's ops checked again on
+what their first pass left). Rules that depend on a setup function's output
+are checked when it runs. Backdrop: extend_ops APPENDS.
 """
 
 from __future__ import annotations
@@ -180,6 +181,24 @@ BAD_LISTS = [
                                     Step(ops=[Op.spawn("a")], hold=HELD)], None,
      r"^step 2: Spawn\(.*\) spawns into cgroup 'a', which is frozen at that point: its workers "
      r"would freeze before saying ready; hint: Op.unfreeze_cgroup\('a'\) first"),
+    ("a loop re-adds a cgroup it never removes",
+     [Step(ops=[Op.add_cgroup("a"), Op.spawn("a")], hold=HoldSpec.loop_at(0.5))], None,
+     r"^step 1 \(the loop's second pass\): Op.add_cgroup\('a'\) but that cgroup already "
+     r"exists; hint: use another name, or remove it first with Op.remove_cgroup"),
+    ("a loop uses a cgroup its own pass removed",
+     [Step(ops=[Op.freeze_cgroup("l"), Op.unfreeze_cgroup("l"), Op.remove_cgroup("l")],
+           setup=[CgroupDef("l")], hold=HoldSpec.loop_at(0.5))], None,
+     r"^step 1 \(the loop's second pass\): FreezeCgroup\(name='l'\) refers to cgroup 'l', "
+     "which does not exist"),
+    ("a loop spawns into what its previous pass froze",
+     [Step(ops=[Op.spawn("l"), Op.freeze_cgroup("l")], setup=[CgroupDef("l")],
+           hold=HoldSpec.loop_at(0.5))], None,
+     r"^step 1 \(the loop's second pass\): Spawn\(.*\) spawns into cgroup 'l', which is "
+     "frozen"),
+    ("add_cgroup of a live name in a step whose setup is a function",
+     [Step(ops=[Op.add_cgroup("a")], hold=HELD),
+      Step(ops=[Op.add_cgroup("a")], setup=lambda c: [])], None,
+     r"^step 2: Op.add_cgroup\('a'\) but that cgroup already exists"),
     ("spawn into a frozen backdrop cgroup", [Step(ops=[Op.spawn("bg")])],
      Backdrop((CgroupDef("bg"),), (Op.freeze_cgroup("bg"),)), r"which is frozen at that point"),
 ]
@@ -203,6 +222,8 @@ def test_what_the_rules_allow(ctx: Ctx, log: list[Any]) -> None:
         Step(setup=[CgroupDef("s")], hold=HELD),  # a step-local name is free again
         Step(ops=[Op.freeze_cgroup("l")], setup=[CgroupDef("l")], hold=HoldSpec.loop_at(10)),
         Step(setup=[CgroupDef("l")], hold=HELD),  # the loop's frozen setup cgroup ended
+        Step(ops=[Op.add_cgroup("c"), Op.capture_cgroup_procs("every_pass", "c"),
+                  Op.remove_cgroup("c")], hold=HoldSpec.loop_at(10)),  # a tag per pass: fine
     ], backdrop=Backdrop((CgroupDef("bg"),)))
     assert ("set_cpuset", "bg", (2, 3)) in log
 

@@ -229,7 +229,8 @@ def test_loop_step_sets_up_once_then_repeats_ops_until_the_scenario_time_is_used
 
 def test_loop_step_with_no_time_left_runs_one_pass(ctx: Ctx, log: list[Any]) -> None:
     execute_steps(ctx, [Step.hold(HoldSpec.FULL),
-                        Step(ops=[Op.add_cgroup("late")], hold=HoldSpec.loop_at(0.1))])
+                        Step(ops=[Op.add_cgroup("late"), Op.remove_cgroup("late")],
+                             hold=HoldSpec.loop_at(0.1))])
     assert log.count(("create", "late")) == 1
 
 

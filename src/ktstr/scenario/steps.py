@@ -28,9 +28,11 @@ static setup, every spawn's worker count against its work type's group size,
 no spawn into a cgroup frozen at that point, capture tags used once, and every
 cgroup name an op uses must exist at that point (backdrop cgroups always;
 op-added cgroups from their op on; setup cgroups inside their own step, and
-for non-loop steps only after the ops, because setup comes after them). Names
-from a setup function are only known when it runs, so ops of the step that has
-one are not name-checked.
+for non-loop steps only after the ops, because setup comes after them). A loop
+step's ops are checked twice, the second time on what the first pass left, so a
+loop that re-adds a cgroup it never removes, uses one it removed, or spawns into
+one it froze fails before it runs. Names from a setup function are only known
+when it runs, so ops of the step that has one are not name-checked.
 """
 
 from __future__ import annotations
@@ -183,6 +185,10 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step], backdrop: Backdrop | None = 
         if local is not None:
             visible = state.live | local if step.hold.is_loop else set(state.live)
         state.check_ops(ctx, where, step.ops, visible, local or set(), step.hold.is_loop)
+        if step.hold.is_loop:  # the ops run again on what their first pass left
+            state.check_ops(ctx, f"{where} (the loop's second pass)", step.ops, visible,
+                            local or set(), loop=True, again=True)
+        state.frozen &= state.live  # a step's setup cgroups end with it, frozen or not
 
 
 class _Names:
@@ -195,8 +201,10 @@ class _Names:
         self.tags: set[str] = set()
 
     def check_ops(self, ctx: Ctx, where: str, ops: Sequence[Op], visible: set[str] | None,
-                  local: set[str], loop: bool) -> None:
-        """`visible` is None when the step's setup is a function (names unknown)."""
+                  local: set[str], loop: bool, again: bool = False) -> None:
+        """`visible` is None when the step's setup is a function (names unknown); `again`
+        re-checks a loop's ops on their second pass, where a capture tag may repeat
+        (each pass overwrites it)."""
         for op in ops:
             if isinstance(op, SetCpuset | SetAffinity):
                 op.spec.resolve(ctx.topo)
@@ -207,7 +215,7 @@ class _Names:
                         f"{where}: {op!r} spawns into cgroup {op.cgroup!r}, which is frozen at "
                         "that point: its workers would freeze before saying ready; hint: "
                         f"Op.unfreeze_cgroup({op.cgroup!r}) first")
-            if isinstance(op, CaptureCgroupProcs):
+            if isinstance(op, CaptureCgroupProcs) and not again:
                 if op.tag in self.tags:
                     raise ConfigError(f"{where}: capture tag {op.tag!r} is used twice; "
                                       "hint: give each Op.capture_cgroup_procs its own tag")
@@ -215,9 +223,10 @@ class _Names:
             if visible is not None:
                 _check_names(where, op, visible, local, loop)
             if isinstance(op, AddCgroup):
-                if visible is not None and op.name in visible:
+                if op.name in self.live or (visible is not None and op.name in visible):
                     raise ConfigError(f"{where}: Op.add_cgroup({op.name!r}) but that cgroup "
-                                      "already exists; hint: use another name")
+                                      "already exists; hint: use another name, or remove it "
+                                      "first with Op.remove_cgroup")
                 self.live.add(op.name)
                 if visible is not None:
                     visible.add(op.name)
@@ -230,7 +239,6 @@ class _Names:
                 self.frozen.add(op.name)
             elif isinstance(op, UnfreezeCgroup):
                 self.frozen.discard(op.name)
-        self.frozen &= self.live  # a step's setup cgroups end with it, frozen or not
 
 
 def _check_group(where: str, op: Spawn, workers: int) -> None:
