@@ -196,14 +196,16 @@ def ops_freeze_move_capture_on_backdrop(ctx: Ctx) -> AssertResult:
     assert span >= 0.75, span
     frz_ran = f1["frz.ns"] - f0["frz.ns"]  # type: ignore[operator]
     ctl_ran = f1["ctl.ns"] - f0["ctl.ns"]  # type: ignore[operator]
-    assert frz_ran < 5_000_000, f"frozen worker ran {frz_ran} ns while frozen"
-    assert ctl_ran > 50_000_000, f"control worker ran only {ctl_ran} ns meanwhile"
+    # A loaded host may starve the guest's vCPUs, so the floors are low; unfrozen, the
+    # worker got 0.5-1 s of CPU in these windows (mutation check: freeze made a no-op).
+    assert frz_ran < 2_000_000, f"frozen worker ran {frz_ran} ns while frozen"
+    assert ctl_ran > 20_000_000, f"control worker ran only {ctl_ran} ns meanwhile"
     log.info("ops figures: frozen %.2f s: frozen worker ran %d ns, control %d ns", span,
              frz_ran, ctl_ran)
     t0, t1 = seen["thawed"], seen["thawed_end"]  # unfreeze_cgroup
     assert t0["frz.freeze"] == "0" and not t0["frz.frozen"], t0
     thawed_ran = t1["frz.ns"] - t0["frz.ns"]  # type: ignore[operator]
-    assert thawed_ran > 50_000_000, f"thawed worker ran only {thawed_ran} ns"
+    assert thawed_ran > 20_000_000, f"thawed worker ran only {thawed_ran} ns"
     m = seen["moved"]  # move_all_tasks, capture_cgroup_procs
     assert m["frz.procs"] == [] and frz in m["dst.procs"], m  # type: ignore[operator]
     assert str(m["frz.cgroup"]).endswith("/dst"), m
@@ -217,7 +219,7 @@ def ops_freeze_move_capture_on_backdrop(ctx: Ctx) -> AssertResult:
     frozen_gap = next(r for r in result.reports if r.tid == frz).max_gap_ms
     log.info("ops figures: thawed worker ran %d ns in 0.6 s; its max gap %.0f ms",
              thawed_ran, frozen_gap)
-    assert frozen_gap >= 700, f"a 0.8 s freeze left a {frozen_gap} ms gap"
+    assert frozen_gap >= 500, f"a 0.8 s freeze left a {frozen_gap} ms gap"
     return result
 
 
