@@ -1,7 +1,11 @@
-"""A custom scenario in the spirit of seed 000: move one cgroup's cpuset mid-run
-from LLC 0 to LLC 1, then prove the workers followed it: they migrated, and
-while still running every one of them sat on an LLC-1 CPU, as the kernel
-itself reports (/proc/<pid>/stat, field 39).
+"""Custom scenarios (seed 000): a test body that keeps control of the run.
+
+`workers_follow_cpuset_move` moves one cgroup's cpuset mid-run from LLC 0 to
+LLC 1, then proves the workers followed it: they migrated, and while still
+running every one of them sat on an LLC-1 CPU, as the kernel itself reports
+(/proc/<pid>/stat, field 39). `workers_follow_cpuset_shrink` is the seed's own
+worked example, exactly as API.md spells it: cg_0 starts on every CPU and is
+shrunk to LLC 1 halfway through.
 """
 
 import time
@@ -28,6 +32,21 @@ def workers_follow_cpuset_move(ctx: Ctx) -> AssertResult:
         assert set(where.values()) <= llc1, f"cg_0 workers still outside LLC 1: {where}"
         cg0 = handles[0].stop_and_collect()
         assert sum(r.migration_count for r in cg0) > 0, "cpuset move forced no migrations"
+        result = ctx.checks.assert_cgroup(cg0, None)
+        result.merge(collect_all(handles[1:], ctx.checks))
+        return result
+
+
+@ktstr_test(llcs=2, cores=4, threads=1, duration_s=10)
+def workers_follow_cpuset_shrink(ctx):
+    """Seed 000's worked custom scenario, as API.md spells it ("Custom scenarios")."""
+    wl = dfl_wl(ctx)
+    with setup_cgroups(ctx, 2, wl) as handles:        # cg_0, cg_1; removed on exit
+        time.sleep(ctx.duration / 2)
+        ctx.cgroups.set_cpuset("cg_0", ctx.topo.llc_aligned_cpuset(1))
+        time.sleep(ctx.duration / 2)
+        cg0 = handles[0].stop_and_collect()
+        assert sum(r.migration_count for r in cg0) > 0, "cpuset shrink forced no migrations"
         result = ctx.checks.assert_cgroup(cg0, None)
         result.merge(collect_all(handles[1:], ctx.checks))
         return result

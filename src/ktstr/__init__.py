@@ -9,6 +9,7 @@ from ktstr import work
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
 from ktstr.scenario import (
+    Backdrop,
     CgroupDef,
     CgroupManager,
     CpusetSpec,
@@ -22,6 +23,7 @@ from ktstr.scenario import (
     execute_defs,
     execute_steps,
     setup_cgroups,
+    spawn_diverse,
 )
 from ktstr.scheduler import Scheduler, SchedulerSpec, declare_scheduler
 from ktstr.testdef import KtstrTest, ktstr_test
@@ -32,6 +34,7 @@ from ktstr.workload import WakeLatency, WorkerReport, WorkloadConfig, WorkloadHa
 __all__ = [
     "Assert",
     "AssertResult",
+    "Backdrop",
     "CgroupDef",
     "CgroupManager",
     "CloneMode",
@@ -62,5 +65,6 @@ __all__ = [
     "execute_steps",
     "ktstr_test",
     "setup_cgroups",
+    "spawn_diverse",
     "work",
 ]

@@ -62,12 +62,13 @@ def manager(mount: Path) -> Iterator[CgroupManager]:
 
 
 def test_manager_names_are_relative_to_its_parent(manager: CgroupManager, mount: Path) -> None:
+    assert not manager.exists("cg_0")
     path = manager.create("cg_0")
     assert path == mount / manager.parent / "cg_0" == manager.path("cg_0")
-    assert path.is_dir()
+    assert path.is_dir() and manager.exists("cg_0")
     manager.create("cg_0/inner")
     manager.remove("cg_0")
-    assert not path.exists()
+    assert not path.exists() and not manager.exists("cg_0")
 
 
 def test_manager_moves_freezes_and_close_kills_leftovers(manager: CgroupManager) -> None:

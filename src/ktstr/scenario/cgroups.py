@@ -78,6 +78,10 @@ class CgroupManager:
         """The directory of cgroup `name` (what a worker's `cgroup_dir` is)."""
         return self.fs.path(self._full(name))
 
+    def exists(self, name: str) -> bool:
+        """Whether cgroup `name` is there now (made by this manager or not)."""
+        return self.fs.exists(self._full(name))
+
     @property
     def parent_path(self) -> Path:
         return self.fs.path(self.parent)

@@ -171,6 +171,9 @@ class SwapCpusets(Op):
     def __post_init__(self) -> None:
         _check_name("Op.swap_cpusets:", self.a)
         _check_name("Op.swap_cpusets:", self.b)
+        if self.a == self.b:
+            raise ConfigError(f"Op.swap_cpusets({self.a!r}, {self.b!r}) swaps a cgroup with "
+                              "itself, which changes nothing; hint: name two cgroups")
 
     def names(self) -> tuple[str, ...]:
         return (self.a, self.b)
@@ -193,6 +196,11 @@ class Spawn(Op):
             raise ConfigError(f"Op.spawn: workers={self.workers!r} is not a positive count; "
                               "hint: spawn at least one worker, or None for "
                               "ctx.workers_per_cgroup")
+        group = self.work.group_size
+        if self.workers is not None and group is not None and self.workers % group:
+            raise ConfigError(f"Op.spawn: workers={self.workers} is not a multiple of "
+                              f"{self.work.name}'s group size {group}; hint: use "
+                              f"workers={max(group, self.workers - self.workers % group)}")
 
     def names(self) -> tuple[str, ...]:
         return (self.cgroup,)
@@ -232,6 +240,9 @@ class MoveAllTasks(Op):
     def __post_init__(self) -> None:
         _check_name("Op.move_all_tasks:", self.src)
         _check_name("Op.move_all_tasks:", self.dst)
+        if self.src == self.dst:
+            raise ConfigError(f"Op.move_all_tasks({self.src!r}, {self.dst!r}) moves a cgroup's "
+                              "tasks into itself; hint: name another destination cgroup")
 
     def names(self) -> tuple[str, ...]:
         return (self.src, self.dst)

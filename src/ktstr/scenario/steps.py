@@ -19,11 +19,19 @@ judged then. Every collected report carries `step = ctx.current_step` at the
 time of collection. A frozen cgroup is thawed before its workers are asked to
 stop. Workers are killed and cgroups removed in a `finally`, whatever raised.
 
-Before anything is created the whole list is checked: every hold, every
-cpuset against `ctx.topo`, every static setup, and every cgroup name an op
-uses must exist at that point (op-added cgroups from their op on; setup
-cgroups inside their own step, and for non-loop steps only after the ops,
-because setup comes after them). Names from a setup function are only known
+A `Backdrop` (backdrop.py) adds cgroups and ops set up at step 0, before step
+1, that persist like op-added cgroups and are judged after the last step.
+
+A step's hold is validated when the `Step` is built. Before anything is
+created the whole list is checked: every cpuset against `ctx.topo`, every
+static setup, every spawn's worker count against its work type's group size,
+no spawn into a cgroup frozen at that point, capture tags used once, and every
+cgroup name an op uses must exist at that point (backdrop cgroups always;
+op-added cgroups from their op on; setup cgroups inside their own step, and
+for non-loop steps only after the ops, because setup comes after them). A loop
+step's ops are checked twice, the second time on what the first pass left, so a
+loop that re-adds a cgroup it never removes, uses one it removed, or spawns into
+one it froze fails before it runs. Names from a setup function are only known
 when it runs, so ops of the step that has one are not name-checked.
 """
 
@@ -39,6 +47,7 @@ from typing import overload
 
 from ktstr.checks import AssertResult
 from ktstr.errors import ConfigError
+from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx, SchedulerControl
 from ktstr.scenario.execute import kill_and_remove, plan_defs
@@ -113,6 +122,10 @@ class Step:
         if not isinstance(hold, HoldSpec):
             raise ConfigError(f"Step: hold {hold!r} is not a HoldSpec; hint: e.g. "
                               "HoldSpec.FULL or HoldSpec.fixed(1.0)")
+        try:  # here, not in execute_steps: a module-level step list fails before any boot
+            hold.validate()
+        except ConfigError as err:
+            raise ConfigError(f"Step: {err}") from None
         self._hold = hold
 
     @classmethod
@@ -144,58 +157,103 @@ class Step:
         return f"Step(ops={list(self.ops)!r}, setup={self.setup!r}, hold={self._hold!r})"
 
 
-def validate_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
-    """Check the whole step list without side effects; raise ConfigError on the first
-    problem (see the module docstring for what is checked)."""
+def validate_steps(ctx: Ctx, steps: Sequence[Step], backdrop: Backdrop | None = None) -> None:
+    """Check the whole step list (and backdrop) without side effects; raise ConfigError
+    on the first problem (see the module docstring for what is checked)."""
     if not steps:
         raise ConfigError("execute_steps got no steps; hint: pass at least one Step, e.g. "
                           "[Step.with_defs([CgroupDef('cg_0')], HoldSpec.FULL)]")
-    live: set[str] = set()  # op-added cgroups alive at this point
-    tags: set[str] = set()
+    if backdrop is not None and not isinstance(backdrop, Backdrop):
+        raise ConfigError(f"execute_steps: backdrop {backdrop!r} is not a Backdrop; hint: "
+                          "e.g. Backdrop(cgroups=[CgroupDef('bg')])")
+    state = _Names()
+    if backdrop is not None:
+        plan_defs(ctx, backdrop.cgroups)  # cpusets, affinities on this topology
+        state.live |= backdrop.names
+        state.check_ops(ctx, "backdrop", backdrop.ops, set(state.live), set(), loop=False)
     for i, step in enumerate(steps, 1):
         if not isinstance(step, Step):
             raise ConfigError(f"step {i}: {step!r} is not a Step; hint: build it with "
                               "Step(...), Step.with_defs(...) or Step.with_op(...)")
         where = f"step {i}"
-        try:
-            step.hold.validate()
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
         local: set[str] | None = None  # None: a setup function, names unknown
         if not callable(step.setup):
             plan_defs(ctx, step.setup)  # duplicate names, cpusets, worker counts
             local = {d.name for d in step.setup}
-            clash = sorted(local & live)
+            clash = sorted(local & state.live)
             if clash:
-                raise ConfigError(f"{where}: setup cgroup {clash[0]!r} already exists (added by "
-                                  "an earlier Op.add_cgroup); hint: give it another name or "
-                                  "remove it first with Op.remove_cgroup")
+                raise ConfigError(f"{where}: setup cgroup {clash[0]!r} already exists (a "
+                                  "backdrop cgroup, or added by an earlier Op.add_cgroup); "
+                                  "hint: give it another name or remove it first with "
+                                  "Op.remove_cgroup")
         visible: set[str] | None = None
         if local is not None:
-            visible = live | local if step.hold.is_loop else set(live)
-        for op in step.ops:
+            visible = state.live | local if step.hold.is_loop else set(state.live)
+        state.check_ops(ctx, where, step.ops, visible, local or set(), step.hold.is_loop)
+        if step.hold.is_loop:  # the ops run again on what their first pass left
+            state.check_ops(ctx, f"{where} (the loop's second pass)", step.ops, visible,
+                            local or set(), loop=True, again=True)
+        state.frozen &= state.live  # a step's setup cgroups end with it, frozen or not
+
+
+class _Names:
+    """What validation knows while it walks the ops: the persistent cgroups alive,
+    which of them are frozen, the capture tags used."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()  # backdrop and op-added cgroups alive at this point
+        self.frozen: set[str] = set()
+        self.tags: set[str] = set()
+
+    def check_ops(self, ctx: Ctx, where: str, ops: Sequence[Op], visible: set[str] | None,
+                  local: set[str], loop: bool, again: bool = False) -> None:
+        """`visible` is None when the step's setup is a function (names unknown); `again`
+        re-checks a loop's ops on their second pass, where a capture tag may repeat
+        (each pass overwrites it)."""
+        for op in ops:
             if isinstance(op, SetCpuset | SetAffinity):
                 op.spec.resolve(ctx.topo)
             if isinstance(op, SchedulerOp):
                 _check_scheduler_op(where, ctx, op)
-            if isinstance(op, CaptureCgroupProcs):
-                if op.tag in tags:
+            if isinstance(op, Spawn):
+                _check_group(where, op, op.workers or ctx.workers_per_cgroup)
+                if op.cgroup in self.frozen:
+                    raise ConfigError(
+                        f"{where}: {op!r} spawns into cgroup {op.cgroup!r}, which is frozen at "
+                        "that point: its workers would freeze before saying ready; hint: "
+                        f"Op.unfreeze_cgroup({op.cgroup!r}) first")
+            if isinstance(op, CaptureCgroupProcs) and not again:
+                if op.tag in self.tags:
                     raise ConfigError(f"{where}: capture tag {op.tag!r} is used twice; "
                                       "hint: give each Op.capture_cgroup_procs its own tag")
-                tags.add(op.tag)
+                self.tags.add(op.tag)
             if visible is not None:
-                _check_names(where, op, visible, local or set(), step.hold.is_loop)
-                if isinstance(op, RemoveCgroup):
-                    visible.discard(op.name)
+                _check_names(where, op, visible, local, loop)
             if isinstance(op, AddCgroup):
-                if visible is not None and op.name in visible:
+                if op.name in self.live or (visible is not None and op.name in visible):
                     raise ConfigError(f"{where}: Op.add_cgroup({op.name!r}) but that cgroup "
-                                      "already exists; hint: use another name")
-                live.add(op.name)
+                                      "already exists; hint: use another name, or remove it "
+                                      "first with Op.remove_cgroup")
+                self.live.add(op.name)
                 if visible is not None:
                     visible.add(op.name)
             elif isinstance(op, RemoveCgroup):
-                live.discard(op.name)
+                self.live.discard(op.name)
+                self.frozen.discard(op.name)
+                if visible is not None:
+                    visible.discard(op.name)
+            elif isinstance(op, FreezeCgroup):
+                self.frozen.add(op.name)
+            elif isinstance(op, UnfreezeCgroup):
+                self.frozen.discard(op.name)
+
+
+def _check_group(where: str, op: Spawn, workers: int) -> None:
+    group = op.work.group_size
+    if group is not None and workers % group:
+        raise ConfigError(f"{where}: {op!r} would fork {workers} workers, not a multiple of "
+                          f"{op.work.name}'s group size {group}; hint: pass "
+                          f"workers={max(group, workers - workers % group)}")
 
 
 def _check_names(where: str, op: Op, visible: set[str], local: set[str], loop: bool) -> None:
@@ -286,8 +344,8 @@ class _Run:
         for plan in plans:
             if plan.cgdef.name in self.persistent:
                 raise ConfigError(f"step {self.ctx.current_step}: setup cgroup "
-                                  f"{plan.cgdef.name!r} already exists (added by "
-                                  "Op.add_cgroup); hint: give it another name")
+                                  f"{plan.cgdef.name!r} already exists (a backdrop cgroup, or "
+                                  "added by Op.add_cgroup); hint: give it another name")
         started: list[WorkloadHandle] = []
         for plan in plans:
             name = plan.cgdef.name
@@ -299,6 +357,22 @@ class _Run:
             started.append(self._spawn(name, plan.config))
         for handle in started:
             handle.start()
+
+    def backdrop(self, backdrop: Backdrop) -> None:
+        """Create, pin and start the backdrop's cgroups (they persist), then its ops."""
+        started: list[WorkloadHandle] = []
+        for plan in plan_defs(self.ctx, backdrop.cgroups):
+            name = plan.cgdef.name
+            self.ctx.cgroups.create(name)
+            self.persistent.append(name)
+            self.cpusets[name] = plan.cpuset
+            if plan.cpuset is not None:
+                self.ctx.cgroups.set_cpuset(name, plan.cpuset)
+            started.append(self._spawn(name, plan.config))
+        for handle in started:
+            handle.start()
+        for op in backdrop.ops:
+            self.apply(op)
 
     def end_step(self) -> None:
         """Judge and remove the step's setup cgroups."""
@@ -401,16 +475,21 @@ def _loop(run: _Run, ops: Sequence[Op], interval: float, deadline: float) -> Non
 
 
 def execute_steps(ctx: Ctx, steps: Sequence[Step], *,
-                  captures: dict[str, list[int]] | None = None) -> AssertResult:
+                  captures: dict[str, list[int]] | None = None,
+                  backdrop: Backdrop | None = None) -> AssertResult:
     """Run `steps` in order (see the module docstring); one merged result.
 
     `captures`, when given, receives each `Op.capture_cgroup_procs` as tag -> pids.
+    `backdrop`: cgroups and ops set up before step 1 that live through every step.
     """
     steps = list(steps)
-    validate_steps(ctx, steps)
+    validate_steps(ctx, steps, backdrop)
     run = _Run(ctx, {} if captures is None else captures)
     deadline = time.monotonic() + ctx.duration
     try:
+        if backdrop is not None:
+            ctx.current_step = 0
+            run.backdrop(backdrop)
         for i, step in enumerate(steps, 1):
             ctx.current_step = i
             if step.hold.is_loop:
