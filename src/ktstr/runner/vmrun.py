@@ -104,6 +104,8 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     order = scheduler_order(test, kernel, accel)  # a missing scheduler fails before a boot
+    for payload in test.payloads():  # and so does a missing payload binary
+        payload.check_runnable()
     started = time.monotonic()
     res = RunResult(test_id=where.test_id, outcome=CRASHED, topology=str(test.topology),
                     kernel=kernel.key, accel=accel, scheduler=test.scheduler.name)

@@ -19,6 +19,15 @@ judged then. Every collected report carries `step = ctx.current_step` at the
 time of collection. A frozen cgroup is thawed before its workers are asked to
 stop. Workers are killed and cgroups removed in a `finally`, whatever raised.
 
+Payloads (`Op.run_payload`) run in the background until `Op.wait_payload` /
+`Op.kill_payload`, until their cgroup is removed (a step's setup cgroup at the
+step's end, or `Op.remove_cgroup`), or until the scenario ends: whatever still
+runs then is killed. Each run's metrics and checks land in the result's
+`payloads`, recorded, not judged (seed 004: a payload op's checks do not fail
+the test; use `ctx.payload` to gate on them). Starting a name again where it
+still runs, and waiting for or killing one that is not running, are errors,
+found before anything runs where the step list shows them.
+
 Before anything is created the whole list is checked: every hold, every
 cpuset against `ctx.topo`, every static setup, and every cgroup name an op
 uses must exist at that point (op-added cgroups from their op on; setup
@@ -37,8 +46,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import overload
 
-from ktstr.checks import AssertResult
+from ktstr.checks import AssertResult, PayloadResult
 from ktstr.errors import ConfigError
+from ktstr.payload import LivePayloads, Payload, RunningPayload
+from ktstr.payload import start as start_payload
+from ktstr.payload.run import already_running, not_one
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx
 from ktstr.scenario.execute import kill_and_remove, plan_defs
@@ -48,15 +60,18 @@ from ktstr.scenario.ops import (
     CaptureCgroupProcs,
     ClearCpuset,
     FreezeCgroup,
+    KillPayload,
     MoveAllTasks,
     Op,
     RemoveCgroup,
+    RunPayload,
     SetAffinity,
     SetCpuset,
     Spawn,
     StopCgroup,
     SwapCpusets,
     UnfreezeCgroup,
+    WaitPayload,
 )
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
 
@@ -120,6 +135,12 @@ class Step:
         """A step that applies one op and holds."""
         return cls(ops=(op,), hold=hold)
 
+    @classmethod
+    def with_payload(cls, payload: Payload, hold: HoldSpec = HoldSpec.FULL) -> Step:
+        """A step that starts `payload` (default args, runner's cgroup) and holds; stop it
+        with `Op.wait_payload`/`Op.kill_payload` later, or it is killed at the end."""
+        return cls(ops=(Op.run_payload(payload),), hold=hold)
+
     def set_ops(self, ops: Iterable[Op]) -> Step:
         """A copy with `ops` REPLACING this step's ops (as the seed's `set_ops`)."""
         return Step(ops, self.setup, self._hold)
@@ -147,6 +168,7 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
                           "[Step.with_defs([CgroupDef('cg_0')], HoldSpec.FULL)]")
     live: set[str] = set()  # op-added cgroups alive at this point
     tags: set[str] = set()
+    payloads: list[tuple[str, str]] = []  # (name, cgroup) of payloads running at this point
     for i, step in enumerate(steps, 1):
         if not isinstance(step, Step):
             raise ConfigError(f"step {i}: {step!r} is not a Step; hint: build it with "
@@ -189,6 +211,33 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step]) -> None:
                     visible.add(op.name)
             elif isinstance(op, RemoveCgroup):
                 live.discard(op.name)
+        # A loop step applies its ops again: a second pass shows a payload started twice.
+        for _ in range(2 if step.hold.is_loop else 1):
+            _check_payload_ops(where, step.ops, payloads)
+        if local is not None and not step.hold.is_loop:
+            payloads[:] = [p for p in payloads if p[1] not in local]
+
+
+def _check_payload_ops(where: str, ops: Sequence[Op], running: list[tuple[str, str]]) -> None:
+    """Apply the payload rules of ktstr.payload.run to `running`, raising where broken."""
+    for op in ops:
+        try:
+            if isinstance(op, RunPayload):
+                key = (op.payload.name, op.cgroup or "")
+                if key in running:
+                    raise already_running(*key)
+                running.append(key)
+            elif isinstance(op, WaitPayload | KillPayload):
+                tag = "Op.wait_payload" if isinstance(op, WaitPayload) else "Op.kill_payload"
+                found = [p for p in running
+                         if p[0] == op.name and (op.cgroup is None or p[1] == op.cgroup)]
+                if len(found) != 1:
+                    raise not_one(tag, op.name, op.cgroup, [c for _, c in found])
+                running.remove(found[0])
+            elif isinstance(op, RemoveCgroup):
+                running[:] = [p for p in running if p[1] != op.name]
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
 
 
 def _check_names(where: str, op: Op, visible: set[str], local: set[str], loop: bool) -> None:
@@ -216,6 +265,7 @@ class _Run:
         self.persistent: list[str] = []  # op-added cgroups, in creation order
         self.local: list[str] = []  # the current step's setup cgroups
         self.next_idx = 0
+        self.payloads = LivePayloads()
 
     # -- workers -------------------------------------------------------------------
 
@@ -241,6 +291,18 @@ class _Run:
         self.result.merge(self.ctx.checks.assert_cgroup(reports, self.cpusets.get(name),
                                                         name=name))
 
+    # -- payloads ----------------------------------------------------------------------
+
+    def record(self, run: RunningPayload, how: Callable[[RunningPayload], PayloadResult]) -> None:
+        """Reap `run` with `how` (wait or kill); keep its metrics, do not judge them."""
+        result = how(run)
+        self.result.payloads.append(result)
+        self.ctx.payload_runs.append(result)
+
+    def kill_payloads_in(self, cgroup: str) -> None:
+        for run in self.payloads.take_in(cgroup):
+            self.record(run, RunningPayload.kill)
+
     # -- setup and steps -------------------------------------------------------------
 
     def setup(self, step: Step) -> None:
@@ -264,14 +326,18 @@ class _Run:
             handle.start()
 
     def end_step(self) -> None:
-        """Judge and remove the step's setup cgroups."""
+        """Judge and remove the step's setup cgroups (payloads in them are killed first)."""
         for name in list(self.local):
+            self.kill_payloads_in(name)
             self.collect(name)
         while self.local:
             self._remove(self.local[-1])
 
     def finish(self) -> None:
-        """After the last step: judge what op-spawned workers remain, remove op cgroups."""
+        """After the last step: kill payloads still running, judge what op-spawned workers
+        remain, remove op cgroups."""
+        for run in self.payloads.take_all():
+            self.record(run, RunningPayload.kill)
         for name in list(self.handles):
             self.collect(name)
         while self.persistent:
@@ -291,6 +357,11 @@ class _Run:
                 self.ctx.cgroups.unfreeze(name)
             except Exception as err:
                 log.error("thawing cgroup %s failed: %s", name, err)
+        for run in self.payloads.take_all():
+            try:
+                run.kill()
+            except Exception as err:
+                log.error("killing payload %s (pid %d) failed: %s", run.name, run.pid, err)
         kill_and_remove(self.ctx, self.every_handle, self.persistent + self.local)
 
     # -- ops ---------------------------------------------------------------------------
@@ -302,6 +373,7 @@ class _Run:
             self.persistent.append(op.name)
             self.cpusets[op.name] = None
         elif isinstance(op, RemoveCgroup):
+            self.kill_payloads_in(op.name)
             self.collect(op.name)
             self._remove(op.name)
         elif isinstance(op, SetCpuset):
@@ -338,6 +410,17 @@ class _Run:
             self.frozen.discard(op.name)
         elif isinstance(op, CaptureCgroupProcs):
             self.captures[op.tag] = list(cg.procs(op.cgroup))
+        elif isinstance(op, RunPayload):
+            self.payloads.check_free(op.payload.name, op.cgroup or "")
+            cgroup_dir = None if op.cgroup is None else cg.path(op.cgroup)
+            self.payloads.add(start_payload(op.payload, op.args, cgroup=op.cgroup or "",
+                                            cgroup_dir=cgroup_dir, judged=False))
+        elif isinstance(op, WaitPayload):
+            self.record(self.payloads.take("Op.wait_payload", op.name, op.cgroup),
+                        RunningPayload.wait)
+        elif isinstance(op, KillPayload):
+            self.record(self.payloads.take("Op.kill_payload", op.name, op.cgroup),
+                        RunningPayload.kill)
         else:  # pragma: no cover - every variant above
             raise ConfigError(f"op {op!r} is not supported by execute_steps")
 
