@@ -91,14 +91,14 @@ def _scalar(text: str) -> Any:
 
 def parse_yaml(text: str) -> Any | None:
     """The first block-YAML document in `text` (see the module doc), or None."""
+    raws = text.splitlines()
+    starts = [i for i, raw in enumerate(raws) if raw.strip() == "---"]
+    if starts:  # what precedes the document's start marker is a banner, not YAML
+        raws = raws[starts[0] + 1:]
     lines: list[tuple[int, str]] = []
-    for raw in text.splitlines():
+    for raw in raws:
         stripped = raw.strip()
-        if stripped == "---":
-            if lines:
-                break
-            continue
-        if stripped == "...":
+        if stripped in ("---", "..."):
             break
         if not stripped or stripped.startswith("#"):
             continue
