@@ -109,6 +109,8 @@ def test_step_list_payload_rules_fail_before_anything_runs(ctx: Ctx) -> None:
         ([Step(ops=(Op.run_payload(SLEEP),), hold=HoldSpec.loop_at(0.1))],
          "already running"),
     ]
+    missing = Payload.binary("nope", "/nonexistent/bench")
+    cases.append(([Step.with_payload(missing)], "step 1: payload nope: binary /nonexistent"))
     for steps, message in cases:
         with pytest.raises(ConfigError, match=message):
             validate_steps(ctx, steps)

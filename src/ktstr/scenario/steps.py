@@ -223,6 +223,7 @@ def _check_payload_ops(where: str, ops: Sequence[Op], running: list[tuple[str, s
     for op in ops:
         try:
             if isinstance(op, RunPayload):
+                op.payload.locate()  # a missing binary fails before anything runs
                 key = (op.payload.name, op.cgroup or "")
                 if key in running:
                     raise already_running(*key)
