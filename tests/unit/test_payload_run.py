@@ -114,6 +114,11 @@ def test_step_list_payload_rules_fail_before_anything_runs(ctx: Ctx) -> None:
     for steps, message in cases:
         with pytest.raises(ConfigError, match=message):
             validate_steps(ctx, steps)
+    moved = [Step(ops=(Op.add_cgroup("a"), Op.add_cgroup("b"), Op.run_payload(SLEEP, cgroup="a"),
+                       Op.move_all_tasks("a", "b")))]
+    validate_steps(ctx, [*moved, Step.with_op(Op.kill_payload("sleep", "b"))])
+    with pytest.raises(ConfigError, match="no running payload named 'sleep' in cgroup a"):
+        validate_steps(ctx, [*moved, Step.with_op(Op.kill_payload("sleep", "a"))])
     validate_steps(ctx, [Step.with_payload(SLEEP),
                          Step(ops=(Op.kill_payload("sleep"), Op.run_payload(SLEEP)))])
     with pytest.raises(ConfigError, match="is not a Payload"):

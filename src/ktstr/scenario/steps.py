@@ -237,6 +237,8 @@ def _check_payload_ops(where: str, ops: Sequence[Op], running: list[tuple[str, s
                 running.remove(found[0])
             elif isinstance(op, RemoveCgroup):
                 running[:] = [p for p in running if p[1] != op.name]
+            elif isinstance(op, MoveAllTasks):
+                running[:] = [(n, op.dst if c == op.src else c) for n, c in running]
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
 
@@ -403,6 +405,9 @@ class _Run:
         elif isinstance(op, MoveAllTasks):
             cg.move_tasks(op.src, op.dst)
             self.handles.setdefault(op.dst, []).extend(self.handles.pop(op.src, []))
+            for run in self.payloads.runs:  # payloads moved too: address them by dst now
+                if run.cgroup == op.src:
+                    run.cgroup = op.dst
         elif isinstance(op, FreezeCgroup):
             cg.freeze(op.name)
             self.frozen.add(op.name)
