@@ -7,9 +7,10 @@ set -eu
 # the kernel's example sched_ext schedulers: clang/llvm/lld 19, libelf, zlib, make
 # (their BPF objects are compiled by zig's clang, from the PyPI ziglang wheel that
 # pyproject.toml lists: clang-19 miscompiles scx_qmap's arena code);
-# rt-tests: cyclictest, the wake-latency reference bench/worker_fidelity.py compares to.
+# rt-tests: cyclictest, the wake-latency reference bench/worker_fidelity.py compares to;
+# stress-ng and fio: the ready-made payloads of ktstr.payloads (STRESS_NG, FIO).
 PACKAGES="qemu-system-x86 busybox-static kmod python3-venv \
-clang-19 llvm-19 lld-19 libelf-dev zlib1g-dev make rt-tests"
+clang-19 llvm-19 lld-19 libelf-dev zlib1g-dev make rt-tests stress-ng fio"
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -8,6 +8,7 @@ live in `ktstr.work` (`from ktstr import work`).
 from ktstr import work
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
+from ktstr.payload import MetricCheck, MetricHint, OutputFormat, Payload, PayloadResult, Polarity
 from ktstr.scenario import (
     Backdrop,
     CgroupDef,
@@ -46,7 +47,13 @@ __all__ = [
     "KernelError",
     "KtstrError",
     "KtstrTest",
+    "MetricCheck",
+    "MetricHint",
     "Op",
+    "OutputFormat",
+    "Payload",
+    "PayloadResult",
+    "Polarity",
     "SchedPolicy",
     "Scheduler",
     "SchedulerSpec",

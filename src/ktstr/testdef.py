@@ -17,6 +17,7 @@ from typing import Any
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
+from ktstr.payload import Payload
 from ktstr.scheduler import Scheduler
 from ktstr.topology import Topology
 
@@ -54,8 +55,8 @@ class KtstrTest:
     extra_sched_args: tuple[str, ...] = ()
     checks: Assert = field(default_factory=Assert)
     constraints: dict[str, Any] = field(default_factory=dict)
-    payload: Any = None
-    workloads: tuple[Any, ...] = ()
+    payload: Payload | None = None  # the primary payload: run after the body if it did not
+    workloads: tuple[Payload, ...] = ()  # more payloads the body runs with ctx.payload
     config: str | None = None
     performance_mode: bool = False
     auto_repro: bool = True
@@ -63,6 +64,10 @@ class KtstrTest:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def payloads(self) -> tuple[Payload, ...]:
+        """The primary payload (if any) and the workloads: what must exist before a boot."""
+        return ((self.payload,) if self.payload is not None else ()) + self.workloads
 
     @property
     def __name__(self) -> str:  # lets pytest marks be applied to the test object
@@ -125,6 +130,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     if not isinstance(memory, int) or isinstance(memory, bool) or memory < 256:
         raise ConfigError(f"memory_mb={memory!r} must be an integer >= 256")
     timeout = attrs.pop("timeout_s", None)
+    payload, workloads = _payloads(attrs.pop("payload", None), attrs.pop("workloads", ()))
     checks = Assert(**{k: attrs.pop(k) for k in list(attrs) if k in check_fields})
     constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
     return KtstrTest(
@@ -132,8 +138,8 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         workers_per_cgroup=workers, memory_mb=memory, scheduler=scheduler,
         staged_schedulers=staged,
         extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,
-        constraints=constraints, payload=attrs.pop("payload", None),
-        workloads=tuple(attrs.pop("workloads", ())), config=attrs.pop("config", None),
+        constraints=constraints, payload=payload, workloads=workloads,
+        config=attrs.pop("config", None),
         performance_mode=bool(attrs.pop("performance_mode", False)),
         auto_repro=bool(attrs.pop("auto_repro", True)),
         timeout_s=None if timeout is None else seconds("timeout_s", timeout))
@@ -159,3 +165,24 @@ def _staged(own: Scheduler, value: Any) -> tuple[Scheduler, ...]:
                               f"{s.name!r}; hint: give each its own name")
         by_name[s.name] = s
     return tuple(value)
+
+
+def _payloads(payload: Any, workloads: Any) -> tuple[Payload | None, tuple[Payload, ...]]:
+    """Check the payload slots: Payload values with distinct names (binaries are looked
+    up by the runner, before a boot, so a test collects on a machine without them)."""
+    if payload is not None and not isinstance(payload, Payload):
+        raise ConfigError(f"payload={payload!r} is not a Payload; hint: use Payload.binary(...) "
+                          "or ktstr.payloads (a scheduler goes in scheduler=)")
+    if isinstance(workloads, Payload):
+        workloads = (workloads,)
+    workloads = tuple(workloads)
+    for w in workloads:
+        if not isinstance(w, Payload):
+            raise ConfigError(f"workloads: {w!r} is not a Payload; hint: a list of "
+                              "Payload.binary(...) values")
+    names = [p.name for p in ((payload,) if payload is not None else ()) + workloads]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"payload {dup[0]!r} is declared twice in payload=/workloads=; "
+                          "hint: give each Payload its own name")
+    return payload, workloads

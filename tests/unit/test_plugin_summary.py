@@ -41,3 +41,11 @@ def test_pass_line_says_how_the_vm_started():
     assert summary_line(result("passed", boot_mode="restored")).splitlines()[0].endswith(
         "[topo=1n1l2c1t accel=tcg boot=10.8s restored]")
     assert summary_line(result("passed")).splitlines()[0].endswith("boot=10.8s]")
+
+
+def test_pass_line_of_a_payload_only_test_shows_the_payload_block():
+    report = "--- payloads ---\nfio pid 7: exit 0 after 1.2s, 80 metrics\n  jobs.0.read.iops=5180\n"
+    text = summary_line(RunResult(test_id="t.py::fio", outcome="passed", topology="1n1l2c1t",
+                                  kernel="7.2.13", accel="tcg", scheduler="eevdf",
+                                  report=report))
+    assert text.splitlines()[1:] == report.rstrip().splitlines()

@@ -6,8 +6,10 @@ minimum work rate, p99 wake latency) and returns an `AssertResult` carrying
 the detail lines and per-cgroup stats of seed 001.
 """
 
+from ktstr.checks.payload_checks import MetricCheck, PayloadResult
 from ktstr.checks.result import AssertResult
 from ktstr.checks.stats import CgroupStats, ScenarioStats
 from ktstr.checks.thresholds import Assert
 
-__all__ = ["Assert", "AssertResult", "CgroupStats", "ScenarioStats"]
+__all__ = ["Assert", "AssertResult", "CgroupStats", "MetricCheck", "PayloadResult",
+           "ScenarioStats"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktstr.checks.payload_checks import PayloadResult
 from ktstr.checks.stats import ScenarioStats
 from ktstr.errors import KtstrError
 from ktstr.workload.report import WorkerReport
@@ -37,6 +38,9 @@ class AssertResult:
     # Every WorkerReport the checks judged: the evidence behind the verdict, kept for
     # the sidecar (reports and comparisons read it, the terminal does not).
     reports: list[WorkerReport] = field(default_factory=list)
+    # Every payload run of the scenario, judged or only recorded: its metrics go to the
+    # sidecar and a `--- payloads ---` block of the report.
+    payloads: list[PayloadResult] = field(default_factory=list)
 
     @classmethod
     def ok(cls) -> AssertResult:
@@ -63,6 +67,8 @@ class AssertResult:
         self.details.extend(other.details)
         self.stats.cgroups.extend(other.stats.cgroups)
         self.reports.extend(other.reports)
+        self.payloads.extend(p for p in other.payloads
+                             if not any(p is mine for mine in self.payloads))
         self.inconclusive = _join_reasons(self.inconclusive, other.inconclusive)
         if self.profile is None:
             self.profile = other.profile
@@ -79,6 +85,11 @@ class AssertResult:
             if lines:
                 lines.append("")
             lines.append(self.stats.render())
+        if self.payloads:
+            if lines:
+                lines.append("")
+            lines.append("--- payloads ---")
+            lines.extend(line for p in self.payloads for line in p.render())
         if not lines:
             return "passed"
         return "\n".join(lines)
@@ -92,6 +103,7 @@ class AssertResult:
             "profile": self.profile,
             "stats": self.stats.to_dict(),
             "reports": [r.to_dict() for r in self.reports],
+            "payloads": [p.to_dict() for p in self.payloads],
         }
 
     @classmethod
@@ -109,6 +121,7 @@ class AssertResult:
                 inconclusive=d.get("inconclusive"),
                 profile=d.get("profile"),
                 reports=[WorkerReport.from_dict(r) for r in d.get("reports", [])],
+                payloads=[PayloadResult.from_dict(p) for p in d.get("payloads", [])],
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise KtstrError(

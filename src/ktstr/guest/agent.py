@@ -211,8 +211,13 @@ def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
             slot: SchedulerSlot) -> dict[str, Any]:
     ctx = Ctx.create(checks=checks, duration=test.duration_s,
                      workers_per_cgroup=test.workers_per_cgroup, scheduler=slot)
+    primary: AssertResult | None = None
     try:
         outcome = test.fn(ctx)
+        if test.payload is not None and \
+                not any(r.name == test.payload.name for r in ctx.payload_runs):
+            # The primary payload is the test's workload when the body did not run it.
+            primary = ctx.payload(test.payload).result
     except SchedulerDied as e:
         return {**base, "outcome": Outcome.FAILED, "error": str(e)}
     except Exception as e:
@@ -226,6 +231,18 @@ def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
         return {**base, "outcome": Outcome.ERROR,
                 "error": f"the test body returned {type(outcome).__name__}, "
                          "expected an AssertResult or None"}
+    if primary is not None:
+        outcome.merge(primary)
+    _record_payloads(outcome, ctx)
     verdict = (Outcome.FAILED if not outcome.passed
                else Outcome.INCONCLUSIVE if outcome.inconclusive else Outcome.PASSED)
     return {**base, "outcome": verdict, "result": outcome.to_dict(), "report": str(outcome)}
+
+
+def _record_payloads(outcome: AssertResult, ctx: Ctx) -> None:
+    """Every payload run reaches the sidecar: those the body's result does not carry are
+    added as recorded only (the body chose not to judge them)."""
+    for run in ctx.payload_runs:
+        if not any(run is p for p in outcome.payloads):
+            run.judged = False
+            outcome.payloads.append(run)

@@ -71,7 +71,7 @@ class KtstrItem(pytest.Item):
 
 
 def summary_line(r: RunResult) -> str:
-    """Seed 001's result line, then the stats block when there is one."""
+    """Seed 001's result line, then the stats and payload blocks when there are some."""
     word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
             f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s"
@@ -80,7 +80,8 @@ def summary_line(r: RunResult) -> str:
         # The why first: the violated thresholds or the error, then the stats.
         body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))
     else:
-        i = r.report.find("--- stats ---")
+        blocks = [r.report.find(b) for b in ("--- stats ---", "--- payloads ---")]
+        i = min((j for j in blocks if j >= 0), default=-1)
         body = r.report[i:].rstrip() if i >= 0 else ""
     return head + ("\n" + body if body else "")
 

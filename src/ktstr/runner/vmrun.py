@@ -111,6 +111,8 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     accel = choose_accel()
     # A missing scheduler, the test's own or a staged one, fails before a boot.
     order, staged = scheduler_orders(test, kernel, accel)
+    for payload in test.payloads():  # and so does a missing payload binary
+        payload.check_runnable()
     started = time.monotonic()
     res = RunResult(test_id=where.test_id, outcome=CRASHED, topology=str(test.topology),
                     kernel=kernel.key, accel=accel, scheduler=test.scheduler.name)

@@ -8,7 +8,8 @@ seconds; a `datetime.timedelta` is accepted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
+from ktstr.payload import Payload, PayloadResult
+from ktstr.payload import start as start_payload
 from ktstr.scenario.cgroups import CgroupManager
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs
@@ -72,6 +75,9 @@ class Ctx:
     scheduler: SchedulerControl | None = None
     work_type_override: WorkType | None = None
     current_step: int = 0
+    # Every payload run of the test, in order: the guest agent sends their metrics to the
+    # sidecar even when the body does not return them.
+    payload_runs: list[PayloadResult] = field(default_factory=list)
 
     @classmethod
     def create(cls, *, checks: Assert, duration: float | timedelta,
@@ -98,6 +104,20 @@ class Ctx:
         """The attached scheduler's pid, as it is now (None under EEVDF): scheduler ops
         change it mid-run."""
         return self.scheduler.pid if self.scheduler is not None else None
+
+    def payload(self, p: Payload, args: Iterable[str] = (), *, cgroup: str | None = None,
+                timeout: float | None = None) -> PayloadResult:
+        """Run `p` now and wait for it (at most `timeout` s, then SIGKILL): its metrics and
+        verdict. `args` follow its default args; `cgroup` (created by the test) holds it
+        from before it execs. Merge `.result` into the body's result to judge it."""
+        if isinstance(args, str):
+            raise ConfigError(f"ctx.payload: args={args!r} is a single string; hint: pass a "
+                              f"list, e.g. [{args!r}]")
+        cgroup_dir = None if cgroup is None else self.cgroups.path(cgroup)
+        run = start_payload(p, list(args), cgroup=cgroup or "", cgroup_dir=cgroup_dir)
+        result = run.wait(timeout)
+        self.payload_runs.append(result)
+        return result
 
     def close(self) -> None:
         """Remove the test's cgroups (and any task left in them)."""

@@ -6,15 +6,19 @@ describes the change: `execute_steps` (steps.py) applies it through
 `ctx.cgroups` and `WorkloadHandle`. `names()` lists the cgroups an op refers
 to, so a step list can be checked for unknown names before anything runs.
 
-The scheduler ops drive `ctx.scheduler` (the run's scheduler slot); snapshot and
-payload ops are not here yet.
+Payload ops (`run_payload`, `wait_payload`, `kill_payload`) address a run by
+its payload's name and cgroup; their rules are in ktstr.payload.run and steps.py.
+The scheduler ops drive `ctx.scheduler` (the run's scheduler slot); snapshot ops
+are not here yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
+from ktstr.payload import Payload
 from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scheduler import Scheduler
 from ktstr.work import SpinWait, WorkType
@@ -110,6 +114,26 @@ class Op:
     def replace_scheduler(scheduler: Scheduler) -> ReplaceScheduler:
         """Stop the attached scheduler (if any) and attach `scheduler` instead."""
         return ReplaceScheduler(scheduler)
+
+    @staticmethod
+    def run_payload(payload: Payload, args: Iterable[str] = (),
+                    cgroup: str | None = None) -> RunPayload:
+        """Start `payload` in the background with `args` after its default args, in
+        `cgroup` (placed before it execs) or, with None, in the runner's own cgroup."""
+        if isinstance(args, str):
+            raise ConfigError(f"Op.run_payload: args={args!r} is a single string; hint: pass "
+                              f"a list, e.g. [{args!r}]")
+        return RunPayload(payload, tuple(str(a) for a in args), cgroup)
+
+    @staticmethod
+    def wait_payload(name: str, cgroup: str | None = None) -> WaitPayload:
+        """Block until the payload `name` (in `cgroup`, if given) exits; record its metrics."""
+        return WaitPayload(name, cgroup)
+
+    @staticmethod
+    def kill_payload(name: str, cgroup: str | None = None) -> KillPayload:
+        """SIGKILL the payload `name` (in `cgroup`, if given); record its metrics."""
+        return KillPayload(name, cgroup)
 
 
 def _check_name(what: str, name: object) -> None:
@@ -330,3 +354,48 @@ class ReplaceScheduler(SchedulerOp):
 
     def __repr__(self) -> str:
         return f"Op.replace_scheduler({self.scheduler.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class RunPayload(Op):
+    payload: Payload
+    args: tuple[str, ...] = ()
+    cgroup: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.payload, Payload):
+            raise ConfigError(f"Op.run_payload: {self.payload!r} is not a Payload; hint: "
+                              "build one with Payload.binary(...) or use ktstr.payloads")
+        if self.cgroup is not None:
+            _check_name("Op.run_payload: cgroup", self.cgroup)
+
+    def names(self) -> tuple[str, ...]:
+        return () if self.cgroup is None else (self.cgroup,)
+
+
+def _check_payload_name(what: str, name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what}: payload name {name!r} is empty; hint: pass the "
+                          "Payload's name, e.g. STRESS_NG.name")
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPayload(Op):
+    name: str
+    cgroup: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_payload_name("Op.wait_payload", self.name)
+        if self.cgroup is not None:
+            _check_name("Op.wait_payload: cgroup", self.cgroup)
+
+
+@dataclass(frozen=True, slots=True)
+class KillPayload(Op):
+    name: str
+    cgroup: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_payload_name("Op.kill_payload", self.name)
+        if self.cgroup is not None:
+            _check_name("Op.kill_payload: cgroup", self.cgroup)

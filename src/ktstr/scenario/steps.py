@@ -19,6 +19,15 @@ judged then. Every collected report carries `step = ctx.current_step` at the
 time of collection. A frozen cgroup is thawed before its workers are asked to
 stop. Workers are killed and cgroups removed in a `finally`, whatever raised.
 
+Payloads (`Op.run_payload`) run in the background until `Op.wait_payload` /
+`Op.kill_payload`, until their cgroup is removed (a step's setup cgroup at the
+step's end, or `Op.remove_cgroup`), or until the scenario ends: whatever still
+runs then is killed. Each run's metrics and checks land in the result's
+`payloads`, recorded, not judged (seed 004: a payload op's checks do not fail
+the test; use `ctx.payload` to gate on them). Starting a name again where it
+still runs, and waiting for or killing one that is not running, are errors,
+found before anything runs where the step list shows them.
+
 A `Backdrop` (backdrop.py) adds cgroups and ops set up at step 0, before step
 1, that persist like op-added cgroups and are judged after the last step.
 
@@ -45,8 +54,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import overload
 
-from ktstr.checks import AssertResult
+from ktstr.checks import AssertResult, PayloadResult
 from ktstr.errors import ConfigError
+from ktstr.payload import LivePayloads, Payload, RunningPayload
+from ktstr.payload import start as start_payload
+from ktstr.payload.run import already_running, not_one
 from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx, SchedulerControl
@@ -59,11 +71,13 @@ from ktstr.scenario.ops import (
     ClearCpuset,
     DetachScheduler,
     FreezeCgroup,
+    KillPayload,
     MoveAllTasks,
     Op,
     RemoveCgroup,
     ReplaceScheduler,
     RestartScheduler,
+    RunPayload,
     SchedulerOp,
     SetAffinity,
     SetCpuset,
@@ -71,6 +85,7 @@ from ktstr.scenario.ops import (
     StopCgroup,
     SwapCpusets,
     UnfreezeCgroup,
+    WaitPayload,
 )
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
 
@@ -138,6 +153,12 @@ class Step:
         """A step that applies one op and holds."""
         return cls(ops=(op,), hold=hold)
 
+    @classmethod
+    def with_payload(cls, payload: Payload, hold: HoldSpec = HoldSpec.FULL) -> Step:
+        """A step that starts `payload` (default args, runner's cgroup) and holds; stop it
+        with `Op.wait_payload`/`Op.kill_payload` later, or it is killed at the end."""
+        return cls(ops=(Op.run_payload(payload),), hold=hold)
+
     def set_ops(self, ops: Iterable[Op]) -> Step:
         """A copy with `ops` REPLACING this step's ops (as the seed's `set_ops`)."""
         return Step(ops, self.setup, self._hold)
@@ -167,10 +188,12 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step], backdrop: Backdrop | None = 
         raise ConfigError(f"execute_steps: backdrop {backdrop!r} is not a Backdrop; hint: "
                           "e.g. Backdrop(cgroups=[CgroupDef('bg')])")
     state = _Names()
+    payloads: list[tuple[str, str]] = []  # (name, cgroup) of payloads running here
     if backdrop is not None:
         plan_defs(ctx, backdrop.cgroups)  # cpusets, affinities on this topology
         state.live |= backdrop.names
         state.check_ops(ctx, "backdrop", backdrop.ops, set(state.live), set(), loop=False)
+        _check_payload_ops("backdrop", backdrop.ops, payloads)
     for i, step in enumerate(steps, 1):
         if not isinstance(step, Step):
             raise ConfigError(f"step {i}: {step!r} is not a Step; hint: build it with "
@@ -194,6 +217,11 @@ def validate_steps(ctx: Ctx, steps: Sequence[Step], backdrop: Backdrop | None = 
             state.check_ops(ctx, f"{where} (the loop's second pass)", step.ops, visible,
                             local or set(), loop=True, again=True)
         state.frozen &= state.live  # a step's setup cgroups end with it, frozen or not
+        # A loop step applies its ops again: a second pass shows a payload started twice.
+        for _ in range(2 if step.hold.is_loop else 1):
+            _check_payload_ops(where, step.ops, payloads)
+        if local is not None and not step.hold.is_loop:
+            payloads[:] = [p for p in payloads if p[1] not in local]
 
 
 class _Names:
@@ -256,6 +284,31 @@ def _check_group(where: str, op: Spawn, workers: int) -> None:
                           f"workers={max(group, workers - workers % group)}")
 
 
+def _check_payload_ops(where: str, ops: Sequence[Op], running: list[tuple[str, str]]) -> None:
+    """Apply the payload rules of ktstr.payload.run to `running`, raising where broken."""
+    for op in ops:
+        try:
+            if isinstance(op, RunPayload):
+                op.payload.locate()  # a missing binary fails before anything runs
+                key = (op.payload.name, op.cgroup or "")
+                if key in running:
+                    raise already_running(*key)
+                running.append(key)
+            elif isinstance(op, WaitPayload | KillPayload):
+                tag = "Op.wait_payload" if isinstance(op, WaitPayload) else "Op.kill_payload"
+                found = [p for p in running
+                         if p[0] == op.name and (op.cgroup is None or p[1] == op.cgroup)]
+                if len(found) != 1:
+                    raise not_one(tag, op.name, op.cgroup, [c for _, c in found])
+                running.remove(found[0])
+            elif isinstance(op, RemoveCgroup):
+                running[:] = [p for p in running if p[1] != op.name]
+            elif isinstance(op, MoveAllTasks):
+                running[:] = [(n, op.dst if c == op.src else c) for n, c in running]
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+
 def _check_names(where: str, op: Op, visible: set[str], local: set[str], loop: bool) -> None:
     for name in op.names():
         if name in visible:
@@ -311,6 +364,7 @@ class _Run:
         self.persistent: list[str] = []  # op-added cgroups, in creation order
         self.local: list[str] = []  # the current step's setup cgroups
         self.next_idx = 0
+        self.payloads = LivePayloads()
 
     # -- workers -------------------------------------------------------------------
 
@@ -335,6 +389,18 @@ class _Run:
                                        for r in h.stop_and_collect()]
         self.result.merge(self.ctx.checks.assert_cgroup(reports, self.cpusets.get(name),
                                                         name=name))
+
+    # -- payloads ----------------------------------------------------------------------
+
+    def record(self, run: RunningPayload, how: Callable[[RunningPayload], PayloadResult]) -> None:
+        """Reap `run` with `how` (wait or kill); keep its metrics, do not judge them."""
+        result = how(run)
+        self.result.payloads.append(result)
+        self.ctx.payload_runs.append(result)
+
+    def kill_payloads_in(self, cgroup: str) -> None:
+        for run in self.payloads.take_in(cgroup):
+            self.record(run, RunningPayload.kill)
 
     # -- setup and steps -------------------------------------------------------------
 
@@ -375,14 +441,18 @@ class _Run:
             self.apply(op)
 
     def end_step(self) -> None:
-        """Judge and remove the step's setup cgroups."""
+        """Judge and remove the step's setup cgroups (payloads in them are killed first)."""
         for name in list(self.local):
+            self.kill_payloads_in(name)
             self.collect(name)
         while self.local:
             self._remove(self.local[-1])
 
     def finish(self) -> None:
-        """After the last step: judge what op-spawned workers remain, remove op cgroups."""
+        """After the last step: kill payloads still running, judge what op-spawned workers
+        remain, remove op cgroups."""
+        for run in self.payloads.take_all():
+            self.record(run, RunningPayload.kill)
         for name in list(self.handles):
             self.collect(name)
         while self.persistent:
@@ -402,6 +472,11 @@ class _Run:
                 self.ctx.cgroups.unfreeze(name)
             except Exception as err:
                 log.error("thawing cgroup %s failed: %s", name, err)
+        for run in self.payloads.take_all():
+            try:
+                run.kill()
+            except Exception as err:
+                log.error("killing payload %s (pid %d) failed: %s", run.name, run.pid, err)
         kill_and_remove(self.ctx, self.every_handle, self.persistent + self.local)
 
     # -- ops ---------------------------------------------------------------------------
@@ -415,6 +490,7 @@ class _Run:
             self.persistent.append(op.name)
             self.cpusets[op.name] = None
         elif isinstance(op, RemoveCgroup):
+            self.kill_payloads_in(op.name)
             self.collect(op.name)
             self._remove(op.name)
         elif isinstance(op, SetCpuset):
@@ -443,6 +519,9 @@ class _Run:
         elif isinstance(op, MoveAllTasks):
             cg.move_tasks(op.src, op.dst)
             self.handles.setdefault(op.dst, []).extend(self.handles.pop(op.src, []))
+            for run in self.payloads.runs:  # payloads moved too: address them by dst now
+                if run.cgroup == op.src:
+                    run.cgroup = op.dst
         elif isinstance(op, FreezeCgroup):
             cg.freeze(op.name)
             self.frozen.add(op.name)
@@ -451,6 +530,17 @@ class _Run:
             self.frozen.discard(op.name)
         elif isinstance(op, CaptureCgroupProcs):
             self.captures[op.tag] = list(cg.procs(op.cgroup))
+        elif isinstance(op, RunPayload):
+            self.payloads.check_free(op.payload.name, op.cgroup or "")
+            cgroup_dir = None if op.cgroup is None else cg.path(op.cgroup)
+            self.payloads.add(start_payload(op.payload, op.args, cgroup=op.cgroup or "",
+                                            cgroup_dir=cgroup_dir, judged=False))
+        elif isinstance(op, WaitPayload):
+            self.record(self.payloads.take("Op.wait_payload", op.name, op.cgroup),
+                        RunningPayload.wait)
+        elif isinstance(op, KillPayload):
+            self.record(self.payloads.take("Op.kill_payload", op.name, op.cgroup),
+                        RunningPayload.kill)
         else:  # pragma: no cover - every variant above
             raise ConfigError(f"op {op!r} is not supported by execute_steps")
 
