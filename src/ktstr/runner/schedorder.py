@@ -1,7 +1,9 @@
 """From a test's `Scheduler` to the guest's orders for it, resolved before any boot.
 
 Seed 003's merge order: the binary (found now: a missing one fails the test
-before a VM starts), `--config FILE` for a `config_file`, the scheduler's
+before a VM starts), `--config FILE` for a `config_file` or the substituted
+template of a `config_file_def` (the test's inline `config=` travels in the
+orders, written to the declared guest path before the start), the scheduler's
 `sched_args`, `--cell-parent-cgroup PATH` for a `cgroup_parent`, then the
 test's `extra_sched_args`. Sysctls travel with the orders (applied in the
 guest before the start); kargs go on the guest kernel's command line. Host
@@ -44,6 +46,9 @@ def scheduler_order(test: KtstrTest, kernel: Kernel, accel: str) -> dict[str, An
                               "not exist; hint: give a path relative to the working directory "
                               "or an absolute one")
         argv += ["--config", str(config)]
+    argv += sched.config_args(test.config)
+    files = ([(sched.config_file_def[1], test.config)]
+             if sched.config_file_def is not None and test.config is not None else [])
     argv += list(sched.sched_args)
     if sched.cgroup_parent is not None:
         argv += ["--cell-parent-cgroup", sched.cgroup_parent]
@@ -53,6 +58,7 @@ def scheduler_order(test: KtstrTest, kernel: Kernel, accel: str) -> dict[str, An
                           f"arguments ({argv}); hint: put them in its enable commands")
     order = SchedulerOrder(name=sched.name, argv=argv, enable=list(spec.enable),
                            disable=list(spec.disable), sysctls=list(sched.sysctls.items()),
+                           files=files,
                            attach_timeout_s=ATTACH_TIMEOUT_S[accel],
                            watchdog_timeout_s=test.watchdog_timeout_s)
     return asdict(order)
