@@ -110,3 +110,12 @@ def test_an_empty_filter_accepts_every_kernel_and_any_entry_suffices():
     assert kernel_filter_accepts((), e)
     assert kernel_filter_accepts(("6.14", "7.0..=7.2.99"), e)
     assert not kernel_filter_accepts(("6.14", "6.15..=7.0"), e)
+
+
+def test_a_schedulers_bad_kernels_entry_fails_its_declaration():
+    from ktstr.scheduler import Scheduler
+
+    with pytest.raises(ConfigError, match=r"scheduler s: kernels: kernel range '7.0..6.1' is "
+                       "inverted"):
+        Scheduler("s", kernels=["6.14", "7.0..6.1"])
+    assert Scheduler("s", kernels=["6.14", "6.15..=7.0"]).kernels == ("6.14", "6.15..=7.0")

@@ -20,7 +20,7 @@ import ctypes
 import os
 import platform
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.system import fs
@@ -30,13 +30,23 @@ PROC = Path("/proc")
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_BTF_GET_FD_BY_ID = 19
 
 # struct bpf_prog_info (include/uapi/linux/bpf.h): the fields we read, by offset.
 PROG_INFO_SIZE = 232
 _OFF_TYPE, _OFF_TAG = 0, 8  # type, then id
 _OFF_XLATED_LEN = 20
 _OFF_NAME, NAME_LEN = 64, 16  # BPF_OBJ_NAME_LEN
+_OFF_BTF_ID, _OFF_FUNC_INFO_REC_SIZE, _OFF_FUNC_INFO, _OFF_NR_FUNC_INFO = 128, 132, 136, 144
 _OFF_VERIFIED_INSNS = 216
+FUNC_INFO_REC_SIZE = 8  # struct bpf_func_info {insn_off, type_id}
+BTF_INFO_SIZE = 32  # struct bpf_btf_info {btf, btf_size, id, name, name_len, kernel_btf}
+
+# BTF (include/uapi/linux/btf.h): bytes that follow each type's 12-byte header, by kind.
+BTF_KIND_FUNC = 12
+_BTF_EXTRA_FIXED = {1: 4, 3: 12, 14: 4, 17: 4}  # INT, ARRAY, VAR, DECL_TAG
+_BTF_EXTRA_PER_MEMBER = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}  # STRUCT ... ENUM64
+_BTF_KIND_MAX = 19
 
 #: enum bpf_prog_type, the names bpftool prints.
 PROG_TYPES = (
@@ -124,20 +134,82 @@ def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
     return ret
 
 
+def _get_fd_by_id(cmd: int, obj_id: int) -> int:
+    return _bpf(cmd, ctypes.create_string_buffer(struct.pack("=III", obj_id, 0, 0), 128))
+
+
+def _info_by_fd(fd: int, info: ctypes.Array[ctypes.c_char]) -> None:
+    req = struct.pack("=IIQ", fd, len(info), ctypes.addressof(info))
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, ctypes.create_string_buffer(req, 128))
+
+
 def prog_info(prog_id: int) -> ProgInfo:
     """The kernel's `bpf_prog_info` of program `prog_id`; OSError (ENOENT once unloaded,
-    EPERM without CAP_SYS_ADMIN)."""
-    attr = ctypes.create_string_buffer(struct.pack("=III", prog_id, 0, 0), 128)
-    fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+    EPERM without CAP_SYS_ADMIN). The kernel keeps 15 characters of a name; the full
+    one comes from the program's BTF when it has some (as bpftool does)."""
+    fd = _get_fd_by_id(BPF_PROG_GET_FD_BY_ID, prog_id)
     try:
+        func = ctypes.create_string_buffer(FUNC_INFO_REC_SIZE)
         info = ctypes.create_string_buffer(PROG_INFO_SIZE)
-        req = ctypes.create_string_buffer(
-            struct.pack("=IIQ", fd, PROG_INFO_SIZE, ctypes.addressof(info)), 128)
-        _bpf(BPF_OBJ_GET_INFO_BY_FD, req)
+        struct.pack_into("=IQI", info, _OFF_FUNC_INFO_REC_SIZE, FUNC_INFO_REC_SIZE,
+                         ctypes.addressof(func), 1)
+        _info_by_fd(fd, info)
         raw = info.raw
     finally:
         os.close(fd)
-    return decode_prog_info(raw)
+    decoded = decode_prog_info(raw)
+    (btf_id,) = struct.unpack_from("=I", raw, _OFF_BTF_ID)
+    (nr_func_info,) = struct.unpack_from("=I", raw, _OFF_NR_FUNC_INFO)
+    if btf_id and nr_func_info and len(decoded.name) == NAME_LEN - 1:
+        (_insn_off, type_id) = struct.unpack("=II", func.raw)
+        full = _btf_func_name(btf_id, type_id)
+        if full is not None and full.startswith(decoded.name):
+            decoded = replace(decoded, name=full)
+    return decoded
+
+
+def _btf_func_name(btf_id: int, type_id: int) -> str | None:
+    """The name of FUNC `type_id` in BTF object `btf_id`; None if it cannot be read."""
+    try:
+        fd = _get_fd_by_id(BPF_BTF_GET_FD_BY_ID, btf_id)
+    except OSError:
+        return None
+    try:
+        info = ctypes.create_string_buffer(BTF_INFO_SIZE)
+        _info_by_fd(fd, info)  # with btf_size 0: learn the size
+        (size,) = struct.unpack_from("=I", info.raw, 8)
+        data = ctypes.create_string_buffer(size)
+        info = ctypes.create_string_buffer(BTF_INFO_SIZE)
+        struct.pack_into("=QI", info, 0, ctypes.addressof(data), size)
+        _info_by_fd(fd, info)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return btf_type_name(data.raw, type_id, want_kind=BTF_KIND_FUNC)
+
+
+def btf_type_name(btf: bytes, type_id: int, want_kind: int | None = None) -> str | None:
+    """The name of type `type_id` (1-based) in a standalone BTF blob; None when the blob
+    is not BTF, holds a kind this reader does not know, or the type is another kind."""
+    if len(btf) < 24 or struct.unpack_from("<H", btf, 0)[0] != 0xEB9F:
+        return None
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", btf, 4)
+    types, strings = hdr_len + type_off, hdr_len + str_off
+    at, end, tid = types, types + type_len, 1
+    while at + 12 <= end:
+        name_off, info, _size = struct.unpack_from("<III", btf, at)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind > _BTF_KIND_MAX:
+            return None
+        if tid == type_id:
+            if (want_kind is not None and kind != want_kind) or name_off >= str_len:
+                return None
+            start = strings + name_off
+            return btf[start:btf.index(b"\0", start)].decode(errors="replace")
+        at += 12 + _BTF_EXTRA_FIXED.get(kind, 0) + _BTF_EXTRA_PER_MEMBER.get(kind, 0) * vlen
+        tid += 1
+    return None
 
 
 def decode_prog_info(raw: bytes) -> ProgInfo:
