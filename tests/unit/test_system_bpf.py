@@ -86,3 +86,18 @@ def test_btf_type_name_walks_every_kind_to_the_function():
 def test_btf_type_name_gives_up_on_what_is_not_btf_or_an_unknown_kind():
     assert bpf.btf_type_name(b"\0" * 40, 1) is None
     assert bpf.btf_type_name(btf_blob([btf_type(0, 25, 0, 0)], b"\0"), 1) is None
+
+
+def test_session_progs_gathers_the_programs_of_every_process_in_the_session(tmp_path):
+    def proc(pid, session, fds):
+        fake_proc(tmp_path, pid, fds)
+        (tmp_path / str(pid) / "stat").write_text(
+            f"{pid} (sh (wrap)) S 1 {session} {session} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0\n")
+
+    proc(100, 100, {})  # the wrapper: a shell holding nothing
+    proc(101, 100, {4: PROG_FDINFO.format(id=7, n=34), 5: PROG_FDINFO.format(id=9, n=42)})
+    proc(102, 100, {6: PROG_FDINFO.format(id=9, n=42)})  # a thread-like sharer of prog 9
+    proc(200, 200, {4: PROG_FDINFO.format(id=3, n=5)})  # someone else's program
+    (tmp_path / "self").mkdir()
+    progs = bpf.session_progs(100, tmp_path)
+    assert [p.prog_id for p in progs] == [7, 9]

@@ -122,8 +122,12 @@ class ManagedScheduler:
         """Launch and wait until attached; SchedulerFailed ("never attached") otherwise."""
         o = self.order
         for path, content in o.files:  # the test's inline config (config_file_def)
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(content)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(content)
+            except OSError as e:
+                self.run.end, self.run.message = SchedEnd.NEVER, f"cannot write {path}: {e}"
+                raise SchedulerFailed(self.run) from e
         for key, value in o.sysctls:
             sched_ext.set_sysctl(key, value)
         started = time.monotonic()
@@ -241,7 +245,7 @@ class ManagedScheduler:
             return []
         out: list[dict[str, Any]] = []
         try:
-            progs = bpf.process_progs(self._proc.pid)
+            progs = bpf.session_progs(self._proc.pid)  # its own session: start_new_session
         except (OSError, KtstrError) as e:
             return [{"error": f"cannot list the scheduler's BPF programs: {e}"}]
         for fdp in progs:

@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ktstr.system import fs
+from ktstr.system import fs, proc
 
 PROC = Path("/proc")
 
@@ -118,6 +118,25 @@ def process_progs(pid: int, root: Path = PROC) -> list[FdProg]:
         insns = info.get("verified_insns")
         seen.setdefault(prog_id, FdProg(fd, prog_id, int(info["prog_type"]),
                                         int(insns) if insns and insns.isdigit() else None))
+    return sorted(seen.values(), key=lambda p: p.prog_id)
+
+
+def session_progs(sid: int, root: Path = PROC) -> list[FdProg]:
+    """The BPF programs held by any process of session `sid` (a scheduler started in a
+    session of its own, through a wrapper that forks, still has its programs found),
+    once each by program id."""
+    seen: dict[int, FdProg] = {}
+    for name in sorted(os.listdir(root), key=lambda n: (len(n), n)):
+        if not name.isdigit():
+            continue
+        text = fs.read_optional(root / name / "stat")
+        try:
+            in_session = text is not None and int(proc.parse_stat(text)[5]) == sid
+        except (ValueError, IndexError):
+            in_session = False
+        if in_session:
+            for p in process_progs(int(name), root):
+                seen.setdefault(p.prog_id, p)
     return sorted(seen.values(), key=lambda p: p.prog_id)
 
 
