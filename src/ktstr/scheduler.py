@@ -6,11 +6,17 @@ scheduler in the guest is the runner's and the guest agent's job.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import ClassVar
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
+from ktstr.kernelid import parse_kernel_id
+
+#: What `config_file_def`'s argument template names the guest path by.
+CONFIG_FILE_PLACEHOLDER = "{file}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,52 @@ class Scheduler:
                 raise ConfigError(f"scheduler {self.name}: {name}={value!r} is one string; "
                                   f"hint: a list of them, {name}=[{value!r}]")
             object.__setattr__(self, name, tuple(value))
+        for spec in self.kernels:
+            try:
+                parse_kernel_id(spec)
+            except ConfigError as e:
+                raise ConfigError(f"scheduler {self.name}: kernels: {e}") from None
+        if self.config_file_def is not None:
+            object.__setattr__(self, "config_file_def", self._checked_config_file_def())
+
+    def _checked_config_file_def(self) -> tuple[str, str]:
+        """Seed 003's inline-config seam: `(arg_template, guest_path)`, checked whole."""
+        value = self.config_file_def
+        if (not isinstance(value, tuple | list) or len(value) != 2
+                or not all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"scheduler {self.name}: config_file_def={value!r} is not an "
+                              "(arg_template, guest_path) pair of strings; hint: "
+                              "('--config={file}', '/include-files/my.json')")
+        template, guest_path = value
+        if self.binary is not None and self.binary.kind in ("eevdf", "kernel_builtin"):
+            raise ConfigError(f"scheduler {self.name}: config_file_def needs a scheduler binary "
+                              f"to pass the file to, and {self.binary.kind} has none; hint: "
+                              "drop config_file_def")
+        if self.config_file is not None:
+            raise ConfigError(f"scheduler {self.name}: config_file and config_file_def are "
+                              "alternatives, both are set; hint: config_file for a host file, "
+                              "config_file_def for a test's inline config=")
+        if CONFIG_FILE_PLACEHOLDER not in template:
+            raise ConfigError(f"scheduler {self.name}: config_file_def template {template!r} "
+                              f"has no {CONFIG_FILE_PLACEHOLDER}; hint: "
+                              f"'--config={CONFIG_FILE_PLACEHOLDER}'")
+        pure = PurePosixPath(guest_path)
+        if not pure.is_absolute() or guest_path.endswith("/") or ".." in pure.parts \
+                or pure == PurePosixPath("/"):
+            raise ConfigError(f"scheduler {self.name}: config_file_def guest path "
+                              f"{guest_path!r} is not an absolute file path; hint: "
+                              "'/include-files/my.json'")
+        return template, guest_path
+
+    def config_args(self, content: str | None) -> list[str]:
+        """The arguments the config seam puts first in the scheduler's command line:
+        the template with `{file}` substituted (split like a shell word list, so
+        '--config {file}' is two arguments), or nothing without content."""
+        if self.config_file_def is None or content is None:
+            return []
+        template, guest_path = self.config_file_def
+        return [word.replace(CONFIG_FILE_PLACEHOLDER, guest_path)
+                for word in shlex.split(template)]
 
     @property
     def spec(self) -> SchedulerSpec:

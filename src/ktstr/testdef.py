@@ -9,6 +9,7 @@ so pytest marks (`@pytest.mark.xfail`) can be stacked on it.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,33 @@ def _build(fn: TestBody, attrs: dict[str, Any]) -> KtstrTest:
         raise ConfigError(f"@ktstr_test on {name}: {e}") from None
 
 
+def inline_config(value: Any, scheduler: Scheduler) -> str | None:
+    """The test's `config=` as the text the guest file gets (a dict becomes JSON), paired
+    with the scheduler's `config_file_def` both ways: content needs a seam to go through,
+    and a seam with no content would start the scheduler without the config it declares."""
+    seam = scheduler.config_file_def
+    if value is None:
+        if seam is not None:
+            raise ConfigError(f"scheduler {scheduler.name} takes its config inline "
+                              f"(config_file_def={seam!r}) and the test gives none; "
+                              "hint: config={...} (a dict is written as JSON) or a string")
+        return None
+    if seam is None:
+        raise ConfigError(f"config= is given but scheduler {scheduler.name} has no "
+                          "config_file_def to pass it through; hint: declare the scheduler "
+                          "with config_file_def=('--config={file}', '/include-files/x.json')")
+    if isinstance(value, dict):
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config= dict is not JSON-serializable ({e}); hint: plain "
+                              "dicts, lists, strings, numbers, booleans and None") from None
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"config={value!r} is a {type(value).__name__}; hint: a dict (written "
+                      "as JSON) or the file's text as a str")
+
+
 def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
              check_fields: set[str]) -> KtstrTest:
     scheduler = attrs.pop("scheduler", Scheduler.EEVDF)
@@ -131,6 +159,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         raise ConfigError(f"memory_mb={memory!r} must be an integer >= 256")
     timeout = attrs.pop("timeout_s", None)
     payload, workloads = _payloads(attrs.pop("payload", None), attrs.pop("workloads", ()))
+    config = inline_config(attrs.pop("config", None), scheduler)
     checks = Assert(**{k: attrs.pop(k) for k in list(attrs) if k in check_fields})
     constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
     return KtstrTest(
@@ -138,8 +167,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         workers_per_cgroup=workers, memory_mb=memory, scheduler=scheduler,
         staged_schedulers=staged,
         extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,
-        constraints=constraints, payload=payload, workloads=workloads,
-        config=attrs.pop("config", None),
+        constraints=constraints, payload=payload, workloads=workloads, config=config,
         performance_mode=bool(attrs.pop("performance_mode", False)),
         auto_repro=bool(attrs.pop("auto_repro", True)),
         timeout_s=None if timeout is None else seconds("timeout_s", timeout))

@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ktstr.system import sched_ext
+from ktstr.errors import KtstrError
+from ktstr.system import bpf, sched_ext
 
 
 class SchedEnd:
@@ -61,6 +62,9 @@ class SchedulerRun:
     output_tail: str = ""
     kernel_log: list[str] = field(default_factory=list)  # the sched_ext lines of the run
     watchdog: str = ""  # what became of the test's watchdog_timeout_s
+    # Its BPF programs once attached (ktstr.system.bpf.ProgInfo.to_dict() each, plus the
+    # fdinfo's own verified_insns): what the verifier accepted, for the verifier sweep.
+    programs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -91,12 +95,14 @@ class SchedulerOrder:
     enable: list[str] = field(default_factory=list)  # shell commands (kernel built-in)
     disable: list[str] = field(default_factory=list)
     sysctls: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, str]] = field(default_factory=list)  # (guest path, content)
     attach_timeout_s: float = 30.0
     watchdog_timeout_s: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SchedulerOrder:
-        return cls(**{**d, "sysctls": [tuple(kv) for kv in d.get("sysctls", [])]})
+        return cls(**{**d, "sysctls": [tuple(kv) for kv in d.get("sysctls", [])],
+                      "files": [tuple(pc) for pc in d.get("files", [])]})
 
 
 class ManagedScheduler:
@@ -115,6 +121,13 @@ class ManagedScheduler:
     def start(self) -> None:
         """Launch and wait until attached; SchedulerFailed ("never attached") otherwise."""
         o = self.order
+        for path, content in o.files:  # the test's inline config (config_file_def)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(content)
+            except OSError as e:
+                self.run.end, self.run.message = SchedEnd.NEVER, f"cannot write {path}: {e}"
+                raise SchedulerFailed(self.run) from e
         for key, value in o.sysctls:
             sched_ext.set_sysctl(key, value)
         started = time.monotonic()
@@ -132,6 +145,7 @@ class ManagedScheduler:
             if sched_ext.state() == "enabled" and ops:
                 self.run.ops, self.run.attach_s = ops, time.monotonic() - started
                 self.run.watchdog = self._watchdog_note()
+                self.run.programs = self._programs()
                 return
             if self._proc is not None and self._proc.poll() is not None:
                 break
@@ -223,6 +237,26 @@ class ManagedScheduler:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
+
+    def _programs(self) -> list[dict[str, Any]]:
+        """The scheduler process's BPF programs; never fails the run (a reader problem
+        becomes an entry with an `error`)."""
+        if self._proc is None:
+            return []
+        out: list[dict[str, Any]] = []
+        try:
+            progs = bpf.session_progs(self._proc.pid)  # its own session: start_new_session
+        except (OSError, KtstrError) as e:
+            return [{"error": f"cannot list the scheduler's BPF programs: {e}"}]
+        for fdp in progs:
+            entry: dict[str, Any] = {"id": fdp.prog_id, "type": bpf.prog_type_name(fdp.prog_type),
+                                     "fdinfo_verified_insns": fdp.verified_insns}
+            try:
+                entry.update(bpf.prog_info(fdp.prog_id).to_dict())
+            except OSError as e:
+                entry["error"] = f"bpf_prog_info: {e}"
+            out.append(entry)
+        return out
 
     def _watchdog_note(self) -> str:
         want = self.order.watchdog_timeout_s
