@@ -22,7 +22,7 @@ from ktstr.checks import Assert
 from ktstr.errors import ConfigError
 from ktstr.payload import LivePayloads, start
 from ktstr.scenario import TestTopology
-from ktstr.scenario.steps import validate_steps
+from ktstr.scenario.validate import validate_steps
 from ktstr.system.cgroup import cgroup2_mount
 from ktstr.topology import Topology
 

@@ -17,7 +17,8 @@ from ktstr.scenario.custom import collect_all, dfl_wl, setup_cgroups, spawn_dive
 from ktstr.scenario.execute import execute_defs
 from ktstr.scenario.hold import HoldSpec
 from ktstr.scenario.ops import Op
-from ktstr.scenario.steps import Step, execute_steps
+from ktstr.scenario.step import Step
+from ktstr.scenario.steps import execute_steps
 from ktstr.scenario.topo import TestTopology
 
 __all__ = [
