@@ -41,7 +41,7 @@ from ktstr.checks import AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx
-from ktstr.scenario.execute import kill_and_remove, plan_defs
+from ktstr.scenario.execute import kill_and_remove, placed_config, plan_defs
 from ktstr.scenario.hold import HoldSpec
 from ktstr.scenario.ops import (
     AddCgroup,
@@ -259,7 +259,7 @@ class _Run:
             self.cpusets[name] = plan.cpuset
             if plan.cpuset is not None:
                 self.ctx.cgroups.set_cpuset(name, plan.cpuset)
-            started.append(self._spawn(name, plan.config))
+            started.append(self._spawn(name, placed_config(self.ctx, plan)))
         for handle in started:
             handle.start()
 
