@@ -30,9 +30,16 @@ from ktstr.scheduler import Scheduler, SchedulerSpec, declare_scheduler
 from ktstr.testdef import KtstrTest, ktstr_test
 from ktstr.topology import Topology
 from ktstr.work import CloneMode, SchedPolicy, WorkType
-from ktstr.workload import WakeLatency, WorkerReport, WorkloadConfig, WorkloadHandle
+from ktstr.workload import (
+    AffinityIntent,
+    WakeLatency,
+    WorkerReport,
+    WorkloadConfig,
+    WorkloadHandle,
+)
 
 __all__ = [
+    "AffinityIntent",
     "Assert",
     "AssertResult",
     "Backdrop",

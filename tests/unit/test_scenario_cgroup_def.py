@@ -10,6 +10,7 @@ from ktstr.errors import ConfigError, KtstrError
 from ktstr.scenario import CgroupDef, CpusetSpec, TestTopology
 from ktstr.topology import Topology
 from ktstr.work import SpinWait
+from ktstr.workload import AffinityIntent
 
 TOPO = TestTopology.from_topology(Topology(1, 2, 2, 1))
 
@@ -69,3 +70,30 @@ def test_resolves_cpuset_and_affinity() -> None:
         CgroupDef("z", affinity=frozenset({7})).resolved_affinity(TOPO)
     with pytest.raises(ConfigError, match="LLC 4 does not exist"):
         CgroupDef("w", cpuset=CpusetSpec.llc(4)).resolved_cpuset(TOPO)
+
+
+def test_affinity_intent_gives_each_worker_its_own_mask() -> None:
+    d = CgroupDef("x", workers=3, cpuset=CpusetSpec.llc(1), affinity=AffinityIntent.single_cpu())
+    assert d.worker_affinity(TOPO, d.resolved_cpuset(TOPO), 3) == (
+        frozenset({2}), frozenset({3}), frozenset({2}))
+    # a CpusetSpec affinity still gives every worker the same set
+    same = CgroupDef("y", affinity=CpusetSpec.exact([1]))
+    assert same.worker_affinity(TOPO, None, 2) == frozenset({1})
+    assert CgroupDef("z").worker_affinity(TOPO, None, 2) is None
+    with pytest.raises(ConfigError, match=r"'x': affinity single_cpu\(\) gives each worker"):
+        d.resolved_affinity(TOPO)
+
+
+def test_affinity_intent_errors_name_the_cgroup() -> None:
+    d = CgroupDef("smt", affinity=AffinityIntent.smt_sibling_pair())
+    with pytest.raises(ConfigError) as info:
+        d.worker_affinity(TOPO, None, 2)
+    assert str(info.value) == (
+        "cgroup 'smt': affinity smt_sibling_pair() needs SMT, but topology 1n2l2c1t has one "
+        "thread per core; hint: run it with threads=2 in @ktstr_test")
+
+
+def test_affinity_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(ConfigError, match="affinity='llc' is not a CpusetSpec, an "
+                                          "AffinityIntent or a set of CPUs"):
+        CgroupDef("x", affinity="llc")  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from ktstr.scenario import custom as custom_mod
 from ktstr.scenario import execute as execute_mod
 from ktstr.topology import Topology
 from ktstr.work import SpinWait, YieldHeavy
-from ktstr.workload import WorkerReport, WorkloadConfig
+from ktstr.workload import AffinityIntent, WorkerReport, WorkloadConfig
 
 
 class FakeCgroups:
@@ -43,6 +43,13 @@ class FakeCgroups:
     def remove(self, name: str) -> None:
         self.log.append(("remove", name))
         self.live.discard(name)
+
+    #: What `cpuset.cpus.effective` reads for a cgroup (a parent's restriction shows here).
+    effective: ClassVar[dict[str, frozenset[int]]] = {}
+
+    def effective_cpus(self, name: str) -> frozenset[int]:
+        self.log.append(("effective_cpus", name))
+        return self.effective[name]
 
 
 class FakeHandle:
@@ -128,6 +135,33 @@ def test_swappable_defs_take_the_work_type_override(ctx: Ctx) -> None:
 def test_bad_cpuset_fails_before_anything_is_created(ctx: Ctx) -> None:
     with pytest.raises(ConfigError, match="LLC 5 does not exist"):
         execute_defs(ctx, [CgroupDef("a"), CgroupDef("b", cpuset=CpusetSpec.llc(5))])
+    assert ctx.cgroups.log == []  # type: ignore[attr-defined]
+    assert FakeHandle.spawned == []
+
+
+def test_affinity_intent_is_resolved_per_worker_on_the_effective_cpuset(ctx: Ctx) -> None:
+    FakeCgroups.effective = {"one": frozenset({3}), "llc": frozenset({0, 1, 2, 3})}
+    execute_defs(ctx, [
+        CgroupDef("one", workers=2, cpuset=CpusetSpec.llc(1),
+                  affinity=AffinityIntent.single_cpu()),
+        CgroupDef("llc", workers=3, affinity=AffinityIntent.llc_aligned()),
+        CgroupDef("plain", workers=1, affinity=CpusetSpec.exact([1])),
+    ])
+    cg: FakeCgroups = ctx.cgroups  # type: ignore[assignment]
+    assert ("effective_cpus", "one") in cg.log and ("effective_cpus", "plain") not in cg.log
+    one, llc, plain = FakeHandle.spawned
+    # planned on llc(1) = 2-3, but the kernel only lets the cgroup use CPU 3
+    assert one.cfg.affinity == (frozenset({3}), frozenset({3}))
+    assert llc.cfg.affinity == (frozenset({0, 1}), frozenset({2, 3}), frozenset({0, 1}))
+    assert plain.cfg.affinity == frozenset({1})
+
+
+def test_affinity_intent_the_topology_cannot_meet_fails_before_anything_is_created(
+        ctx: Ctx) -> None:
+    with pytest.raises(ConfigError, match=r"cgroup 'b': affinity smt_sibling_pair\(\) needs "
+                                          r"SMT, but topology 1n2l2c1t"):
+        execute_defs(ctx, [CgroupDef("a"),
+                           CgroupDef("b", affinity=AffinityIntent.smt_sibling_pair())])
     assert ctx.cgroups.log == []  # type: ignore[attr-defined]
     assert FakeHandle.spawned == []
 

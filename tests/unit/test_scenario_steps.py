@@ -15,7 +15,17 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ktstr import CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Scheduler, Step, execute_steps
+from ktstr import (
+    AffinityIntent,
+    CgroupDef,
+    CpusetSpec,
+    Ctx,
+    HoldSpec,
+    Op,
+    Scheduler,
+    Step,
+    execute_steps,
+)
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario import TestTopology
@@ -84,6 +94,10 @@ class FakeCgroups:
     def threads(self, name: str) -> list[int]:
         self._do("threads", name)
         return self.thread_members.get(name, self.members.get(name, []))
+
+    def effective_cpus(self, name: str) -> frozenset[int]:
+        self._do("effective_cpus", name)
+        return frozenset({1})  # as if a parent cgroup left only CPU 1
 
     def freeze(self, name: str) -> None:
         self._do("freeze", name)
@@ -452,3 +466,20 @@ def test_eevdf_is_not_attached_but_detached_to() -> None:
         Op.attach_scheduler(Scheduler.EEVDF)
     with pytest.raises(ConfigError, match="not a Scheduler"):
         Op.replace_scheduler("scx_simple")  # type: ignore[arg-type]
+
+
+def test_setup_with_an_affinity_intent_resolves_it_on_the_effective_cpuset(
+        ctx: Ctx, log: list[Any]) -> None:
+    execute_steps(ctx, [Step.with_defs([CgroupDef("a", workers=2, cpuset=CpusetSpec.llc(0),
+                                                  affinity=AffinityIntent.single_cpu())])])
+    assert log[:3] == [("create", "a"), ("set_cpuset", "a", (0, 1)), ("effective_cpus", "a")]
+    (handle,) = FakeHandle.spawned
+    assert handle.cfg.affinity == (frozenset({1}), frozenset({1}))
+
+
+def test_an_affinity_intent_the_topology_cannot_meet_fails_validation(ctx: Ctx,
+                                                                      log: list[Any]) -> None:
+    with pytest.raises(ConfigError, match=r"'s': affinity smt_sibling_pair\(\) needs SMT"):
+        execute_steps(ctx, [Step.hold(HoldSpec.fixed(1)), Step.with_defs(
+            [CgroupDef("s", affinity=AffinityIntent.smt_sibling_pair())])])
+    assert log == []  # refused before the first step ran

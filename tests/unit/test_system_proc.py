@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -99,3 +100,43 @@ def test_task_cpu_follows_a_pinned_child() -> None:
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+STATUS = """\
+Name:\tw0
+State:\tR (running)
+Tgid:\t4121
+Cpus_allowed:\t0f
+Cpus_allowed_list:\t0-2,3
+Mems_allowed_list:\t0
+"""
+
+
+def test_task_status_and_cpus_allowed_read_the_status_file(tmp_path: Path) -> None:
+    root = proc_tree(tmp_path, 4121, status=STATUS)
+    status = proc.task_status(4121, root)
+    assert (status["Name"], status["State"], status["Cpus_allowed"]) == ("w0", "R (running)",
+                                                                         "0f")
+    assert proc.task_cpus_allowed(4121, root) == frozenset({0, 1, 2, 3})
+
+
+@pytest.mark.parametrize("line", ["", "Cpus_allowed_list:\t\n", "Cpus_allowed_list:\t0-x\n"])
+def test_task_cpus_allowed_without_a_cpu_list_raises(tmp_path: Path, line: str) -> None:
+    root = proc_tree(tmp_path, 6, status="Name:\tw\n" + line)
+    with pytest.raises(fs.SysIoError, match=r"cannot parse .*/6/status: Cpus_allowed_list is"):
+        proc.task_cpus_allowed(6, root)
+
+
+def test_task_cpus_allowed_matches_sched_getaffinity_of_a_pinned_thread() -> None:
+    target = max(os.sched_getaffinity(0))
+    seen: list[frozenset[int]] = []
+
+    def pinned() -> None:
+        os.sched_setaffinity(0, {target})
+        seen.append(proc.task_cpus_allowed(threading.get_native_id()))
+
+    t = threading.Thread(target=pinned)
+    t.start()
+    t.join()
+    assert seen == [frozenset({target})]
+    assert proc.task_cpus_allowed(os.getpid()) == frozenset(os.sched_getaffinity(0))

@@ -79,6 +79,21 @@ def test_group_arena_words_and_stamps_are_shared_and_zeroed_on_reuse() -> None:
         arena.stamp(again, 2)
 
 
+def test_group_arena_seat_releases_on_exit_and_on_error_calling_hooks() -> None:
+    arena = GroupArena(2, slots=2)
+    events: list[tuple[str, int]] = []
+    with arena.seat(5, on_seat=lambda s: events.append(("seat", s.role)),
+                    on_leave=lambda s: events.append(("leave", s.role))) as seat:
+        assert arena.present(seat) == 1 and events == [("seat", 0)]
+    assert events == [("seat", 0), ("leave", 0)]
+    assert arena.present(seat) == 0
+    with pytest.raises(RuntimeError, match="boom"), arena.seat(5) as seat:
+        raise RuntimeError("boom")
+    assert arena.present(seat) == 0  # released although the block raised
+    again = arena.claim(6)
+    assert (again.slot, again.role) == (0, 0)  # the slot is free again
+
+
 def test_group_arena_full_and_bad_sizes() -> None:
     arena = GroupArena(4, slots=2)
     arena.claim(1)

@@ -9,7 +9,7 @@ import pytest
 from ktstr import work
 from ktstr.errors import ConfigError
 from ktstr.work import WorkType
-from ktstr.workload import WorkloadConfig
+from ktstr.workload import AffinityIntent, WorkloadConfig
 
 
 def test_defaults_are_two_spinwait_workers() -> None:
@@ -78,3 +78,35 @@ def test_policy_needs_an_apply_method() -> None:
             pass
 
     assert isinstance(WorkloadConfig(policy=Normal()).policy, Normal)
+
+
+def test_affinity_per_worker_masks_are_one_per_worker() -> None:
+    cfg = WorkloadConfig(workers=2, affinity=({1}, [0, 2]))  # type: ignore[arg-type]
+    assert cfg.affinity == (frozenset({1}), frozenset({0, 2}))
+    assert (cfg.affinity_for(0), cfg.affinity_for(1)) == (frozenset({1}), frozenset({0, 2}))
+    same = WorkloadConfig(workers=3, affinity=frozenset({4}))
+    assert [same.affinity_for(i) for i in range(3)] == [frozenset({4})] * 3
+    assert WorkloadConfig().affinity_for(1) is None
+    assert WorkloadConfig(affinity=(0, 1)).affinity == frozenset({0, 1})  # type: ignore[arg-type]
+
+
+def test_affinity_per_worker_masks_must_match_the_worker_count() -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkloadConfig(workers=3, affinity=(frozenset({0}), frozenset({1})))
+    assert str(info.value) == ("affinity gives 2 per-worker masks for 3 workers; hint: one "
+                               "mask per worker, or a single set for all of them")
+    with pytest.raises(ConfigError, match="is not a non-empty set of CPU numbers"):
+        WorkloadConfig(workers=2, affinity=(frozenset({0}), frozenset()))
+
+
+def test_affinity_intent_is_kept_but_cannot_be_spawned_directly() -> None:
+    cfg = WorkloadConfig(workers=2, affinity=AffinityIntent.single_cpu())
+    assert cfg.affinity == AffinityIntent.single_cpu()
+    message = ("affinity single_cpu() needs scenario context (the topology and the cgroup's "
+               "CPUs) and cannot be spawned directly; hint: use it in CgroupDef(affinity=...), "
+               "or pass affinity=AffinityIntent.single_cpu().resolve(ctx.topo, cpus, workers)")
+    with pytest.raises(ConfigError) as info:
+        cfg.require_resolved()
+    assert str(info.value) == message
+    with pytest.raises(ConfigError):
+        cfg.affinity_for(0)

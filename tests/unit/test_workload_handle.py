@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,15 @@ import pytest
 
 from ktstr import work
 from ktstr.errors import ConfigError, SystemError_
-from ktstr.workload import WorkerCtx, WorkerReport, WorkloadConfig, WorkloadHandle
+from ktstr.system import proc
+from ktstr.work import CloneMode
+from ktstr.workload import (
+    AffinityIntent,
+    WorkerCtx,
+    WorkerReport,
+    WorkloadConfig,
+    WorkloadHandle,
+)
 from ktstr.workload.libc import set_child_subreaper
 
 
@@ -224,6 +233,34 @@ def test_missing_cgroup_fails_spawn_with_path_and_leaves_no_worker(tmp_path: Pat
 def test_affinity_outside_online_cpus_fails_spawn() -> None:
     with pytest.raises(ConfigError, match=r"cannot pin worker \d+ to cpus 4095"):
         WorkloadHandle.spawn(WorkloadConfig(workers=1, affinity=frozenset({4095})))
+
+
+def test_affinity_intent_is_refused_at_spawn_before_any_fork() -> None:
+    with pytest.raises(ConfigError, match=r"llc_aligned\(\) needs scenario context"):
+        WorkloadHandle.spawn(WorkloadConfig(workers=2, affinity=AffinityIntent.llc_aligned()))
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # nothing was forked
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_per_worker_masks_pin_each_worker_to_its_own(threads: bool) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    masks = (frozenset({cpus[0]}), frozenset({cpus[-1]}), frozenset(cpus))
+    seen: dict[int, frozenset[int]] = {}
+
+    def report_mask(wctx: WorkerCtx) -> WorkerReport:
+        kernel = proc.task_cpus_allowed(threading.get_native_id())
+        return WorkerReport(work_units=1, metrics={"ok": float(kernel == wctx.cpus)},
+                            notes=[",".join(map(str, sorted(kernel)))])
+
+    cfg = WorkloadConfig(workers=3, work=work.Custom("mask", report_mask), affinity=masks,
+                         clone_mode=CloneMode.THREAD if threads else CloneMode.FORK)
+    with WorkloadHandle.spawn(cfg, start=True) as h:
+        reports = h.stop_and_collect()
+    for i, r in enumerate(reports):
+        assert r.error == "" and r.metrics["ok"] == 1.0, r
+        seen[i] = frozenset(int(c) for c in r.notes[0].split(","))
+    assert seen == dict(enumerate(masks))
 
 
 def test_kill_is_idempotent_and_marks_reports() -> None:

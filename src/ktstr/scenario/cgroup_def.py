@@ -8,6 +8,7 @@ definition fails at import time of the test file, not inside a booted VM.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
 
 from ktstr.errors import ConfigError
@@ -15,6 +16,7 @@ from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import check_cgroup_name
 from ktstr.work import SpinWait, WorkType
+from ktstr.workload.affinity import AffinityIntent, Masks
 
 #: Longest process name the kernel keeps (TASK_COMM_LEN 16 minus the NUL).
 COMM_MAX = 15
@@ -26,8 +28,10 @@ class CgroupDef:
 
     `workers=None` means `ctx.workers_per_cgroup`; `cpuset=None` leaves the
     cgroup on its parent's CPUs; `affinity` pins each worker with
-    sched_setaffinity (a `CpusetSpec` or explicit CPUs); `swappable=True` lets
-    a gauntlet's `ctx.work_type_override` replace `work`.
+    sched_setaffinity: a `CpusetSpec` or explicit CPUs pin every worker the
+    same, an `AffinityIntent` gives each worker its own mask, resolved on the
+    topology and the cgroup's effective cpuset when the workers are spawned;
+    `swappable=True` lets a gauntlet's `ctx.work_type_override` replace `work`.
     """
 
     name: str
@@ -37,7 +41,7 @@ class CgroupDef:
     cpuset: CpusetSpec | None = None
     policy: object | None = None
     nice: int | None = None
-    affinity: CpusetSpec | frozenset[int] | None = None
+    affinity: CpusetSpec | AffinityIntent | frozenset[int] | None = None
     pcomm: str | None = None
     swappable: bool = False
     mem_policy: object | None = None
@@ -65,6 +69,12 @@ class CgroupDef:
         if self.pcomm is not None and not (0 < len(self.pcomm.encode()) <= COMM_MAX):
             raise ConfigError(f"cgroup {self.name!r}: pcomm={self.pcomm!r} is invalid: a "
                               f"process name holds 1-{COMM_MAX} bytes; hint: shorten it")
+        if self.affinity is not None and (
+                isinstance(self.affinity, str)
+                or not isinstance(self.affinity, CpusetSpec | AffinityIntent | Iterable)):
+            raise ConfigError(f"cgroup {self.name!r}: affinity={self.affinity!r} is not a "
+                              "CpusetSpec, an AffinityIntent or a set of CPUs; hint: e.g. "
+                              "affinity=AffinityIntent.single_cpu()")
         if self.cpuset is not None and not isinstance(self.cpuset, CpusetSpec):
             raise ConfigError(f"cgroup {self.name!r}: cpuset={self.cpuset!r} is not a "
                               "CpusetSpec; hint: e.g. cpuset=CpusetSpec.llc(0)")
@@ -73,10 +83,27 @@ class CgroupDef:
         """The CPUs of `cpuset` on `topo` (None when no cpuset is set)."""
         return self.cpuset.resolve(topo) if self.cpuset is not None else None
 
+    def worker_affinity(self, topo: TestTopology, cpus: frozenset[int] | None,
+                        workers: int) -> frozenset[int] | Masks | None:
+        """What `WorkloadConfig.affinity` gets: one mask for every worker, one per
+        worker for an `AffinityIntent` (resolved for a cgroup on `cpus`, None: every
+        CPU), or None when unset."""
+        if not isinstance(self.affinity, AffinityIntent):
+            return self.resolved_affinity(topo)
+        try:
+            return self.affinity.resolve(topo, cpus, workers)
+        except ConfigError as err:
+            raise ConfigError(f"cgroup {self.name!r}: {err}") from None
+
     def resolved_affinity(self, topo: TestTopology) -> frozenset[int] | None:
-        """The CPUs of `affinity` on `topo` (None when unset)."""
+        """The CPUs of a `CpusetSpec` or explicit `affinity` on `topo` (None when
+        unset); an `AffinityIntent` needs `worker_affinity`."""
         if self.affinity is None:
             return None
+        if isinstance(self.affinity, AffinityIntent):
+            raise ConfigError(f"cgroup {self.name!r}: affinity {self.affinity} gives each "
+                              "worker its own mask; hint: use worker_affinity(topo, cpus, "
+                              "workers)")
         if isinstance(self.affinity, CpusetSpec):
             return self.affinity.resolve(topo)
         missing = frozenset(self.affinity) - topo.all_cpus

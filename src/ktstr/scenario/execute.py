@@ -1,8 +1,10 @@
 """`execute_defs`: run a list of `CgroupDef`s for the test's duration and judge them.
 
 Order: every spec is resolved against `ctx.topo` before anything is created (a
-bad cpuset fails before a process is forked); then each cgroup is created, its
-cpuset written and its workers forked into it (they wait at a start barrier);
+bad cpuset or an affinity intent the topology cannot meet fails before a
+process is forked); then each cgroup is created, its cpuset written, an
+`AffinityIntent` resolved again on the cgroup's effective cpuset, and its
+workers forked into it (they wait at a start barrier);
 all cgroups start together; the run holds `ctx.settle + ctx.duration`; each
 cgroup's workers are stopped and collected and judged with
 `ctx.checks.assert_cgroup`. Workers are killed and cgroups removed in a
@@ -11,16 +13,18 @@ cgroup's workers are stopped and collected and judged with
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ktstr.checks import AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx
-from ktstr.workload import WorkloadConfig, WorkloadHandle
+from ktstr.system.fs import SysIoError
+from ktstr.workload import AffinityIntent, WorkloadConfig, WorkloadHandle
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +50,29 @@ def plan_defs(ctx: Ctx, defs: Sequence[CgroupDef]) -> list[_Plan]:
         work = d.work
         if d.swappable and ctx.work_type_override is not None:
             work = ctx.work_type_override
-        cfg = WorkloadConfig(workers=d.workers or ctx.workers_per_cgroup, work=work,
-                             policy=d.policy, nice=d.nice,
-                             affinity=d.resolved_affinity(ctx.topo), pcomm=d.pcomm)
-        plans.append(_Plan(d, d.resolved_cpuset(ctx.topo), cfg))
+        workers = d.workers or ctx.workers_per_cgroup
+        cpuset = d.resolved_cpuset(ctx.topo)
+        cfg = WorkloadConfig(workers=workers, work=work, policy=d.policy, nice=d.nice,
+                             affinity=d.worker_affinity(ctx.topo, cpuset, workers),
+                             pcomm=d.pcomm)
+        plans.append(_Plan(d, cpuset, cfg))
     return plans
+
+
+def placed_config(ctx: Ctx, plan: _Plan) -> WorkloadConfig:
+    """The plan's config once its cgroup exists: an `AffinityIntent` is resolved again
+    on the cgroup's `cpuset.cpus.effective` (what the kernel really lets the workers
+    use, a parent's restriction included) instead of the planned cpuset."""
+    if not isinstance(plan.cgdef.affinity, AffinityIntent):
+        return plan.config
+    try:
+        cpus = ctx.cgroups.effective_cpus(plan.cgdef.name)
+    except SysIoError as err:
+        if err.errno != errno.ENOENT:
+            raise
+        return plan.config  # no cpuset controller here: the planned CPUs are all there is
+    affinity = plan.cgdef.worker_affinity(ctx.topo, cpus, plan.config.workers)
+    return replace(plan.config, affinity=affinity)
 
 
 def execute_defs(ctx: Ctx, defs: Sequence[CgroupDef]) -> AssertResult:
@@ -65,8 +87,8 @@ def execute_defs(ctx: Ctx, defs: Sequence[CgroupDef]) -> AssertResult:
             created.append(name)
             if plan.cpuset is not None:
                 ctx.cgroups.set_cpuset(name, plan.cpuset)
-            handles.append(WorkloadHandle.spawn(plan.config, cgroup_dir=ctx.cgroups.path(name),
-                                                group_idx=idx))
+            handles.append(WorkloadHandle.spawn(placed_config(ctx, plan),
+                                                cgroup_dir=ctx.cgroups.path(name), group_idx=idx))
         for handle in handles:
             handle.start()
         time.sleep(ctx.settle + ctx.duration)  # the hold: the workers run meanwhile

@@ -49,7 +49,7 @@ from ktstr.payload import LivePayloads, RunningPayload
 from ktstr.payload import start as start_payload
 from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.ctx import Ctx
-from ktstr.scenario.execute import kill_and_remove, plan_defs
+from ktstr.scenario.execute import kill_and_remove, placed_config, plan_defs
 from ktstr.scenario.ops import (
     AddCgroup,
     AttachScheduler,
@@ -164,7 +164,7 @@ class _Run:
             self.cpusets[name] = plan.cpuset
             if plan.cpuset is not None:
                 self.ctx.cgroups.set_cpuset(name, plan.cpuset)
-            started.append(self._spawn(name, plan.config))
+            started.append(self._spawn(name, placed_config(self.ctx, plan)))
         for handle in started:
             handle.start()
 

@@ -4,7 +4,10 @@
 `task_sched` (`/proc/<pid>/sched`: every `name : value` line, e.g.
 `se.nr_migrations`, `nr_switches`, `nr_voluntary_switches`,
 `nr_involuntary_switches`), `task_cpu` (`/proc/<pid>/stat` field 39, the CPU the
-task last ran on; the name of the kernel's `task_cpu()`). Every reader takes
+task last ran on; the name of the kernel's `task_cpu()`), `task_status`
+(`/proc/<pid>/status` as `name -> value` text) and `task_cpus_allowed` (its
+`Cpus_allowed_list`: the mask the task may run on now, i.e. the affinity it asked
+for clipped to its cpuset). Every reader takes
 `root` (the procfs mount) so unit tests use a fake tree. A `pid` may be a thread
 id: /proc/<tid>/ exists for every thread even though `ls /proc` hides it.
 
@@ -16,7 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktstr.errors import ConfigError
 from ktstr.system import fs
+from ktstr.topology import parse_cpulist
 
 PROC_ROOT = Path("/proc")
 
@@ -77,3 +82,32 @@ def task_cpu(pid: int, root: Path = PROC_ROOT) -> int:
     except (ValueError, IndexError):
         raise fs.SysIoError(f"cannot parse {path}: field {STAT_PROCESSOR} missing in "
                             f"{text.strip()!r}", str(path)) from None
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """Parse the `Name:\tvalue` lines of /proc/<pid>/status (values stripped, as text)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key] = value.strip()
+    return out
+
+
+def task_status(pid: int, root: Path = PROC_ROOT) -> dict[str, str]:
+    """/proc/<pid>/status as a dict: `State`, `Tgid`, `Cpus_allowed_list`, ..."""
+    return parse_status(fs.read_text(root / str(pid) / "status"))
+
+
+def task_cpus_allowed(pid: int, root: Path = PROC_ROOT) -> frozenset[int]:
+    """The CPUs `pid` may run on (`Cpus_allowed_list`: the kernel's `p->cpus_ptr`)."""
+    path = root / str(pid) / "status"
+    value = task_status(pid, root).get("Cpus_allowed_list", "")
+    try:
+        cpus = parse_cpulist(value)
+    except ConfigError:
+        cpus = frozenset()
+    if not cpus:
+        raise fs.SysIoError(f"cannot parse {path}: Cpus_allowed_list is {value!r}, not a "
+                            "CPU list", str(path))
+    return cpus

@@ -108,12 +108,11 @@ class WakeChain(WorkType):
             if seat.role == 0 and arena.present(seat) == 1:
                 arena.word(seat, 0).value = 1
 
-        seat = arena.claim(group_key(), first_token)
-        loop.metrics["group_role"] = seat.role
-        mine, succ = arena.word(seat, seat.role), arena.word(seat, seat.partner)
-        mine_addr, succ_addr = ctypes.addressof(mine), ctypes.addressof(succ)
-        stamp = arena.stamp_cell(seat)
-        try:
+        with arena.seat(group_key(), on_seat=first_token) as seat:
+            loop.metrics["group_role"] = seat.role
+            mine, succ = arena.word(seat, seat.role), arena.word(seat, seat.partner)
+            mine_addr, succ_addr = ctypes.addressof(mine), ctypes.addressof(succ)
+            stamp = arena.stamp_cell(seat)
             while loop.running:
                 woken = False
                 while mine.value == 0:
@@ -128,8 +127,6 @@ class WakeChain(WorkType):
                 stamp.value = time.monotonic_ns()
                 succ.value = 1
                 futex_wake(succ_addr)
-        finally:
-            arena.release(seat)
 
     # -- pipe ring -----------------------------------------------------------------
 
@@ -160,24 +157,23 @@ class WakeChain(WorkType):
             if arena.present(seat) == self.depth:  # everyone holds their ends now
                 self._unlink(seat)
 
-        seat = arena.claim(group_key(), open_pipes)
-        loop.metrics["group_role"] = seat.role
-        rfd, wfd = fds
-        stamp = arena.stamp_cell(seat)
-        poller = select.poll()
-        poller.register(rfd, select.POLLIN)
-        buf = [bytearray(1)]
-        token = b"t"
         try:
-            holding = starts[0]
-            while holding or self._await_token(loop, rfd, poller, buf, stamp):
-                holding = False
-                loop.spin_for(self.work_per_hop)
-                loop.iterations += 1
-                stamp.value = time.monotonic_ns()
-                os.write(wfd, token)
+            with arena.seat(group_key(), on_seat=open_pipes, on_leave=self._unlink) as seat:
+                loop.metrics["group_role"] = seat.role
+                rfd, wfd = fds
+                stamp = arena.stamp_cell(seat)
+                poller = select.poll()
+                poller.register(rfd, select.POLLIN)
+                buf = [bytearray(1)]
+                token = b"t"
+                holding = starts[0]
+                while holding or self._await_token(loop, rfd, poller, buf, stamp):
+                    holding = False
+                    loop.spin_for(self.work_per_hop)
+                    loop.iterations += 1
+                    stamp.value = time.monotonic_ns()
+                    os.write(wfd, token)
         finally:
-            arena.release(seat, self._unlink)
             for fd in fds:
                 os.close(fd)
 

@@ -197,9 +197,8 @@ class SmtSiblingSpin(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(pair_key())
-        word = arena.turn_word(seat)
-        try:
+        with arena.seat(pair_key()) as seat:
+            word = arena.turn_word(seat)
             cores = smt_cores(frozenset(os.sched_getaffinity(0)))
             if cores:
                 cpu = cores[seat.slot % len(cores)][seat.role]
@@ -224,8 +223,6 @@ class SmtSiblingSpin(WorkType):
                 loop.spin()
                 loop.iterations += 1
             loop.metrics["smt_handoffs"] = float(handoffs)
-        finally:
-            arena.release(seat)
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -236,9 +236,8 @@ class FutexFanOut(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(group_key())
-        loop.metrics["group_role"] = seat.role
-        try:
+        with arena.seat(group_key()) as seat:
+            loop.metrics["group_role"] = seat.role
             if seat.role == 0:
                 x = 1
 
@@ -251,8 +250,6 @@ class FutexFanOut(WorkType):
                 _messenger(loop, arena, seat, self.fan_out, think)
             else:
                 _receiver(loop, arena, seat, self.fan_out, loop.spin)
-        finally:
-            arena.release(seat)
 
 
 def matmul(a: list[float], b: list[float], c: list[float], n: int) -> None:
@@ -294,9 +291,8 @@ class FanOutCompute(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(group_key())
-        loop.metrics["group_role"] = seat.role
-        try:
+        with arena.seat(group_key()) as seat:
+            loop.metrics["group_role"] = seat.role
             if seat.role == 0:
                 def wake_round(_round: int) -> bool:
                     loop.spin()
@@ -318,8 +314,6 @@ class FanOutCompute(WorkType):
                 loop.spin()
 
             _receiver(loop, arena, seat, self.fan_out, compute)
-        finally:
-            arena.release(seat)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -344,10 +338,9 @@ class ThunderingHerd(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(group_key())
-        loop.metrics["group_role"] = seat.role
-        pause = self.inter_batch_ms / 1e3
-        try:
+        with arena.seat(group_key()) as seat:
+            loop.metrics["group_role"] = seat.role
+            pause = self.inter_batch_ms / 1e3
             if seat.role == 0:
                 def before_broadcast(done: int) -> bool:
                     if done >= self.batches:
@@ -359,8 +352,6 @@ class ThunderingHerd(WorkType):
                 _messenger(loop, arena, seat, self.waiters, before_broadcast)
             else:
                 _receiver(loop, arena, seat, self.waiters, loop.spin)
-        finally:
-            arena.release(seat)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -410,16 +401,13 @@ class EpollStorm(WorkType):
                     while True:
                         os.eventfd_read(self._eventfds[seat.slot])
 
-        seat = arena.claim(group_key(), drain)
-        loop.metrics["group_role"] = seat.role
-        efd = self._eventfds[seat.slot]
-        try:
+        with arena.seat(group_key(), on_seat=drain) as seat:
+            loop.metrics["group_role"] = seat.role
+            efd = self._eventfds[seat.slot]
             if seat.role < self.producers:
                 self._produce(loop, seat, efd)
             else:
                 self._consume(loop, seat, efd)
-        finally:
-            arena.release(seat)
 
     def _produce(self, loop: WorkLoop, seat: Seat, efd: int) -> None:
         pending = self._arena.word(seat, _PENDING)

@@ -292,22 +292,21 @@ class MutexContention(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(group_key(), _init_mutex(arena, FutexLockMode.PLAIN))
-        mutex = SharedMutex(arena.word(seat, 0))
-        stamp = arena.stamp_cell(seat)
-        stats = _LockStats()
-        hold, work = self.hold_iters, self.work_iters
-        x = 1
-        try:
-            while loop.running and _acquire(loop, mutex, stamp, stats):
-                x = spin_batch(hold, x)
-                _release(mutex, stamp)
-                loop.iterations += 1
-                x = spin_batch(work, x)
-                loop.spin()
-        finally:
-            stats.publish(loop)
-            arena.release(seat)
+        with arena.seat(group_key(), on_seat=_init_mutex(arena, FutexLockMode.PLAIN)) as seat:
+            mutex = SharedMutex(arena.word(seat, 0))
+            stamp = arena.stamp_cell(seat)
+            stats = _LockStats()
+            hold, work = self.hold_iters, self.work_iters
+            x = 1
+            try:
+                while loop.running and _acquire(loop, mutex, stamp, stats):
+                    x = spin_batch(hold, x)
+                    _release(mutex, stamp)
+                    loop.iterations += 1
+                    x = spin_batch(work, x)
+                    loop.spin()
+            finally:
+                stats.publish(loop)
 
 
 def _init_mutex(arena: GroupArena, mode: FutexLockMode) -> Callable[[Seat], None]:
@@ -347,36 +346,41 @@ class PriorityInversion(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(group_key(), _init_mutex(arena, self.mode))
-        tier = seat.role
-        loop.metrics["tier"] = float(tier)
-        loop.metrics["rt"] = float(_set_tier(loop, tier))
-        mutex = SharedMutex(arena.word(seat, 0))
-        stamp = arena.stamp_cell(seat)
-        stats = _LockStats()
-        try:
-            if tier == self.MID:
-                while loop.running:
-                    loop.spin_for(PI_MID_BURST_S)
-                    loop.iterations += 1
-                    loop.sleep_for(PI_MID_SLEEP_S)
-            elif tier == self.LOW:
-                self._low(loop, mutex, stamp, stats)
-            else:
-                hold = max(1, self.hold_iters // 8)
-                x = 1
-                while loop.running:
-                    loop.sleep_for(PI_HIGH_PERIOD_S)
-                    if not _acquire(loop, mutex, stamp, stats):
-                        break
-                    x = spin_batch(hold, x)
-                    _release(mutex, stamp)
-                    loop.iterations += 1
-                    loop.spin()
-        finally:
-            if tier != self.MID:
-                stats.publish(loop)
-            arena.release(seat)
+        with arena.seat(group_key(), on_seat=_init_mutex(arena, self.mode)) as seat:
+            tier = seat.role
+            loop.metrics["tier"] = float(tier)
+            loop.metrics["rt"] = float(_set_tier(loop, tier))
+            mutex = SharedMutex(arena.word(seat, 0))
+            stamp = arena.stamp_cell(seat)
+            stats = _LockStats()
+            try:
+                self._play(loop, tier, mutex, stamp, stats)
+            finally:
+                if tier != self.MID:
+                    stats.publish(loop)
+
+    def _play(self, loop: WorkLoop, tier: int, mutex: SharedMutex, stamp: ctypes.c_int64,
+              stats: _LockStats) -> None:
+        """Run `tier`'s part until the stop: mid spins and sleeps, low holds the lock
+        long, high takes it briefly every period."""
+        if tier == self.MID:
+            while loop.running:
+                loop.spin_for(PI_MID_BURST_S)
+                loop.iterations += 1
+                loop.sleep_for(PI_MID_SLEEP_S)
+        elif tier == self.LOW:
+            self._low(loop, mutex, stamp, stats)
+        else:
+            hold = max(1, self.hold_iters // 8)
+            x = 1
+            while loop.running:
+                loop.sleep_for(PI_HIGH_PERIOD_S)
+                if not _acquire(loop, mutex, stamp, stats):
+                    break
+                x = spin_batch(hold, x)
+                _release(mutex, stamp)
+                loop.iterations += 1
+                loop.spin()
 
     def _low(self, loop: WorkLoop, mutex: SharedMutex, stamp: ctypes.c_int64,
              stats: _LockStats) -> None:
@@ -509,18 +513,18 @@ class ProducerConsumerImbalance(WorkType):
                 self._unlink(seat)
 
         arena = self._arena
-        seat = arena.claim(group_key(), open_queue)
-        fd = fds[0]
-        producing = seat.role < self.producers
-        loop.metrics["producer"] = float(producing)
         try:
-            if producing:
-                self._produce(loop, fd)
-            else:
-                self._consume(loop, fd)
+            with arena.seat(group_key(), on_seat=open_queue, on_leave=self._unlink) as seat:
+                fd = fds[0]
+                producing = seat.role < self.producers
+                loop.metrics["producer"] = float(producing)
+                if producing:
+                    self._produce(loop, fd)
+                else:
+                    self._consume(loop, fd)
         finally:
-            arena.release(seat, self._unlink)
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
 
     def _produce(self, loop: WorkLoop, fd: int) -> None:
         item = bytearray(ITEM_BYTES)

@@ -35,12 +35,12 @@ is) and one stamp, as `FutexPingPong` and `PipeIo` use it. Typical use by a
 group type::
 
     arena = GroupArena(size=4, words=2, stamps=1)   # in __init__ (the parent)
-    seat = arena.claim(pair_key())                  # in run(), each worker
-    try:
+    with arena.seat(group_key()) as seat:           # in run(), each worker
         gen = arena.word(seat, 0)                   # ctypes.c_int32 in shared memory
         ...
-    finally:
-        arena.release(seat)
+
+`seat()` is `claim` + `release` in a `try/finally`: the role goes back however
+the run ends, including an error between the claim and the work loop.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ktstr.errors import ConfigError, SystemError_
@@ -206,6 +207,17 @@ class GroupArena:
                     self._put(_U64, seat.slot, _KEY, 0)
             finally:
                 fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def seat(self, key: int, *, on_seat: Callable[[Seat], None] | None = None,
+             on_leave: Callable[[Seat], None] | None = None) -> Iterator[Seat]:
+        """Hold a role for the `with` block: `claim(key, on_seat)` on entry,
+        `release(seat, on_leave)` on exit, whatever the block raised."""
+        taken = self.claim(key, on_seat)
+        try:
+            yield taken
+        finally:
+            self.release(taken, on_leave)
 
     def present(self, seat: Seat) -> int:
         """How many roles of `seat`'s group are claimed right now."""

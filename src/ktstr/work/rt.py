@@ -211,8 +211,7 @@ class RtStarvation(WorkType):
                             fair_server=float(fair_server))
         # Both roles are taken before anyone turns FIFO: a FIFO hog that started first
         # would keep its CFS partner from ever running far enough to claim its role.
-        seat, _ = exchange_pids(loop, self._arena)
-        try:
+        with exchange_pids(loop, self._arena) as (seat, _):
             hog = seat.role == 0 and become_fifo(loop, RT_STARVATION_PRIORITY)
             loop.metrics["sched_policy"] = float(read_policy())
             loop.metrics["rt_hog"] = 1.0 if seat.role == 0 else 0.0
@@ -228,8 +227,6 @@ class RtStarvation(WorkType):
                 self._self_throttled(loop, period_us)
             else:
                 _spin(loop)
-        finally:
-            self._arena.release(seat)
 
     def _self_throttled(self, loop: WorkLoop, period_us: int) -> None:
         """Spin (1 - share) of each period, sleep the rest."""

@@ -36,6 +36,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
@@ -234,13 +235,12 @@ class IrqWake(WorkType):
             else:  # the sender connects to it
                 sock.connect(("127.0.0.1", arena.stamp(seat)))
 
-        seat = arena.claim(pair_key(), meet)
-        (sock,) = socks
         try:
-            self._ping_pong(loop, sock, initiator=seat.role == 1)
+            with arena.seat(pair_key(), on_seat=meet) as seat:
+                self._ping_pong(loop, socks[0], initiator=seat.role == 1)
         finally:
-            arena.release(seat)
-            sock.close()
+            for sock in socks:
+                sock.close()
 
     def _ping_pong(self, loop: WorkLoop, sock: socket.socket, *, initiator: bool) -> None:
         """Receive (blocked in recvfrom), sample the wake, burst, answer; the initiator
@@ -357,11 +357,13 @@ class NetTraffic(WorkType):
 # -- signals ------------------------------------------------------------------------
 
 
-def exchange_pids(loop: WorkLoop, arena: PairArena) -> tuple[Seat, int]:
-    """Claim a seat and learn the partner's pid through the slot's stamp word.
+@contextlib.contextmanager
+def exchange_pids(loop: WorkLoop, arena: PairArena) -> Iterator[tuple[Seat, int]]:
+    """Hold a seat for the `with` block and learn the partner's pid through the
+    slot's stamp word.
 
     Role 0 writes its pid when it opens the slot; role 1, joining under the same
-    lock, reads it and writes its own; role 0 then waits for that. Returns
+    lock, reads it and writes its own; role 0 then waits for that. Yields
     (seat, partner pid), the pid 0 when stopped before a partner came.
     """
     me = os.getpid()
@@ -372,15 +374,15 @@ def exchange_pids(loop: WorkLoop, arena: PairArena) -> tuple[Seat, int]:
             partner[0] = arena.stamp(seat)
         arena.set_stamp(seat, me)
 
-    seat = arena.claim(pair_key(), meet)
-    while not partner[0] and loop.running:
-        seen = arena.stamp(seat)
-        if seen != me:
-            partner[0] = seen
-        else:
-            time.sleep(0.001)
-    loop.resume_after_wait()  # waiting for the partner is not a scheduling gap
-    return seat, partner[0]
+    with arena.seat(pair_key(), on_seat=meet) as seat:
+        while not partner[0] and loop.running:
+            seen = arena.stamp(seat)
+            if seen != me:
+                partner[0] = seen
+            else:
+                time.sleep(0.001)
+        loop.resume_after_wait()  # waiting for the partner is not a scheduling gap
+        yield seat, partner[0]
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -400,24 +402,23 @@ class SignalStorm(WorkType):
 
         # Before the pid is published: SIGUSR2's default action would kill us.
         signal.signal(signal.SIGUSR2, on_signal)
-        seat, partner = exchange_pids(loop, self._arena)
-        sent = failed = 0
-        x = 1
-        try:
-            while loop.running:
-                x = spin_batch(SIGNAL_STORM_SPIN_ITERS, x)
-                loop.spin()
-                loop.iterations += 1
-                if partner and _tgkill(partner, partner, signal.SIGUSR2) == 0:
-                    sent += 1
-                elif partner:
-                    failed += 1
-                    if ctypes.get_errno() == errno.ESRCH:
-                        partner = 0  # it has exited: nobody left to signal
-                        loop.note("SignalStorm partner exited before this worker stopped")
-        finally:
-            # Ignore from here on: the partner may still fire while we write our report.
-            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-            self._arena.release(seat)
-            loop.metrics.update(signals_sent=float(sent), signals_received=float(got[0]),
-                                signals_failed=float(failed))
+        with exchange_pids(loop, self._arena) as (_, partner):
+            sent = failed = 0
+            x = 1
+            try:
+                while loop.running:
+                    x = spin_batch(SIGNAL_STORM_SPIN_ITERS, x)
+                    loop.spin()
+                    loop.iterations += 1
+                    if partner and _tgkill(partner, partner, signal.SIGUSR2) == 0:
+                        sent += 1
+                    elif partner:
+                        failed += 1
+                        if ctypes.get_errno() == errno.ESRCH:
+                            partner = 0  # it has exited: nobody left to signal
+                            loop.note("SignalStorm partner exited before this worker stopped")
+            finally:
+                # Ignore from here on: the partner may still fire while we write our report.
+                signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+                loop.metrics.update(signals_sent=float(sent), signals_received=float(got[0]),
+                                    signals_failed=float(failed))

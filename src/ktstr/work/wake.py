@@ -111,12 +111,11 @@ class FutexPingPong(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         arena = self._arena
-        seat = arena.claim(pair_key())
-        self._seated(loop, seat)
-        word = arena.turn_word(seat)
-        addr = ctypes.addressof(word)
-        x = 1
-        try:
+        with arena.seat(pair_key()) as seat:
+            self._seated(loop, seat)
+            word = arena.turn_word(seat)
+            addr = ctypes.addressof(word)
+            x = 1
             while self._await_turn(loop, seat, word, addr):
                 x = spin_batch(self.spin_iters, x)
                 loop.spin()
@@ -124,8 +123,6 @@ class FutexPingPong(WorkType):
                 arena.set_stamp(seat, time.monotonic_ns())
                 word.value = seat.partner
                 futex_wake(addr)
-        finally:
-            arena.release(seat)
 
     def _seated(self, loop: WorkLoop, seat: Seat) -> None:
         """Hook for variants (`AsymmetricWaker`): runs once the worker has its role."""
@@ -179,24 +176,23 @@ class PipeIo(WorkType):
                 self._unlink(seat)
 
         arena = self._arena
-        seat = arena.claim(pair_key(), open_pipes)
-        rfd, wfd = fds[seat.role], fds[seat.partner]
-        poller = select.poll()
-        poller.register(rfd, select.POLLIN)
-        x = 1
         try:
-            mine = seat.role == 0  # role 0 starts
-            while mine or self._await_byte(loop, seat, rfd, poller):
-                mine = False
-                x = burst(x)
-                loop.spin()
-                loop.iterations += 1
-                arena.set_stamp(seat, time.monotonic_ns())
-                os.write(wfd, b"x")
-                if not loop.running:
-                    break
+            with arena.seat(pair_key(), on_seat=open_pipes, on_leave=self._unlink) as seat:
+                rfd, wfd = fds[seat.role], fds[seat.partner]
+                poller = select.poll()
+                poller.register(rfd, select.POLLIN)
+                x = 1
+                mine = seat.role == 0  # role 0 starts
+                while mine or self._await_byte(loop, seat, rfd, poller):
+                    mine = False
+                    x = burst(x)
+                    loop.spin()
+                    loop.iterations += 1
+                    arena.set_stamp(seat, time.monotonic_ns())
+                    os.write(wfd, b"x")
+                    if not loop.running:
+                        break
         finally:
-            arena.release(seat, self._unlink)
             for fd in fds:
                 os.close(fd)
 

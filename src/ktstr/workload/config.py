@@ -14,7 +14,12 @@ construction (ConfigError naming the value and the fix).
   so each worker thread sets its own).
 - `affinity`: CPUs each worker (process or thread) is pinned to with
   `sched_setaffinity`; None keeps the inherited mask (the cgroup's cpuset
-  still applies).
+  still applies). One set (a `frozenset`, or any iterable of CPU numbers)
+  pins every worker the same; a tuple of sets, one per worker in index order,
+  gives each its own (`affinity_for(i)`: what worker i gets). An
+  `AffinityIntent` is accepted here but rejected by `WorkloadHandle.spawn`: it
+  needs scenario context, so a `CgroupDef` resolves it at spawn, and a custom
+  scenario resolves it itself with `intent.resolve(ctx.topo, cpus, workers)`.
 - `clone_mode`: `CloneMode.FORK` (default), one process per worker, or
   `CloneMode.THREAD`: every worker is a thread of one forked leader process.
 - `pcomm`: the seed's fork-then-thread path: one forked leader whose `comm` is
@@ -33,6 +38,7 @@ from typing import cast
 from ktstr.errors import ConfigError
 from ktstr.work import SpinWait, WorkType
 from ktstr.work.policy import CloneMode
+from ktstr.workload.affinity import AffinityIntent, Masks
 from ktstr.workload.libc import COMM_MAX_BYTES
 
 NICE_MIN, NICE_MAX = -20, 19
@@ -47,6 +53,20 @@ def _cpu_set(value: object) -> frozenset[int]:
     return frozenset(cast(list[int], cpus))
 
 
+def _affinity(value: object, workers: int) -> frozenset[int] | Masks | AffinityIntent:
+    """One mask for all workers, one per worker (a sequence of sets), or an intent."""
+    if isinstance(value, AffinityIntent):
+        return value
+    if isinstance(value, tuple | list) and value and all(
+            isinstance(m, Iterable) and not isinstance(m, str) for m in value):
+        if len(value) != workers:
+            raise ConfigError(
+                f"affinity gives {len(value)} per-worker masks for {workers} workers; hint: "
+                "one mask per worker, or a single set for all of them")
+        return tuple(_cpu_set(m) for m in value)
+    return _cpu_set(value)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadConfig:
     """What to fork: `workers` processes running `work`, with optional placement knobs."""
@@ -55,9 +75,25 @@ class WorkloadConfig:
     work: WorkType = field(default_factory=SpinWait)
     policy: object | None = None
     nice: int | None = None
-    affinity: frozenset[int] | None = None
+    affinity: frozenset[int] | Masks | AffinityIntent | None = None
     pcomm: str | None = None
     clone_mode: CloneMode = CloneMode.FORK
+
+    def require_resolved(self) -> None:
+        """Raise ConfigError if `affinity` is still an intent (the direct-spawn gate)."""
+        if isinstance(self.affinity, AffinityIntent):
+            raise ConfigError(
+                f"affinity {self.affinity} needs scenario context (the topology and the "
+                "cgroup's CPUs) and cannot be spawned directly; hint: use it in "
+                "CgroupDef(affinity=...), or pass "
+                f"affinity=AffinityIntent.{self.affinity}.resolve(ctx.topo, cpus, workers)")
+
+    def affinity_for(self, index: int) -> frozenset[int] | None:
+        """The CPUs worker `index` pins itself to (None: it keeps the inherited mask)."""
+        self.require_resolved()
+        if self.affinity is None or isinstance(self.affinity, frozenset):
+            return self.affinity
+        return cast(Masks, self.affinity)[index]
 
     @property
     def threaded(self) -> bool:
@@ -82,7 +118,7 @@ class WorkloadConfig:
             raise ConfigError(f"nice = {self.nice!r} is outside {NICE_MIN}..{NICE_MAX}; "
                               "hint: pick a nice value in that range")
         if self.affinity is not None:
-            object.__setattr__(self, "affinity", _cpu_set(self.affinity))
+            object.__setattr__(self, "affinity", _affinity(self.affinity, self.workers))
         if self.pcomm is not None:
             raw = self.pcomm.encode("utf-8") if isinstance(self.pcomm, str) else b""
             if not raw or b"\0" in raw or len(raw) > COMM_MAX_BYTES:

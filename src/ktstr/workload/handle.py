@@ -144,6 +144,7 @@ class WorkloadHandle:
         """Fork the workers and wait until each is ready; raise its set-up error if not."""
         if self._block is not None:
             raise KtstrError("this WorkloadHandle was already launched; hint: spawn a new one")
+        self.cfg.require_resolved()  # an AffinityIntent is refused before any fork
         self._block = block = SharedBlock(self.cfg.workers)
         self._start = start = Gate()
         self._stop = stop = StopFlag(block, Gate())

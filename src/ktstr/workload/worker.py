@@ -196,7 +196,7 @@ def _thread_main(spec: WorkerSpec, wfd: int) -> None:
         tid = threading.get_native_id()
         spec.block.set_pid(spec.index, tid)
         try:
-            _setup_task(spec.cfg, tid)
+            _setup_task(spec.cfg, spec.index, tid)
         except BaseException as exc:
             _send(wfd, SETUP_FAILED + _pickle_error(exc))
             return
@@ -252,11 +252,12 @@ def _setup(spec: WorkerSpec) -> None:
         set_comm(cfg.pcomm)
     if spec.cgroup_dir is not None:
         fs.write_text(spec.cgroup_dir / "cgroup.procs", str(os.getpid()))
-    _setup_task(cfg, os.getpid())
+    _setup_task(cfg, spec.index, os.getpid())
 
 
-def _setup_task(cfg: WorkloadConfig, tid: int) -> None:
-    """The per-task attributes, set by the calling task on itself: nice, affinity, policy.
+def _setup_task(cfg: WorkloadConfig, index: int, tid: int) -> None:
+    """The per-task attributes of worker `index`, set by the calling task on itself:
+    nice, affinity, policy.
 
     Policy comes last: a deadline task may not change its affinity afterwards.
     """
@@ -266,11 +267,12 @@ def _setup_task(cfg: WorkloadConfig, tid: int) -> None:
         except OSError as err:
             raise ConfigError(f"cannot set nice {cfg.nice} for worker {tid}: "
                               f"{err.strerror}; hint: negative nice needs CAP_SYS_NICE") from err
-    if cfg.affinity is not None:
+    affinity = cfg.affinity_for(index)
+    if affinity is not None:
         try:
-            os.sched_setaffinity(0, cfg.affinity)
+            os.sched_setaffinity(0, affinity)
         except OSError as err:
-            cpus = ",".join(map(str, sorted(cfg.affinity)))
+            cpus = ",".join(map(str, sorted(affinity)))
             raise ConfigError(
                 f"cannot pin worker {tid} to cpus {cpus} ({err.strerror}): none of "
                 "them is online and allowed by its cpuset; hint: pick CPUs from the "
