@@ -26,6 +26,7 @@ from rich.table import Table
 
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.kernelid import KernelEntry
+from ktstr.pyimport import import_file
 from ktstr.runner.verifier import CellResult, select, sweep_cells, verify_cell
 from ktstr.scheduler import SCHEDULERS, Scheduler
 from ktstr.topology import Topology
@@ -81,12 +82,10 @@ def _import_file(path: Path) -> None:
     path = path.resolve()
     sys.path.insert(0, str(path.parent))  # sibling imports, as pytest's rootdir insertion
     name = f"ktstr_verifier_src_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {path}: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        import_file(name, path)
+    except ImportError as e:
+        raise ConfigError(str(e)) from None
 
 
 def example_schedulers(entries: list[KernelEntry]) -> list[Scheduler]:

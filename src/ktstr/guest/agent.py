@@ -8,7 +8,6 @@ has to infer a result from silence unless the guest itself died.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import random
@@ -18,7 +17,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 from ktstr.checks import Assert, AssertResult
@@ -29,6 +27,7 @@ from ktstr.guest.schedctl import SchedulerFailed, SchedulerOrder, SchedulerWatch
 from ktstr.guest.schedslot import SchedulerSlot
 from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
+from ktstr.pyimport import import_file
 from ktstr.scenario import Ctx
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -117,23 +116,13 @@ def load_test(req: TestRequest) -> KtstrTest:
     for p in reversed(req.sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    module = sys.modules.get(req.module_name) or _import_file(req.module_name, req.module_file)
+    module = sys.modules.get(req.module_name) or import_file(req.module_name, req.module_file)
     obj: Any = module
     for part in req.qualname.split("."):
         obj = getattr(obj, part)
     if not isinstance(obj, KtstrTest):
         raise TypeError(f"{req.module_name}.{req.qualname} is not a @ktstr_test")
     return obj
-
-
-def _import_file(name: str, path: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class SchedulerDied(Exception):
