@@ -42,6 +42,11 @@ def task_schedstat(pid: int, root: Path = PROC_ROOT) -> tuple[int, int, int]:
     return run_ns, wait_ns, slices
 
 
+def thread_cpu_ns(pid: int, tid: int, root: Path = PROC_ROOT) -> int:
+    """Nanoseconds thread `tid` of process `pid` has run on a CPU (its schedstat)."""
+    return task_schedstat(tid, root / str(pid) / "task")[0]
+
+
 def parse_sched(text: str) -> dict[str, float]:
     """Parse the `name : value` lines of /proc/<pid>/sched; others (header, rules) are skipped."""
     out: dict[str, float] = {}
