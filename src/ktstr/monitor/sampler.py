@@ -65,7 +65,9 @@ class MonitorThread:
                             len(self.samples), self.error)
                 return
             self.sample_cost_s.append(time.monotonic() - began)
-            next_at += self._period
+            # Late (the host did not run this thread)? Skip the missed slots rather than
+            # take them back to back: rates over microseconds would mean nothing.
+            next_at = max(next_at + self._period, time.monotonic() + self._period / 2)
             self._halt.wait(max(0.0, next_at - time.monotonic()))
 
     def _take(self, index: int, t: float) -> MonitorSample:
