@@ -41,6 +41,9 @@ class AssertResult:
     # Every payload run of the scenario, judged or only recorded: its metrics go to the
     # sidecar and a `--- payloads ---` block of the report.
     payloads: list[PayloadResult] = field(default_factory=list)
+    # The host-side monitor's `--- monitor ---` block body (ktstr.monitor builds it; kept
+    # as text so this layer needs nothing from the monitor's).
+    monitor: list[str] = field(default_factory=list)
 
     @classmethod
     def ok(cls) -> AssertResult:
@@ -70,6 +73,8 @@ class AssertResult:
         self.payloads.extend(p for p in other.payloads
                              if not any(p is mine for mine in self.payloads))
         self.inconclusive = _join_reasons(self.inconclusive, other.inconclusive)
+        if not self.monitor:
+            self.monitor = list(other.monitor)
         if self.profile is None:
             self.profile = other.profile
 
@@ -90,6 +95,11 @@ class AssertResult:
                 lines.append("")
             lines.append("--- payloads ---")
             lines.extend(line for p in self.payloads for line in p.render())
+        if self.monitor:
+            if lines:
+                lines.append("")
+            lines.append("--- monitor ---")
+            lines.extend(self.monitor)
         if not lines:
             return "passed"
         return "\n".join(lines)
@@ -104,6 +114,7 @@ class AssertResult:
             "stats": self.stats.to_dict(),
             "reports": [r.to_dict() for r in self.reports],
             "payloads": [p.to_dict() for p in self.payloads],
+            "monitor": list(self.monitor),
         }
 
     @classmethod
@@ -122,6 +133,7 @@ class AssertResult:
                 profile=d.get("profile"),
                 reports=[WorkerReport.from_dict(r) for r in d.get("reports", [])],
                 payloads=[PayloadResult.from_dict(p) for p in d.get("payloads", [])],
+                monitor=[str(x) for x in d.get("monitor", [])],
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise KtstrError(
