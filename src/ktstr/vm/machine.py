@@ -100,8 +100,10 @@ def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str, console_log: Path,
 
 def machine_identity(spec: VmSpec) -> list[str]:
     """`spec`'s command line with a run's own paths replaced by fixed ones: machines of
-    equal identity can restore each other's snapshots (ktstr.vm.snapshot)."""
-    return qemu_args(spec, Path("/run"), "run", Path("/console"), Path("/scratch.img"))[0].argv()
+    equal identity can restore each other's snapshots (ktstr.vm.snapshot). The scratch
+    disk's size is the image's, not an option: its fixed name carries it."""
+    scratch = Path(f"/scratch-{spec.disk_mb}M.img")
+    return qemu_args(spec, Path("/run"), "run", Path("/console"), scratch)[0].argv()
 
 
 def create_scratch_image(path: Path, size_mb: int) -> bool:
@@ -232,7 +234,10 @@ class Machine:
 
         qemu has connected its sockets and mapped guest RAM, so the names are no
         longer needed; without them nothing is left behind even if this process
-        is SIGKILLed. Guest RAM stays reachable through `memory_fds`.
+        is SIGKILLed. Guest RAM stays reachable through `memory_fds`. The scratch
+        disk's image keeps its name until `_cleanup`: qemu reopens it by name when
+        a snapshot save deactivates the disk (with the name gone the save fails in
+        `bdrv_inactivate_all`).
         """
         for path in self._mem_files:
             self.memory_fds.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))

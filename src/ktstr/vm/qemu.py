@@ -1,9 +1,9 @@
 """The qemu command line, built from typed parts and never concatenated.
 
 `QemuArgs` has one method per concern (machine, accelerator, SMP topology and
-NUMA, kernel, character devices, the 9p root, the scratch disk, QMP), each appending to one argv
-list; values that qemu parses as comma-separated options are escaped with
-`escape`. `argv()` is what `subprocess` runs and what `--dry-run` prints with
+NUMA, kernel, character devices, the 9p root, the scratch disk, QMP), each
+appending to one argv list; values that qemu parses as comma-separated options
+are escaped with `escape`. `argv()` is what `subprocess` runs and what `--dry-run` prints with
 `shlex.join`. The CPU numbering qemu gives for `-smp sockets=S,cores=C,threads=T`
 is the one `ktstr.topology.Topology` documents; one socket is one LLC.
 """
@@ -151,8 +151,7 @@ class QemuArgs:
         part of the guest's state: machines differing only in it restore each other.
         """
         cache = "cache=none,aio=native" if direct else "cache=writeback,aio=threads"
-        self.add("-drive", f"if=none,id=scratch,file={escape(image)},format=raw,{cache},"
-                 "discard=unmap")
+        self.add("-drive", f"if=none,id=scratch,file={escape(image)},format=raw,{cache}")
         return self.add("-device", f"virtio-blk-pci,drive=scratch,serial={escape(serial)}")
 
     def qmp(self, sock: Path) -> QemuArgs:
