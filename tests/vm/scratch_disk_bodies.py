@@ -63,7 +63,8 @@ def _ofd_lock_starts(inode: int) -> set[int]:
 @ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
 def io_types_block_on_the_scratch_disk(ctx: Ctx) -> AssertResult:
     disk = find_scratch_disk()
-    assert disk is not None, "no block device with serial ktstr-scratch"
+    assert disk is not None, ("no block device with serial ktstr-scratch; hint: a kernel cache "
+                              "entry without virtio_blk gets it from `ktstr kernel fetch`")
     fd = os.open(disk.path, os.O_RDONLY)
     try:  # every run starts from a fresh image: nothing of an earlier run shows
         assert os.pread(fd, 1 << 20, 0) == bytes(1 << 20)
