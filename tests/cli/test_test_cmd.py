@@ -69,3 +69,10 @@ def test_shell_rejects_a_bad_topology_string_before_booting(tmp_path):
     out = run("shell", "--topo", "2n3x", "--exec", "true", cwd=tmp_path)
     assert out.returncode == 2
     assert "topology string '2n3x' is not of the form <n>n<l>l<c>c<t>t" in out.stderr
+
+
+def test_shell_rejects_a_negative_disk_size_before_booting(tmp_path):
+    out = run("shell", "--topo", "1n1l1c1t", "--disk-mb", "-1", "--exec", "true", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "--disk-mb -1 is negative; hint: give a size in MiB, or 0 for no scratch disk" \
+        in out.stderr

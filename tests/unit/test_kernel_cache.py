@@ -120,6 +120,15 @@ def test_resolve_built_tree_computes_modules_from_its_config(tmp_path, kernels):
     assert k.version == "7.6.0-rc1+" and k.vmlinux == tree / "vmlinux"
     assert [p.relative_to(tree).as_posix() for p in k.vm_modules()] == [
         "net/9p/9pnet.ko", "net/9p/9pnet_virtio.ko", "fs/9p/9p.ko"]
+    assert not k.drives_scratch_disk  # no CONFIG_VIRTIO_BLK: the VM gets no disk
+    (tree / ".config").write_text((tree / ".config").read_text() + "CONFIG_VIRTIO_BLK=m\n")
+    (tree / "drivers/block").mkdir(parents=True)
+    (tree / "drivers/block/virtio_blk.ko").write_bytes(make_module("virtio_blk", []))
+    (tree / "modules.order").write_text((tree / "modules.order").read_text()
+                                        + "drivers/block/virtio_blk.o\n")
+    k = resolve_kernel(str(tree))
+    assert k.vm_modules()[-1] == tree / "drivers/block/virtio_blk.ko"
+    assert k.drives_scratch_disk
 
 
 def test_resolve_directory_that_is_not_a_tree(tmp_path, kernels):

@@ -54,7 +54,8 @@ def build_kernel_debs(out_dir, version, config):
     mod = f"usr/lib/modules/{version}"
     modules = {"netfs": ("fs/netfs", []), "9pnet": ("net/9p", ["netfs"]),
                "9pnet_virtio": ("net/9p", ["9pnet", "virtio_ring"]),
-               "9p": ("fs/9p", ["9pnet", "netfs"]), "unrelated": ("drivers/x", [])}
+               "9p": ("fs/9p", ["9pnet", "netfs"]), "unrelated": ("drivers/x", []),
+               "virtio_blk": ("drivers/block", [])}
     kos = {f"{mod}/kernel/{rel}/{n}.ko.xz": xz(make_module(n, deps))
            for n, (rel, deps) in modules.items()}
     order = "".join(f"kernel/{rel}/{n}.ko\n" for n, (rel, _) in modules.items())
@@ -74,7 +75,7 @@ def repo(tmp_path_factory):
     build_kernel_debs(out, NEW_NO_SCX, "# CONFIG_SCHED_CLASS_EXT is not set\nCONFIG_9P_FS=m\n"
                       "CONFIG_NETFS_SUPPORT=m\nCONFIG_NET_9P=m\nCONFIG_NET_9P_VIRTIO=m\n"
                       "CONFIG_OVERLAY_FS=y\n")
-    build_kernel_debs(out, OLD_SCX, CONFIG_SCX)
+    build_kernel_debs(out, OLD_SCX, CONFIG_SCX + "CONFIG_VIRTIO_BLK=m\n")
     return out
 
 
@@ -134,8 +135,10 @@ def test_fetch_newest_skips_kernel_without_sched_ext(fake_apt, tmp_path):
     assert sorted(p.name for p in entry.iterdir()) == [
         "config", "kernel.json", "modules", "vmlinux", "vmlinuz"]
     assert k.vmlinux is not None and k.vmlinux.read_bytes() == fake_vmlinux()
-    assert [p.name for p in k.vm_modules()] == ["netfs.ko", "9pnet.ko", "9pnet_virtio.ko", "9p.ko"]
+    assert [p.name for p in k.vm_modules()] == ["netfs.ko", "9pnet.ko", "9pnet_virtio.ko", "9p.ko",
+                                                "virtio_blk.ko"]
     assert k.vm_modules()[0].read_bytes()[:4] == b"\x7fELF"
+    assert k.drives_scratch_disk
     meta = json.loads((entry / "kernel.json").read_text())
     assert meta["version"] == OLD_SCX and meta["mirror"] == MIRROR and meta["sched_ext"]
     assert meta["packages"][f"linux-modules-{OLD_SCX}"] == "1.0-1"
@@ -147,6 +150,25 @@ def test_fetch_newest_skips_kernel_without_sched_ext(fake_apt, tmp_path):
 def test_fetch_explicit_version_takes_it_without_sched_ext(fake_apt):
     k = fetch_kernel("7.3", mirror=MIRROR)
     assert k.key == NEW_NO_SCX and not k.has_sched_ext
+    assert not k.drives_scratch_disk  # its config has no CONFIG_VIRTIO_BLK: none wanted
+
+
+def test_fetch_adds_the_scratch_disk_module_to_an_entry_made_before_it(fake_apt):
+    k = fetch_kernel(mirror=MIRROR)
+    assert k.modules_dir is not None
+    (k.modules_dir / "virtio_blk.ko").unlink()  # as an older ktstr left the entry
+    (k.modules_dir / "load-order").write_text("netfs.ko\n9pnet.ko\n9pnet_virtio.ko\n9p.ko\n")
+    assert not k.drives_scratch_disk
+    fake_apt.unlink()
+    k = fetch_kernel("7.2", mirror=MIRROR)
+    assert calls(fake_apt) == ["update", f"download linux-base-{OLD_SCX}",
+                               f"download linux-modules-{OLD_SCX}"]
+    assert [p.name for p in k.vm_modules()][-2:] == ["9p.ko", "virtio_blk.ko"]
+    assert k.drives_scratch_disk
+    assert json.loads((k.image.parent / "kernel.json").read_text())["modules"][-1] == "virtio_blk"
+    fake_apt.unlink()
+    fetch_kernel("7.2", mirror=MIRROR)  # complete now: no apt at all
+    assert calls(fake_apt) == []
 
 
 def test_fetch_cached_version_needs_no_apt(fake_apt):

@@ -1,9 +1,11 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ktstr.topology import Topology
-from ktstr.vm.qemu import QemuArgs, escape, split_memory
+from ktstr.vm.machine import SCRATCH_DISK_MB, VmSpec, create_scratch_image, qemu_args
+from ktstr.vm.qemu import QemuArgs, QemuBinary, escape, split_memory
 
 
 def _opt(argv, flag):
@@ -86,3 +88,38 @@ def test_control_sockets_are_clients_of_ours(tmp_path):
     assert chardevs == [f"socket,id=result,path={tmp_path}/r", f"socket,id=qmp,path={tmp_path}/q"]
     assert not any("server=on" in c for c in chardevs)
     assert "virtserialport,bus=vser0.0,chardev=result,name=ktstr.result" in _opt(argv, "-device")
+
+
+def test_scratch_disk_is_a_raw_virtio_blk_drive_found_by_serial(tmp_path):
+    argv = QemuArgs(Path("qemu")).scratch_disk(tmp_path / "s,1.img", "ktstr-scratch").argv()
+    assert _opt(argv, "-drive") == [f"if=none,id=scratch,file={tmp_path}/s,,1.img,format=raw,"
+                                    "cache=none,aio=native"]
+    assert _opt(argv, "-device") == ["virtio-blk-pci,drive=scratch,serial=ktstr-scratch"]
+    argv = QemuArgs(Path("qemu")).scratch_disk(Path("/i"), "s", direct=False).argv()
+    assert _opt(argv, "-drive")[0].endswith(",cache=writeback,aio=threads")
+
+
+def test_machine_attaches_the_disk_only_when_it_has_a_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("KTSTR_QEMU", "/bin/true")
+    QemuBinary.find.cache_clear()
+    try:
+        spec = VmSpec(image=tmp_path / "k", initrd=tmp_path / "i",
+                      topology=Topology.parse("1n1l1c1t"), memory_mb=256, accel="tcg")
+        assert spec.disk_mb == SCRATCH_DISK_MB == 256
+        argv = qemu_args(spec, tmp_path, "r", tmp_path / "c", tmp_path / "d.img")[0].argv()
+        assert [d for d in _opt(argv, "-drive") if f"file={tmp_path}/d.img" in d]
+        assert "virtio-blk-pci,drive=scratch,serial=ktstr-scratch" in _opt(argv, "-device")
+        spec = replace(spec, disk_mb=0)
+        argv = qemu_args(spec, tmp_path, "r", tmp_path / "c", tmp_path / "d.img")[0].argv()
+        assert "-drive" not in argv and not any("virtio-blk" in a for a in argv)
+    finally:
+        QemuBinary.find.cache_clear()
+
+
+def test_scratch_image_is_sparse_and_of_the_asked_size(tmp_path):
+    image = tmp_path / "scratch.img"
+    assert create_scratch_image(image, 64) is True  # /tmp here takes O_DIRECT
+    st = image.stat()
+    assert st.st_size == 64 << 20 and st.st_blocks * 512 < 1 << 20
+    with pytest.raises(FileExistsError):  # never reuses (or clobbers) another run's image
+        create_scratch_image(image, 64)

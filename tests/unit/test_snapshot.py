@@ -42,12 +42,14 @@ def test_identity_leaves_out_the_runs_own_paths(tmp_path, qemu_on_path):
     assert machine_identity(_spec(tmp_path)) == ident
     text = " ".join(ident)
     assert "ktstr-run-node0" in text and "path=/run/qmp" in text
+    assert "file=/scratch-256M.img" in text  # a restored run's own image takes its place
     assert "-incoming" not in ident
 
 
 @pytest.mark.parametrize("change", [{"topology": Topology.parse("2n2l2c1t")},
                                     {"memory_mb": 2048}, {"append": ("quiet",)},
-                                    {"tcg_threads": "single"}, {"accel": "kvm"}])
+                                    {"tcg_threads": "single"}, {"accel": "kvm"},
+                                    {"disk_mb": 0}, {"disk_mb": 512}])
 def test_anything_that_shapes_the_guest_changes_the_key(tmp_path, qemu_on_path, change):
     files = [tmp_path / "f"]
     files[0].write_bytes(b"x")

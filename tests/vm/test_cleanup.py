@@ -70,6 +70,9 @@ def test_ctrl_c_stops_qemu_and_cleans_up(tmp_path):
     assert proc.wait(timeout=30) == 2  # pytest's "interrupted"
     assert not _alive(qemu)
     assert set(_leftovers()) <= before
+    # The scratch disk's image lives in the run directory while the VM runs; only a
+    # SIGKILLed harness leaves it there (sparse: the blocks the guest wrote).
+    assert list((tmp_path / "runs").rglob("scratch-*.img")) == []
 
 
 def test_killed_harness_takes_qemu_with_it(tmp_path):

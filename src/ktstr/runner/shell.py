@@ -23,6 +23,7 @@ from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.kernel import resolve_kernel
+from ktstr.vm.machine import SCRATCH_DISK_MB
 from ktstr.vm.snapshot import cold_forced
 
 
@@ -36,14 +37,17 @@ class ShellResult:
 
 def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | None,
               memory_mb: int = 2048, timeout_s: float | None = None,
-              cold: bool = False, tcg_threads: str = "multi") -> ShellResult:
+              cold: bool = False, tcg_threads: str = "multi",
+              disk_mb: int = SCRATCH_DISK_MB) -> ShellResult:
     """Boot (or restore: see ktstr.vm.snapshot; never for an interactive shell, whose
-    console is this terminal), run `command` (None: an interactive shell), power off."""
+    console is this terminal), run `command` (None: an interactive shell), power off.
+    The guest has a `disk_mb` MiB scratch disk (ktstr.system.blockdev; 0: none)."""
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     interactive = command is None
     spec = vm_spec(kernel, topology, memory_mb, accel, console_stdio=interactive,
-                   append=("quiet",) if interactive else (), tcg_threads=tcg_threads)
+                   append=("quiet",) if interactive else (), tcg_threads=tcg_threads,
+                   disk_mb=disk_mb)
     with tempfile.TemporaryDirectory(prefix="ktstr-shell-") as tmp:
         req = ShellRequest(topology=str(topology), cwd=str(Path.cwd()), command=command,
                            seed=random.SystemRandom().getrandbits(63))

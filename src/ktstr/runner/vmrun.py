@@ -10,6 +10,7 @@ with its parent).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sys
@@ -28,7 +29,7 @@ from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
-from ktstr.vm.machine import Machine, VmSpec
+from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
 from ktstr.vm.qemu import qboot_rom
 from ktstr.vm.snapshot import cold_forced
@@ -134,9 +135,19 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
                              agent_tree(sys.executable, cache_root() / "initramfs"))
     image = kernel.boot_image()
     append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
+    if options.get("disk_mb", SCRATCH_DISK_MB) > 0 and not kernel.drives_scratch_disk:
+        _warn_no_disk_driver(kernel)
+        options["disk_mb"] = 0
     return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,
                   accel=accel, firmware=qboot_rom() if image == kernel.vmlinux else None,
                   append=append, **options)
+
+
+@functools.cache
+def _warn_no_disk_driver(kernel: Kernel) -> None:
+    log.warning("kernel %s has no virtio_blk for the scratch disk (its cache entry predates "
+                "it): the block-I/O work types fall back to temp files in memory; hint: "
+                "`ktstr kernel fetch %s` adds the module", kernel.key, kernel.key)
 
 
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,

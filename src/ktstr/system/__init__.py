@@ -2,6 +2,7 @@
 
 `fs` (one read/write policy, errno -> `SysIoError` with a hint), `cgroup`
 (`CgroupFs`, cgroup v2), `cpu` (online CPUs, LLCs, NUMA nodes, SMT siblings),
-`proc` (per-task schedstat, sched, last CPU). Readers take a root so unit tests
+`proc` (per-task schedstat, sched, last CPU), `blockdev` (the VM's scratch disk
+and its per-worker regions). Readers take a root so unit tests
 point them at a fake tree.
 """

@@ -86,10 +86,19 @@ class Kernel:
             return []
         if (self.modules_dir / kmod.LOAD_ORDER).exists():
             return kmod.read_load_order(self.modules_dir)
-        wanted = [name for name, opt in kmod.VM_MODULES.items() if self.config_value(opt) == "m"]
+        wanted = [name for name in kmod.wanted_modules(self.config_value)
+                  if self.config_value(kmod.ALL_MODULES[name]) == "m"]
         index = kmod.index_modules(self.modules_dir)
         order = kmod.load_order(wanted, index, kmod.read_builtin(self.modules_dir))
         return [index[name] for name, _ in order]
+
+    @property
+    def drives_scratch_disk(self) -> bool:
+        """Whether the guest can use the scratch disk: virtio_blk built in, or loaded
+        by the initramfs (a kernel cached before the scratch disk existed lacks it)."""
+        if self.config_value("CONFIG_VIRTIO_BLK") == "y":
+            return True
+        return any(kmod.module_name(m) == "virtio_blk" for m in self.vm_modules())
 
 
 def read_config(path: Path) -> dict[str, str]:

@@ -6,7 +6,9 @@ package first (small: it holds `config`) to check `CONFIG_SCHED_CLASS_EXT`, then
 image and modules packages, unpack them, and build the cache entry in a temporary
 directory that is renamed into place. The `.deb` files (the modules package is ~110 MB)
 and the unpacked tree are deleted once the entry exists; the package lists are kept in
-`<kernels>/.apt` so the next fetch only downloads what changed.
+`<kernels>/.apt` so the next fetch only downloads what changed. Fetching a kernel that is
+cached already adds the modules a newer ktstr loads and its entry lacks
+(`add_missing_modules`).
 """
 
 from __future__ import annotations
@@ -67,17 +69,68 @@ class _Unpacked:
 def fetch(version: str | None = None, *, mirror: str | None = None) -> Kernel:
     """See `ktstr.vm.kernel.fetch_kernel`."""
     if version is not None and (hit := find_cached(version)):
-        return hit
+        return add_missing_modules(hit, mirror=mirror)
     root = kernel_cache_root()
     with cache_lock(root):
-        if version is not None and (hit := find_cached(version)):
-            return hit  # another process fetched it while we waited
-        _remove_leftovers(root)
-        key = _fetch_locked(root, version, mirror or debian.system_mirror())
+        hit = find_cached(version) if version is not None else None
+        if hit is None:  # else another process fetched it while we waited
+            _remove_leftovers(root)
+            key = _fetch_locked(root, version, mirror or debian.system_mirror())
+    if hit is not None:
+        return add_missing_modules(hit, mirror=mirror)
     kernel = load_cached(root / key)
     if kernel is None:
         raise KernelError(f"cache entry {root / key} is incomplete after the fetch; "
                           f"hint: `ktstr kernel clean {key}` and fetch again")
+    return add_missing_modules(kernel, mirror=mirror)
+
+
+def missing_modules(kernel: Kernel) -> list[str]:
+    """Modules this ktstr loads that `kernel`'s cache entry, made by an older one, lacks."""
+    if kernel.modules_dir is None or not (kernel.modules_dir / kmod.LOAD_ORDER).exists():
+        return []
+    have = {kmod.module_name(m) for m in kernel.vm_modules()}
+    return [n for n in kmod.wanted_modules(kernel.config_value)
+            if n not in have and kernel.config_value(kmod.ALL_MODULES[n]) == "m"]
+
+
+def add_missing_modules(kernel: Kernel, *, mirror: str | None = None) -> Kernel:
+    """Bring a cached Debian kernel's modules up to what this ktstr loads (the scratch
+    disk's virtio_blk came after the first entries were made): download its base
+    and modules packages again and add the missing ones to `modules/` and its load order. The
+    entry's other files (image, vmlinux, built schedulers) are left alone."""
+    meta_path = kernel.image.parent / METADATA
+    meta: dict[str, Any] = json.loads(meta_path.read_text())
+    if not missing_modules(kernel) or meta.get("source") != "debian":
+        return kernel
+    root = kernel_cache_root()
+    with cache_lock(root):
+        missing = missing_modules(kernel)  # another process may have added them meanwhile
+        if not missing:
+            return kernel
+        assert kernel.modules_dir is not None
+        apt = debian.AptSession(root / ".apt", mirror or meta.get("mirror")
+                                or debian.system_mirror())
+        apt.update()
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=root) as tmp:
+            unpacked = _Unpacked(kernel.version, Path(tmp) / "tree")
+            _, base, modules = debian.package_names(kernel.version)  # base: modules.order
+            for deb in apt.download([base, modules], Path(tmp) / "debs"):
+                debian.extract_deb(deb, unpacked.tree)
+                deb.unlink()
+            have = frozenset(kmod.module_name(m) for m in kernel.vm_modules())
+            added = kmod.load_order(missing, kmod.index_modules(unpacked.moddir),
+                                    kmod.read_builtin(unpacked.moddir) | have)
+        order = [m.name for m in kernel.vm_modules()]
+        for name, ko in added:
+            (kernel.modules_dir / f"{name}.ko").write_bytes(ko)
+            order.append(f"{name}.ko")
+        tmp_order = kernel.modules_dir / f"{kmod.LOAD_ORDER}.tmp"
+        tmp_order.write_text("".join(f"{n}\n" for n in order))
+        os.replace(tmp_order, kernel.modules_dir / kmod.LOAD_ORDER)
+        meta["modules"] = [kmod.module_name(n) for n in order]
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        log.info("kernel %s: added modules %s", kernel.key, ", ".join(n for n, _ in added))
     return kernel
 
 
@@ -160,7 +213,7 @@ def build_entry(unpacked: _Unpacked, entry: Path, meta: dict[str, Any]) -> None:
         (entry / "vmlinux").write_bytes(vmlinux)
         vmlinux_btf = ".BTF" in sections(vmlinux)
 
-    wanted = [name for name, opt in kmod.VM_MODULES.items() if options.get(opt) != "y"]
+    wanted = kmod.wanted_modules(options.get)
     builtin = kmod.read_builtin(unpacked.moddir)
     modules = kmod.load_order(wanted, kmod.index_modules(unpacked.moddir), builtin)
     kmod.install_modules(modules, entry / "modules")

@@ -2,7 +2,8 @@
 
 The guest's root is the host's `/` over 9p under a tmpfs overlay, so the initramfs must
 load `netfs`, `9pnet`, `9pnet_virtio`, `9p` and `overlay` (unless the kernel has them
-built in) plus whatever they depend on. Dependencies come from each module's own
+built in) plus whatever they depend on, and `virtio_blk` for the scratch disk where the
+kernel builds it as a module. Dependencies come from each module's own
 `.modinfo` section (`depends=a,b`, written by modpost), so no `modules.dep` or `depmod`
 is needed: Debian's package ships none. Busybox `insmod` cannot read compressed modules,
 so `.ko.xz`/`.ko.gz` files are decompressed here (`.ko.zst` with `zstandard`).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ktstr.errors import KernelError
@@ -26,6 +27,23 @@ VM_MODULES: dict[str, str] = {
     "9p": "CONFIG_9P_FS",
     "overlay": "CONFIG_OVERLAY_FS",
 }
+
+#: Modules for devices the guest can do without, loaded when the kernel has them as modules:
+#: virtio_blk drives the scratch disk of the block-I/O work types (ktstr.system.blockdev).
+OPTIONAL_MODULES: dict[str, str] = {
+    "virtio_blk": "CONFIG_VIRTIO_BLK",
+}
+
+#: Every module ktstr may load, and the config option that builds it.
+ALL_MODULES: dict[str, str] = {**VM_MODULES, **OPTIONAL_MODULES}
+
+
+def wanted_modules(option: Callable[[str], str | None]) -> list[str]:
+    """The modules an initramfs loads for a kernel whose config `option` reads: every
+    root-filesystem module not built in, and each optional one built as a module."""
+    return ([name for name, opt in VM_MODULES.items() if option(opt) != "y"]
+            + [name for name, opt in OPTIONAL_MODULES.items() if option(opt) == "m"])
+
 
 LOAD_ORDER = "load-order"  # file in a modules dir: one .ko name a line, dependencies first
 _SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
@@ -132,7 +150,7 @@ def load_order(wanted: Iterable[str], index: Mapping[str, Path],
             why = f" (needed by {needed_by})" if needed_by else ""
             raise KernelError(f"kernel module {name}{why} is neither built in nor present "
                               "in the module tree; hint: build the kernel with "
-                              f"{VM_MODULES.get(name, 'it')}=y or =m")
+                              f"{ALL_MODULES.get(name, 'it')}=y or =m")
         visiting.add(name)
         ko = read_module(path)
         for dep in module_depends(ko):

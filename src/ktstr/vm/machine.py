@@ -5,14 +5,20 @@ Modelled on QEMU's own python/qemu/machine: the constructor starts nothing;
 served by us, qemu connects to them, so readiness is an event, not a poll),
 then starts qemu with a parent-death signal so no VM outlives its parent. The
 shutdown is a ladder: wait for the guest's own power-off, then QMP `quit`,
-SIGTERM, SIGKILL, each with a timeout. The console log and the guest-RAM files
-on /dev/shm are handled however the run ended.
+SIGTERM, SIGKILL, each with a timeout. The console log, the guest-RAM files
+on /dev/shm and the scratch disk's image are handled however the run ended.
+
+The scratch disk (`VmSpec.disk_mb`, see ktstr.system.blockdev for the guest's
+side) is a sparse raw file in the run's work directory, created empty for
+every machine, a restored one included: a snapshot is saved before the guest
+ever writes to it, so a fresh file of zeros is exactly the disk it saw.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import queue
@@ -33,6 +39,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from ktstr.errors import VmLaunchError
 from ktstr.guest.protocol import PORT_NAME, ROOT_TAG, decode, encode
+from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.topology import Topology
 from ktstr.vm.qemu import QemuArgs, QemuBinary
 from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
@@ -41,6 +48,11 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+#: The scratch disk's default size: 64 regions of 4 MiB (ktstr.system.blockdev). Sparse:
+#: the host stores only what the guest writes.
+SCRATCH_DISK_MB = 256
 
 
 def _die_with_parent() -> None:
@@ -61,12 +73,14 @@ class VmSpec:
     firmware: Path | None = None  # -bios ROM; None: qemu's default (SeaBIOS)
     console_stdio: bool = False  # ttyS0 on this process's terminal (`ktstr shell`)
     mem_dir: Path = Path("/dev/shm")
+    disk_mb: int = SCRATCH_DISK_MB  # the scratch disk's size; 0: no disk
     extra_args: tuple[str, ...] = field(default=())
 
 
-def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str,
-              console_log: Path) -> tuple[QemuArgs, list[Path]]:
-    """The command line booting `spec`, and the guest-RAM files it names."""
+def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str, console_log: Path,
+              scratch: Path, scratch_direct: bool = True) -> tuple[QemuArgs, list[Path]]:
+    """The command line booting `spec` with its scratch disk image at `scratch` (when
+    `spec.disk_mb`), and the guest-RAM files it names."""
     q = QemuArgs(QemuBinary.find().path).base().firmware(spec.firmware)
     q.machine(spec.accel, spec.tcg_threads)
     mem_files = q.topology(spec.topology, spec.memory_mb, spec.mem_dir, run_id)
@@ -77,6 +91,8 @@ def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str,
         q.console(console_log)
     q.result_port(sock_dir / "result", PORT_NAME)
     q.host_root(ROOT_TAG)
+    if spec.disk_mb > 0:
+        q.scratch_disk(scratch, SCRATCH_SERIAL, direct=scratch_direct)
     q.qmp(sock_dir / "qmp")
     q.add(*spec.extra_args)
     return q, mem_files
@@ -84,8 +100,29 @@ def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str,
 
 def machine_identity(spec: VmSpec) -> list[str]:
     """`spec`'s command line with a run's own paths replaced by fixed ones: machines of
-    equal identity can restore each other's snapshots (ktstr.vm.snapshot)."""
-    return qemu_args(spec, Path("/run"), "run", Path("/console"))[0].argv()
+    equal identity can restore each other's snapshots (ktstr.vm.snapshot). The scratch
+    disk's size is the image's, not an option: its fixed name carries it."""
+    scratch = Path(f"/scratch-{spec.disk_mb}M.img")
+    return qemu_args(spec, Path("/run"), "run", Path("/console"), scratch)[0].argv()
+
+
+def create_scratch_image(path: Path, size_mb: int) -> bool:
+    """A new sparse raw image of `size_mb` MiB at `path`; returns whether its file
+    system takes O_DIRECT (what qemu's `cache=none` opens it with)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.ftruncate(fd, size_mb << 20)
+    finally:
+        os.close(fd)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_DIRECT | os.O_CLOEXEC))
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        log.warning("%s refuses O_DIRECT: the scratch disk goes through the host's page "
+                    "cache (cache=writeback)", path.parent)
+        return False
+    return True
 
 
 class Machine:
@@ -98,6 +135,8 @@ class Machine:
         self.run_id = uuid.uuid4().hex[:12]
         self.console_log = workdir / "console.log"
         self.qemu_log = workdir / "qemu.log"
+        self.scratch_image = workdir / f"scratch-{self.run_id}.img"
+        self._scratch_direct = True
         # Unix socket paths are limited to 108 bytes; a run directory may be deeper.
         self._sock_dir = Path(tempfile.mkdtemp(prefix=f"ktstr-{self.run_id}-"))
         self._qmp_path = self._sock_dir / "qmp"  # the names _args gives them
@@ -116,7 +155,8 @@ class Machine:
     # -- command line -------------------------------------------------------
 
     def argv(self) -> list[str]:
-        q, self._mem_files = qemu_args(self.spec, self._sock_dir, self.run_id, self.console_log)
+        q, self._mem_files = qemu_args(self.spec, self._sock_dir, self.run_id, self.console_log,
+                                       self.scratch_image, self._scratch_direct)
         if self.restore is not None:
             q.add("-incoming", "defer")  # started by wait_restored, once QMP is up
         return q.argv()
@@ -125,6 +165,15 @@ class Machine:
 
     def launch(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.spec.disk_mb > 0:
+            try:
+                self._scratch_direct = create_scratch_image(self.scratch_image,
+                                                            self.spec.disk_mb)
+            except OSError as e:
+                self._cleanup()
+                raise VmLaunchError(f"cannot create the scratch disk image "
+                                    f"{self.scratch_image}: {e}; hint: free space in "
+                                    f"{self.workdir} or give the VM disk_mb=0") from e
         self._argv = self.argv()
         self.console_log.write_bytes(b"")  # qemu appends (see QemuArgs.console)
         if self.restore is not None:
@@ -185,7 +234,10 @@ class Machine:
 
         qemu has connected its sockets and mapped guest RAM, so the names are no
         longer needed; without them nothing is left behind even if this process
-        is SIGKILLed. Guest RAM stays reachable through `memory_fds`.
+        is SIGKILLed. Guest RAM stays reachable through `memory_fds`. The scratch
+        disk's image keeps its name until `_cleanup`: qemu reopens it by name when
+        a snapshot save deactivates the disk (with the name gone the save fails in
+        `bdrv_inactivate_all`).
         """
         for path in self._mem_files:
             self.memory_fds.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))
@@ -329,7 +381,7 @@ class Machine:
                 if closer is not None:
                     closer.close()
         self._qmp = None
-        for path in self._mem_files:
+        for path in [*self._mem_files, self.scratch_image]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for fd in self.memory_fds:

@@ -1,9 +1,9 @@
 """The qemu command line, built from typed parts and never concatenated.
 
 `QemuArgs` has one method per concern (machine, accelerator, SMP topology and
-NUMA, kernel, character devices, the 9p root, QMP), each appending to one argv
-list; values that qemu parses as comma-separated options are escaped with
-`escape`. `argv()` is what `subprocess` runs and what `--dry-run` prints with
+NUMA, kernel, character devices, the 9p root, the scratch disk, QMP), each
+appending to one argv list; values that qemu parses as comma-separated options
+are escaped with `escape`. `argv()` is what `subprocess` runs and what `--dry-run` prints with
 `shlex.join`. The CPU numbering qemu gives for `-smp sockets=S,cores=C,threads=T`
 is the one `ktstr.topology.Topology` documents; one socket is one LLC.
 """
@@ -139,6 +139,20 @@ class QemuArgs:
         self.add("-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,"
                  "multidevs=remap")
         return self.add("-device", f"virtio-9p-pci,fsdev=hostroot,mount_tag={tag}")
+
+    def scratch_disk(self, image: Path, serial: str, *, direct: bool = True) -> QemuArgs:
+        """A raw virtio-blk disk on `image`, which the guest finds by `serial`.
+
+        `cache=none` opens the host file O_DIRECT: a guest write completes when the
+        host's device has it, not the host's page cache, so the guest's O_DIRECT and
+        O_SYNC I/O wait as they would on real hardware; `aio=native` (Linux AIO) needs
+        it. `direct=False` (a host file system refusing O_DIRECT) falls back to the
+        host's page cache with qemu's thread pool. The host-side cache mode is not
+        part of the guest's state: machines differing only in it restore each other.
+        """
+        cache = "cache=none,aio=native" if direct else "cache=writeback,aio=threads"
+        self.add("-drive", f"if=none,id=scratch,file={escape(image)},format=raw,{cache}")
+        return self.add("-device", f"virtio-blk-pci,drive=scratch,serial={escape(serial)}")
 
     def qmp(self, sock: Path) -> QemuArgs:
         """QMP on a monitor that connects to our unix socket (we listen: no polling)."""

@@ -7,8 +7,9 @@ complete pass. Phases:
 - `Spin(s)`: spin batches (each one work unit) for `s` seconds.
 - `Sleep(s)`: a stop-aware sleep; not a scheduling gap (see `WorkLoop`).
 - `Yield(s)`: `sched_yield` repeatedly for `s` seconds, one work unit per yield.
-- `Io(s)`: 4 KiB `pwrite` + `fdatasync` to a per-worker temp file (IoSyncWrite's
-  step, see `ktstr.work.io`) for `s` seconds, one work unit per write.
+- `Io(s)`: O_DIRECT | O_SYNC 4 KiB `pwrite` + `fdatasync` to the worker's region of
+  the scratch disk, else a temp file (IoSyncWrite's step, see `ktstr.work.io`) for
+  `s` seconds, one work unit per write.
 - `AluHotPhase(s, width)`: AluHot's independent multiply chains (see
   `ktstr.work.compute`) for `s` seconds. The seed calls it `AluHot`, a name
   the work type `AluHot` already holds in `ktstr.work`; every phase is also an
@@ -18,7 +19,6 @@ complete pass. Phases:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +27,7 @@ from typing import ClassVar
 from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType, seconds
 from ktstr.work.compute import ALU_HOT_BATCH, ALU_HOT_WIDTH, AluWidth, chain_seed, multiply_chains
-from ktstr.work.io import IO_BLOCK_BYTES, IO_SYNC_WRITE_STRIPES, fs_type
+from ktstr.work.io import IO_BLOCK_BYTES, aligned_block, sync_write_target
 from ktstr.work.loop import WorkLoop
 
 
@@ -81,22 +81,21 @@ class Io(Phase):
     seconds: float
 
     def run(self, loop: WorkLoop) -> None:
-        where = tempfile.gettempdir()
-        loop.note(f"no block device: Io phase writes a temp file on {fs_type(where)} ({where})")
-        fd, path = tempfile.mkstemp(prefix="ktstr-seqio-")
-        os.unlink(path)
-        block = os.urandom(IO_BLOCK_BYTES)
+        target = sync_write_target(loop, "Io phase")
+        buf = aligned_block(os.urandom(IO_BLOCK_BYTES))
+        bufs = [buf]
         stripe = 0
         end = loop.spin() + int(self.seconds * 1e9)
         try:
             while loop.running:
-                os.pwrite(fd, block, stripe * IO_BLOCK_BYTES)
-                os.fdatasync(fd)
-                stripe = (stripe + 1) % IO_SYNC_WRITE_STRIPES
+                os.pwritev(target.fd, bufs, target.base + stripe * IO_BLOCK_BYTES)
+                os.fdatasync(target.fd)
+                stripe = (stripe + 1) % target.blocks
                 if loop.spin() >= end:
                     break
         finally:
-            os.close(fd)
+            target.close()
+            buf.close()
 
 
 @dataclass(frozen=True, slots=True, init=False)
