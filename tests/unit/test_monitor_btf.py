@@ -94,5 +94,5 @@ def test_layout_has_the_monitor_fields_and_event_counters(kbtf):
 def test_layout_without_runqueue_types_is_unavailable(kbtf, monkeypatch):
     monkeypatch.setattr("ktstr.monitor.layout.CORE_FIELDS", ("rq.no_such_field",))
     monkeypatch.setattr("ktstr.monitor.layout.FIELDS", ("rq.no_such_field",))
-    with pytest.raises(MonitorUnavailable, match="lacks rq.no_such_field"):
+    with pytest.raises(MonitorUnavailable, match=r"lacks rq\.no_such_field"):
         layout_from_btf(kbtf, "abc", RELEASE, {})

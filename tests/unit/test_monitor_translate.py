@@ -31,7 +31,7 @@ def test_nodes_are_concatenated_and_reads_cross_them():
     mem = ram(4 * MiB, 4 * MiB)
     mem.write(4 * MiB - 2, b"abcd")
     assert mem.read(4 * MiB - 2, 4) == b"abcd"
-    mm, off, left = mem.locate(4 * MiB + 1)
+    _mm, off, left = mem.locate(4 * MiB + 1)
     assert (off, left) == (1, 4 * MiB - 1)
     with pytest.raises(MonitorUnavailable, match="not RAM"):
         mem.read(8 * MiB, 1)
@@ -65,7 +65,7 @@ def test_vmcoreinfo_is_found_past_decoys():
 def test_vmcoreinfo_absent_or_incomplete_is_unavailable():
     with pytest.raises(MonitorUnavailable, match="no OSRELEASE="):
         find_vmcoreinfo(ram(MiB))
-    with pytest.raises(MonitorUnavailable, match="lacks KERNELOFFSET, NUMBER.phys_base."):
+    with pytest.raises(MonitorUnavailable, match=r"lacks KERNELOFFSET, NUMBER\(phys_base\)"):
         parse("OSRELEASE=6.1\nBUILD-ID=ab\nSYMBOL(init_top_pgt)=ffffffff82000000\n")
 
 
@@ -147,3 +147,17 @@ def test_kernel_image_direct_map_and_per_cpu():
         a.locate(base + 0xFFC, 8)
     a.write(base + 0xFFC, struct.pack("<Q", 0x1122334455667788))  # writes may cross
     assert a.u64(base + 0xFFC) == 0x1122334455667788
+
+
+def test_a_guest_without_a_kernel_is_unavailable_not_a_crash(tmp_path, monkeypatch):
+    from ktstr.monitor.guestkernel import GuestKernel
+
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path))  # no cached layout to lean on
+
+    mem = ram(8 * MiB)
+    mem.write(0x3000, (DATA / "vmcoreinfo-7.2.13+deb14-amd64.txt").read_bytes() + b"\0")
+    with pytest.raises(MonitorUnavailable):  # vmcoreinfo, but nothing it points at
+        GuestKernel.open(mem)
+    with pytest.raises(MonitorUnavailable, match="vmcoreinfo"):
+        GuestKernel.open(ram(MiB))
+    assert not (tmp_path / "monitor").exists()  # nothing cached from a failed derivation

@@ -37,6 +37,13 @@ class GuestKernel:
         `nr_cpu_ids`. The guest must have booted far enough to have written
         vmcoreinfo and set up its per-CPU areas.
         """
+        try:
+            return cls._open(mem, nr_cpus)
+        except (struct.error, ValueError, IndexError) as e:  # garbage where a table should be
+            raise MonitorUnavailable(f"cannot read the guest kernel's tables: {e}") from e
+
+    @classmethod
+    def _open(cls, mem: GuestMemory, nr_cpus: int | None) -> GuestKernel:
         info = find_vmcoreinfo(mem)
         top = info.symbols.get("init_top_pgt", info.symbols.get("swapper_pg_dir", 0))
         aspace = AddressSpace(mem, phys_base=info.phys_base, top_pgt=top,

@@ -42,6 +42,12 @@ class _Attached:
 
 class RqReader:
     def __init__(self, kernel: GuestKernel, cpus: int | None = None) -> None:
+        try:
+            self._setup(kernel, cpus)
+        except ValueError as e:  # a runqueue field straddling a page: not a layout we know
+            raise MonitorUnavailable(f"cannot precompute the runqueue reads: {e}") from e
+
+    def _setup(self, kernel: GuestKernel, cpus: int | None) -> None:
         self.k = kernel
         self.cpus = kernel.nr_cpus if cpus is None else min(cpus, kernel.nr_cpus)
         lay = kernel.layout
