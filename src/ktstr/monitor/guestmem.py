@@ -87,6 +87,7 @@ class GuestMemory:
                 os.close(fd)
 
     def close(self) -> None:
+        """Unmap. Do it when the VM ends: a mapping keeps the (unlinked) RAM file alive."""
         for r in self._regions:
             r.mm.close()
 
