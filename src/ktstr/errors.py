@@ -59,3 +59,8 @@ class GuestLostError(KtstrError):
 
 class SystemError_(KtstrError):
     """A /sys, /proc or cgroup operation failed; names the path and errno."""
+
+
+class MonitorUnavailable(KtstrError):
+    """The guest kernel cannot be watched from the host (no vmcoreinfo, symbols or BTF);
+    the message says what is missing. The test still runs, without the monitor."""

@@ -1,7 +1,10 @@
 """The host-side monitor: the guest kernel watched through its RAM, from the host.
 
-Layers (see ../shared/DESIGN.md, "Watching the guest from the host"):
-`sample` (what one look at the guest holds, the contract between the reader and
-the checks), the guest-memory reader, the sampler thread, and the checks that
-judge a series of samples.
+Layers (see ../shared/DESIGN.md, "Watching the guest from the host"), bottom up:
+`guestmem` (the node RAM files, guest-physical reads and writes), `vmcoreinfo`
+(finding the kernel), `translate` (virtual -> physical, per-CPU), `kallsyms` and
+`btf` (symbols and types from guest memory), `layout` (what is derived per kernel
+BUILD-ID, cached), `guestkernel` (a booted kernel opened from the host),
+`rqreader` (one `MonitorSample` per call, and the watchdog timeout read/write),
+`sample` (the contract between the reader and the checks).
 """

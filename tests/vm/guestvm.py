@@ -1,0 +1,71 @@
+"""A guest running a shell command while the host reads its kernel (tests and bench).
+
+The guest runs the command through the `ktstr shell` path; the caller gets the
+`Machine`, whose `memory_fds` are the guest's RAM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from ktstr.guest.protocol import ShellRequest
+from ktstr.monitor.rqreader import RqReader
+from ktstr.monitor.sample import MonitorSample
+from ktstr.runner.boot import boot
+from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
+from ktstr.topology import Topology
+from ktstr.vm.accel import choose_accel
+from ktstr.vm.kernel import Kernel
+from ktstr.vm.machine import Machine
+
+SPIN = "cp /bin/sh /tmp/gm-spin; taskset -c 1 /tmp/gm-spin -c 'while :; do :; done' &"
+
+
+def sleepers(cpus: int) -> str:
+    """A task waking every 50 ms on each CPU: no CPU stays idle (NOHZ) long enough for
+    its rq clock to stop for a whole second."""
+    return " ".join(f"taskset -c {c} sh -c 'while :; do sleep 0.05; done' &"
+                    for c in range(cpus))
+
+
+@contextlib.contextmanager
+def guest(kernel: Kernel, topo: str, command: str, *, bzimage: bool,
+          tcg_threads: str = "multi") -> Iterator[Machine]:
+    accel = choose_accel()
+    spec = vm_spec(kernel, Topology.parse(topo), 1024, accel, tcg_threads=tcg_threads)
+    if bzimage:
+        spec = replace(spec, image=kernel.image, firmware=None)
+    req = ShellRequest(topology=topo, cwd="/tmp", command=command,
+                       seed=random.SystemRandom().getrandbits(63))
+    with tempfile.TemporaryDirectory(prefix="ktstr-gm-") as tmp:
+        booted = boot(spec, Path(tmp), BOOT_BUDGET_S[accel],
+                      lambda: {"type": "go", "shell": replace(req, wall_time=time.time())
+                               .to_dict()}, snapshots=False)
+        try:
+            yield booted.machine
+        finally:
+            booted.machine.kill()
+
+
+def wait_for(what: str, sample: Callable[[], MonitorSample],
+              ok: Callable[[MonitorSample], bool], timeout: float = 90.0) -> MonitorSample:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = sample()
+        if ok(s):
+            return s
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not seen within {timeout}s; last sample: {s}")
+
+
+def sample_cost_us(reader: RqReader, n: int = 500) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        reader.sample()
+    return (time.perf_counter() - t) / n * 1e6
