@@ -49,6 +49,7 @@ class KtstrTest:
     topology: Topology
     duration_s: float = 2.0
     watchdog_timeout_s: float = 4.0
+    watchdog_explicit: bool = False  # set by the test (else the seed's default, derived)
     workers_per_cgroup: int = 2
     memory_mb: int = 2048
     scheduler: Scheduler = Scheduler.EEVDF
@@ -141,7 +142,8 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     topo = Topology(*(attrs.pop(d) if d in attrs else default
                       for d, default in zip(dims, scheduler.topology, strict=True)))
     duration = seconds("duration_s", attrs.pop("duration_s", 2.0))
-    if "watchdog_timeout_s" in attrs:
+    explicit_watchdog = "watchdog_timeout_s" in attrs
+    if explicit_watchdog:
         watchdog = seconds("watchdog_timeout_s", attrs.pop("watchdog_timeout_s"))
     else:
         # The seed's default of 4 s, stretched for longer runs so that a test that
@@ -164,6 +166,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
     return KtstrTest(
         fn=fn, name=name, topology=topo, duration_s=duration, watchdog_timeout_s=watchdog,
+        watchdog_explicit=explicit_watchdog,
         workers_per_cgroup=workers, memory_mb=memory, scheduler=scheduler,
         staged_schedulers=staged,
         extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,

@@ -12,6 +12,17 @@ from ktstr.monitor.sampler import MonitorThread
 from ktstr.monitor.vcpus import VcpuClock, vcpu_threads
 
 
+class Looks:
+    """A reader stand-in: stamps its own index and host time, as RqReader does."""
+
+    def __init__(self) -> None:
+        self.index = 0
+
+    def __call__(self) -> MonitorSample:
+        self.index += 1
+        return look(self.index - 1, time.monotonic())
+
+
 def look(index: int, t: float) -> MonitorSample:
     cpus = tuple(CpuSample(cpu=c, nr_running=1, clock_ns=index * 100, scx_nr_running=0,
                            local_dsq_depth=0, curr_pid=1, curr_comm="x") for c in range(2))
@@ -20,7 +31,7 @@ def look(index: int, t: float) -> MonitorSample:
 
 def test_samples_come_every_period_after_the_start_delay_with_vcpu_times() -> None:
     began = time.monotonic()
-    mon = MonitorThread(look, lambda: {0: 5, 1: 7}, period=0.02, start_delay=0.1).start()
+    mon = MonitorThread(Looks(), lambda: {0: 5, 1: 7}, period=0.02, start_delay=0.1).start()
     time.sleep(0.35)
     samples = mon.stop()
     assert 3 <= len(samples) <= 14, len(samples)
@@ -33,10 +44,12 @@ def test_samples_come_every_period_after_the_start_delay_with_vcpu_times() -> No
 
 
 def test_a_failing_reader_ends_the_series_with_its_reason() -> None:
-    def flaky(index: int, t: float) -> MonitorSample:
-        if index == 3:
+    looks = Looks()
+
+    def flaky() -> MonitorSample:
+        if looks.index == 3:
             raise OSError("guest memory unmapped")
-        return look(index, t)
+        return looks()
 
     mon = MonitorThread(flaky, period=0.01, start_delay=0.0).start()
     time.sleep(0.2)
@@ -45,8 +58,21 @@ def test_a_failing_reader_ends_the_series_with_its_reason() -> None:
 
 
 def test_stop_during_the_start_delay_takes_no_sample() -> None:
-    mon = MonitorThread(look, period=0.01, start_delay=5.0).start()
+    mon = MonitorThread(Looks(), period=0.01, start_delay=5.0).start()
     assert mon.stop() == []
+
+
+def test_the_reader_is_prepared_on_the_thread_and_its_failure_is_kept() -> None:
+    mon = MonitorThread(prepare=Looks, period=0.01, start_delay=0.0).start()
+    time.sleep(0.1)
+    assert len(mon.stop()) >= 2 and mon.error is None
+
+    def unavailable() -> Looks:
+        raise ValueError("no vmcoreinfo in guest memory")
+
+    mon = MonitorThread(prepare=unavailable, period=0.01, start_delay=0.0).start()
+    time.sleep(0.05)
+    assert mon.stop() == [] and mon.error == "ValueError: no vmcoreinfo in guest memory"
 
 
 def test_vcpu_threads_from_query_cpus_fast() -> None:

@@ -61,7 +61,7 @@ class SchedulerRun:
     exit_code: int | None = None
     output_tail: str = ""
     kernel_log: list[str] = field(default_factory=list)  # the sched_ext lines of the run
-    watchdog: str = ""  # what became of the test's watchdog_timeout_s
+    watchdog: str = ""  # what became of the test's watchdog_timeout_s (the host's monitor)
     # Its BPF programs once attached (ktstr.system.bpf.ProgInfo.to_dict() each, plus the
     # fdinfo's own verified_insns): what the verifier accepted, for the verifier sweep.
     programs: list[dict[str, Any]] = field(default_factory=list)
@@ -144,7 +144,6 @@ class ManagedScheduler:
             ops = sched_ext.ops_name()
             if sched_ext.state() == "enabled" and ops:
                 self.run.ops, self.run.attach_s = ops, time.monotonic() - started
-                self.run.watchdog = self._watchdog_note()
                 self.run.programs = self._programs()
                 return
             if self._proc is not None and self._proc.poll() is not None:
@@ -257,15 +256,6 @@ class ManagedScheduler:
                 entry["error"] = f"bpf_prog_info: {e}"
             out.append(entry)
         return out
-
-    def _watchdog_note(self) -> str:
-        want = self.order.watchdog_timeout_s
-        if want is None:
-            return ""
-        # 7.2 takes the timeout only from ops.timeout_ms at load: no sysfs or module knob.
-        return (f"watchdog_timeout_s={want:g} requested, not applied: this kernel takes the "
-                "watchdog timeout only from the scheduler's ops.timeout_ms (the host-side "
-                "override writes scx_root->watchdog_timeout)")
 
 
 class Watched(Protocol):

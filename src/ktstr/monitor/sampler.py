@@ -23,16 +23,23 @@ log = logging.getLogger(__name__)
 PERIOD_S = 0.1
 START_DELAY_S = 0.5
 
-#: One look at the guest (index and host time are the sampler's to stamp).
-Look = Callable[[int, float], MonitorSample]
+#: One look at the guest (the reader stamps index and host time).
+Look = Callable[[], MonitorSample]
 
 
 class MonitorThread:
     """Collects `MonitorSample`s on a daemon thread between `start()` and `stop()`."""
 
-    def __init__(self, look: Look, vcpu_time: Callable[[], dict[int, int]] | None = None,
-                 period: float = PERIOD_S, start_delay: float = START_DELAY_S) -> None:
-        self._look = look
+    def __init__(self, look: Look | None = None,
+                 vcpu_time: Callable[[], dict[int, int]] | None = None,
+                 period: float = PERIOD_S, start_delay: float = START_DELAY_S, *,
+                 prepare: Callable[[], Look] | None = None) -> None:
+        """`look` takes one sample; or `prepare`, run on the thread after the start
+        delay (opening a guest kernel can take seconds), returns it."""
+        if (look is None) == (prepare is None):
+            raise ValueError("MonitorThread needs exactly one of look and prepare")
+        self._look: Look = look if look is not None else _unprepared
+        self._prepare = prepare
         self._vcpu_time = vcpu_time
         self._period = period
         self._start_delay = start_delay
@@ -54,11 +61,17 @@ class MonitorThread:
     def _run(self) -> None:
         if self._halt.wait(self._start_delay):
             return
+        if self._prepare is not None:
+            try:
+                self._look = self._prepare()
+            except Exception as e:  # the monitor is unavailable; the run goes on
+                self.error = f"{type(e).__name__}: {e}"
+                return
         next_at = time.monotonic()
         while not self._halt.is_set():
             began = time.monotonic()
             try:
-                self.samples.append(self._take(len(self.samples), began))
+                self.samples.append(self._take())
             except Exception as e:  # the series ends; the run goes on
                 self.error = f"{type(e).__name__}: {e}"
                 log.warning("monitor: sampling stopped after %d samples: %s",
@@ -70,10 +83,14 @@ class MonitorThread:
             next_at = max(next_at + self._period, time.monotonic() + self._period / 2)
             self._halt.wait(max(0.0, next_at - time.monotonic()))
 
-    def _take(self, index: int, t: float) -> MonitorSample:
-        sample = self._look(index, t)
+    def _take(self) -> MonitorSample:
+        sample = self._look()
         if self._vcpu_time is None:
             return sample
         host = self._vcpu_time()
         cpus = tuple(dataclasses.replace(c, vcpu_cpu_ns=host.get(c.cpu)) for c in sample.cpus)
         return dataclasses.replace(sample, cpus=cpus)
+
+
+def _unprepared() -> MonitorSample:
+    raise RuntimeError("the monitor's reader was never prepared")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import sys
 import time
@@ -19,9 +20,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ktstr.checks import Assert
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.boot import BootFailed, boot
+from ktstr.runner.monitoring import MonitorOutcome, RunMonitor, WatchdogOverride, judge
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
@@ -70,6 +73,7 @@ class RunResult:
     boot_crashes: list[str] = field(default_factory=list)  # emulator flakes, retried
     scheduler_run: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerRun
     scheduler_runs: list[dict[str, Any]] = field(default_factory=list)  # all, in start order
+    monitor: dict[str, Any] = field(default_factory=dict)  # runner.monitoring.MonitorOutcome
     console_log: str = ""
     console_tail: str = ""
     sidecar: str = ""
@@ -180,14 +184,76 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
+    monitor = _start_monitor(machine, test, kernel, accel, watched=bool(staged))
     try:
-        _converse(machine, test, accel, res, deadline + booted.save_s)
+        try:
+            _converse(machine, test, accel, res, deadline + booted.save_s)
+        finally:
+            if monitor is not None:
+                _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
         machine.shutdown()
     except KtstrError as e:
         res.outcome, res.error = Outcome.ERROR, str(e)
     finally:
         machine.kill()  # a no-op once it has shut down
         res.console_tail = machine.console_tail()
+
+
+def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str, *,
+                   watched: bool) -> RunMonitor | None:
+    """The host-side monitor of this run; `watched`: a sched_ext scheduler may run, so
+    the test's watchdog timeout is applied to it.
+
+    Under emulation only a timeout the test sets itself is applied: the seed's default
+    (4 s, or duration + 2 s) is sized for real hardware, and a guest running 25 times
+    slower trips it with nothing wrong (measured: scx_simple's watchdog work item did
+    not run for 8 s behind eight spinners on one vCPU). The scheduler's own timeout
+    then stays, and the result says so.
+    """
+    if os.environ.get("KTSTR_MONITOR", "on") == "off":  # bench/monitor_overhead.py's "off"
+        return None
+    hz = kernel.config_value("CONFIG_HZ")
+    applies = watched and (test.watchdog_explicit or accel == "kvm")
+    override = (WatchdogOverride(test.watchdog_timeout_s, int(hz))
+                if applies and hz and hz.isdigit() else None)
+    try:
+        return RunMonitor(machine.memory_fds, machine.pid, machine.qmp, test.topology.cpus,
+                          watchdog=override).start()
+    except Exception as e:  # QMP said no, /proc unreadable: run without a monitor
+        log.warning("monitor: not started: %s", e)
+        return None
+
+
+def _monitor_verdict(res: RunResult, outcome: MonitorOutcome, test: KtstrTest, accel: str, *,
+                     watched: bool) -> None:
+    """Judge the samples with the test's merged checks (defaults -> scheduler -> test, as
+    the guest merged them) and fold the verdict into the run's."""
+    checks = (Assert.default_checks(emulated=accel != "kvm")
+              .merge(test.scheduler.checks).merge(test.checks))
+    verdict = judge(outcome, checks, scheduler_expected=watched)
+    res.monitor = outcome.to_dict()
+    text = str(verdict).strip()
+    if text and (verdict.details or watched):
+        res.report = "\n".join(filter(None, [res.report.rstrip(), text]))
+    if res.outcome == Outcome.PASSED and not verdict.passed:
+        res.outcome = Outcome.FAILED
+        res.error = "host-side monitor: " + verdict.details[0].splitlines()[0]
+    elif res.outcome == Outcome.PASSED and verdict.inconclusive:
+        res.outcome = Outcome.INCONCLUSIVE
+    if res.scheduler_run is not None:
+        res.scheduler_run["watchdog"] = _watchdog_account(outcome.watchdog, test)
+
+
+def _watchdog_account(wd: dict[str, Any], test: KtstrTest) -> str:
+    if not wd:
+        return (f"watchdog_timeout_s={test.watchdog_timeout_s:g} (the default) not applied "
+                "under emulation: the scheduler's own timeout stands; set it in "
+                "@ktstr_test to apply it")
+    if wd.get("note"):
+        return str(wd["note"])
+    return (f"watchdog_timeout_s={wd['requested_s']:g} requested, "
+            + (f"{wd['observed_s']:g} read back" if wd.get("observed_s") is not None
+               else "not applied (no scheduler seen attached by the monitor)"))
 
 
 def _kargs(test: KtstrTest) -> tuple[str, ...]:
