@@ -61,7 +61,9 @@ import math
 import os
 import threading
 import time
+from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import mul
 
@@ -70,6 +72,14 @@ from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, sched_getcpu
 from ktstr.work.params import count
 from ktstr.work.wake import _sys_futex
+
+_native_math: Callable[[array[int], int, int], None] | None
+try:  # built by `pip install -e .` (make venv) from src/ktstr/_native.c
+    from ktstr import _native
+
+    _native_math = _native.schbench_math
+except ImportError:
+    _native_math = None
 
 #: schbench's -m: message threads.
 SCHBENCH_MESSAGE_THREADS = 1
@@ -335,6 +345,59 @@ class SchbenchConfig:
 # -- the run -----------------------------------------------------------------------
 
 
+class Matrices:
+    """schbench's `thread_data->data`: m1, m2 and m3, n x n uint64 each, in one buffer.
+
+    `multiply` is schbench's `do_some_math` `reps` times. It runs in C
+    (ktstr._native, built at install time) with the interpreter lock released,
+    so workers multiply in parallel and at schbench's rate; when the extension
+    is missing (a tree installed without a compiler) the same product is
+    computed in Python over row lists, about 40-70x slower and serialised by
+    the interpreter lock: `native` says which one runs.
+    """
+
+    __slots__ = ("_rows", "data", "n", "native")
+
+    def __init__(self, n: int, native: bool | None = None) -> None:
+        if native is None:
+            native = _native_math is not None
+        if native and _native_math is None:
+            raise ConfigError("Matrices native=True but ktstr._native is not built; "
+                              "hint: run `make venv` (needs gcc and python3-dev)")
+        self.n = n
+        self.native = native
+        nn = n * n
+        self.data = array("Q", bytes(8 * 3 * nn))
+        for x in range(nn):
+            i, j = divmod(x, n)
+            self.data[x] = (i * n + j) % 7 + 1
+            self.data[nn + x] = (i * n + j) % 5 + 1
+        self._rows: tuple[list[list[int]], list[list[int]], list[list[int]]] | None = None
+        if not native:  # m1 by rows, m2 by columns (transposed), m3 by rows
+            d = self.data
+            self._rows = ([list(d[i * n:(i + 1) * n]) for i in range(n)],
+                          [list(d[nn + j:2 * nn:n]) for j in range(n)],
+                          [[0] * n for _ in range(n)])
+
+    def multiply(self, reps: int) -> None:
+        if self._rows is None:
+            assert _native_math is not None
+            _native_math(self.data, self.n, reps)
+            return
+        m1, m2t, m3 = self._rows
+        for _ in range(reps):
+            for i, row in enumerate(m1):
+                out = m3[i]
+                for j, col in enumerate(m2t):
+                    out[j] = sum(map(mul, row, col))
+
+    def product(self) -> list[int]:
+        """m3, row-major, as the last `multiply` left it (for tests)."""
+        if self._rows is None:
+            return list(self.data[2 * self.n * self.n:])
+        return [v & 0xFFFF_FFFF_FFFF_FFFF for row in self._rows[2] for v in row]
+
+
 class _Thread:
     """schbench's `struct thread_data` for one worker or message thread."""
 
@@ -366,9 +429,7 @@ class _Thread:
         self.sched_delay_ns = 0
         self.csw = 0
         if n:
-            m1 = [[(i * n + j) % 7 + 1 for j in range(n)] for i in range(n)]
-            m2t = [[(j * n + i) % 5 + 1 for j in range(n)] for i in range(n)]  # transposed
-            self.matrices = (m1, m2t, [[0] * n for _ in range(n)])
+            self.matrices = Matrices(n)
 
     def finish_kernel_stats(self) -> None:
         _, delay, pcount = thread_schedstat()
@@ -397,13 +458,6 @@ class _Run:
         self.threads: list[threading.Thread] = []
 
     # -- worker side -------------------------------------------------------------
-
-    def do_some_math(self, td: _Thread) -> None:
-        m1, m2t, m3 = td.matrices
-        for i, row in enumerate(m1):
-            out = m3[i]
-            for j, col in enumerate(m2t):
-                out[j] = sum(map(mul, row, col))
 
     def lock_this_cpu(self) -> threading.Lock:
         locks = self.locks
@@ -447,7 +501,7 @@ class _Run:
     def worker_thread(self, td: _Thread, qi: int) -> None:
         cfg = self.cfg
         sleep_s = cfg.sleep_usec / 1e6
-        ops = range(cfg.operations)
+        ops = cfg.operations
         try:
             while not self.stopping.is_set():
                 for _ in range(self.msg_and_wait(td, qi)):
@@ -456,8 +510,7 @@ class _Run:
                         if sleep_s:  # simulated networking, and a fresh time slice
                             time.sleep(sleep_s)
                         lock = None if cfg.no_locking else self.lock_this_cpu()
-                        for _ in ops:
-                            self.do_some_math(td)
+                        td.matrices.multiply(ops)
                         if lock is not None:
                             lock.release()
                     now = time.monotonic_ns()
@@ -662,6 +715,11 @@ class Schbench(WorkType):
         m["message_threads"] = float(cfg.message_threads)
         m["worker_threads"] = float(run.per_msg)
         m["matrix_size"] = float(run.n)
+        m["native_math"] = 1.0 if _native_math is not None else 0.0
+        if run.n and _native_math is None:
+            loop.note("Schbench: ktstr._native is not built (`make venv` builds it; needs gcc "
+                      "and python3-dev): the matrix multiply ran in Python, ~50x slower and "
+                      "serialised by the interpreter lock")
         m["sched_delay_message_us"] = (
             sum(t.sched_delay_ns for t in run.msgs) / len(run.msgs) / 1e3)
         m["sched_delay_worker_us"] = sum(t.sched_delay_ns for t in workers) / len(workers) / 1e3
