@@ -106,3 +106,12 @@ def test_native_true_without_the_extension_is_a_config_error(
     with pytest.raises(ConfigError, match="make venv"):
         Matrices(4, native=True)
     assert not Matrices(4).native
+
+
+def test_python_fallback_stops_between_rows() -> None:
+    m = Matrices(104, native=False)
+    stopping = threading.Event()
+    stopping.set()
+    t = time.perf_counter()
+    m.multiply(1000, stopping)  # 1000 products would take minutes
+    assert time.perf_counter() - t < 1.0

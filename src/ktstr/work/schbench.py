@@ -21,8 +21,9 @@ the figures in `loop.metrics` under schbench's JSON names
 whole run / wall time), `requests`, schbench's `sched delay` line
 (`sched_delay_message_us`, `sched_delay_worker_us`: average run-queue delay per
 run from each thread's `/proc/thread-self/schedstat`) and the kernel's count of
-voluntary context switches of all those threads (`thread_voluntary_csw`). The
-wakeup latencies also become the worker's `wake_latency_us`.
+voluntary context switches of all those threads (`thread_voluntary_csw`), and
+`native_math` (1 when the multiply ran in C). The wakeup latencies also become
+the worker's `wake_latency_us`.
 
 CLI parity (schbench flag -> field):
 
@@ -30,7 +31,7 @@ CLI parity (schbench flag -> field):
 |---|---|---|---|
 | -m | message_threads | 1 | 1 |
 | -t | worker_threads | 0 = CPUs / -m | 0 = CPUs the worker may use / -m |
-| -F | cache_footprint_kb | 256 | 32 (see below) |
+| -F | cache_footprint_kb | 256 | 256 |
 | -n | operations | 5 | 5 |
 | -s | sleep_usec | 100 | 100 |
 | -L | no_locking | off | False |
@@ -44,13 +45,18 @@ worker's affinity mask, and the per-CPU locks cover every possible CPU.
 `-r/-w/-i/-z/-j` have no field: the run lasts the test's duration, figures are
 for the whole run.
 
-Differences a reader must know: the matrix multiply is Python, about 40x
-slower than schbench's C loop and serialised by the interpreter lock, so the
-default footprint is 32 KiB (36x36 matrices) instead of 256 KiB; pass
-`cache_footprint_kb=256` for schbench's matrix size. A per-CPU lock is a
-blocking `threading.Lock` rather than schbench's trylock spin (a spin under
-the interpreter lock would starve the holder it waits for). Futex words are
-process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as in schbench.
+Differences a reader must know: the matrix multiply is schbench's C loop,
+statement for statement, in `ktstr._native` (src/ktstr/_native.c, compiled
+by `make venv`'s `pip install -e .`); it releases the interpreter lock, so
+workers multiply in parallel as schbench's threads do. Only the multiply is
+native: the rest of a request (futex waits, think sleep, lock, time stamps)
+is Python, a few tens of µs natively. Where the extension was not built the
+multiply runs in Python (about 40-70x slower, serialised by the interpreter
+lock, bench/schbench_math.py): the result then says so in a note and
+`native_math` = 0, and a smaller `cache_footprint_kb` keeps requests short.
+A per-CPU lock is a blocking `threading.Lock` rather than schbench's trylock
+spin (a spin under the interpreter lock would starve the holder it waits for).
+Futex words are process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as in schbench.
 """
 
 from __future__ import annotations
@@ -85,8 +91,8 @@ except ImportError:
 SCHBENCH_MESSAGE_THREADS = 1
 #: schbench's -t: workers per message thread; 0 = the worker's CPUs / message threads.
 SCHBENCH_WORKER_THREADS = 0
-#: schbench's -F in KiB (schbench: 256; smaller here because the multiply is Python).
-SCHBENCH_CACHE_FOOTPRINT_KB = 32
+#: schbench's -F in KiB: 3 matrices of 104x104 uint64.
+SCHBENCH_CACHE_FOOTPRINT_KB = 256
 #: schbench's -n: matrix multiplications per request.
 SCHBENCH_OPERATIONS = 5
 #: schbench's -s: think-time sleep per request, µs.
@@ -379,7 +385,10 @@ class Matrices:
                           [list(d[nn + j:2 * nn:n]) for j in range(n)],
                           [[0] * n for _ in range(n)])
 
-    def multiply(self, reps: int) -> None:
+    def multiply(self, reps: int, stopping: threading.Event | None = None) -> None:
+        """`reps` products; the Python path gives up between rows once `stopping` is set
+        (one 256 KiB request takes seconds under TCG, longer than a worker may take
+        to stop); the C one is over in milliseconds."""
         if self._rows is None:
             assert _native_math is not None
             _native_math(self.data, self.n, reps)
@@ -387,6 +396,8 @@ class Matrices:
         m1, m2t, m3 = self._rows
         for _ in range(reps):
             for i, row in enumerate(m1):
+                if stopping is not None and stopping.is_set():
+                    return
                 out = m3[i]
                 for j, col in enumerate(m2t):
                     out[j] = sum(map(mul, row, col))
@@ -510,7 +521,7 @@ class _Run:
                         if sleep_s:  # simulated networking, and a fresh time slice
                             time.sleep(sleep_s)
                         lock = None if cfg.no_locking else self.lock_this_cpu()
-                        td.matrices.multiply(ops)
+                        td.matrices.multiply(ops, self.stopping)
                         if lock is not None:
                             lock.release()
                     now = time.monotonic_ns()
