@@ -28,7 +28,8 @@ host-packages:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pip builds ktstr._native (setup.py, src/ktstr/_native.c) into src/ktstr/ in place.
+$(STAMP): pyproject.toml setup.py src/ktstr/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "ktstr needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 """How much work each work type does, what the harness costs, and the wake-latency floor.
 
     .venv/bin/python bench/worker_fidelity.py [--kernel SPEC] [--seconds 2] [--topo 1n1l2c1t]
+        [--only NAME[,NAME...]]
 
 Boots ONE guest (`ktstr.runner.shell.run_shell`) and runs this script inside
 it with `--guest`, which prints:
@@ -106,13 +107,15 @@ def cyclictest() -> str:
     return f"cyclictest -i 1000: p50={pct(50)}us p99={pct(99)}us n={total};{summary}"
 
 
-def guest(secs: float) -> int:
+def guest(secs: float, only: set[str] | None = None) -> int:
     _import_all_work_types()
     from ktstr.work.base import WorkType
 
     print(f"# work rate over {secs:g}s (work units/s per worker)")
     floors: dict[str, str] = {}
     for name in WorkType.ALL_NAMES:
+        if only and name not in only:
+            continue
         try:
             work = WorkType.from_name(name)
         except Exception:
@@ -131,6 +134,13 @@ def guest(secs: float) -> int:
         extra = (" error: " + errs[0][:80]) if errs else ""
         extra += (" notes: " + "; ".join(notes)[:100]) if notes else ""
         print(f"{name:28s} {rate:12.1f} /s  ({workers} workers){extra}")
+        if name == "Schbench" and reports:
+            m = reports[0].metrics  # type: ignore[attr-defined]
+            print(f"{'':28s} request p50/p99 {m.get('request_latency_pct50.0', 0):.0f}/"
+                  f"{m.get('request_latency_pct99.0', 0):.0f}us, wakeup p50/p99 "
+                  f"{m.get('wakeup_latency_pct50.0', 0):.0f}/"
+                  f"{m.get('wakeup_latency_pct99.0', 0):.0f}us, "
+                  f"matrix {m.get('matrix_size', 0):.0f}, native {m.get('native_math', 0):.0f}")
         if name in ("FutexPingPong", "TimerLatency"):
             lat = [r.wake_latency_us for r in reports  # type: ignore[attr-defined]
                    if r.wake_latency_us.count]  # type: ignore[attr-defined]
@@ -155,13 +165,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--kernel", default=None)
     ap.add_argument("--topo", default="1n1l2c1t")
+    ap.add_argument("--only", default="", help="comma-separated work type names")
     args = ap.parse_args()
     if args.guest:
-        return guest(args.seconds)
+        return guest(args.seconds, {n for n in args.only.split(",") if n} or None)
     from ktstr.runner.shell import run_shell
     from ktstr.topology import Topology
 
     cmd = f"{sys.executable} {Path(__file__).resolve()} --guest --seconds {args.seconds:g}"
+    if args.only:
+        cmd += f" --only {args.only}"
     t0 = time.monotonic()
     res = run_shell(Topology.parse(args.topo), kernel_spec=args.kernel, command=cmd,
                     timeout_s=1800)

@@ -46,7 +46,7 @@ def test_defaults_are_schbench_flags():
     assert (c.message_threads, c.worker_threads, c.operations, c.sleep_usec) == (
         1, 0, SCHBENCH_OPERATIONS, SCHBENCH_SLEEP_USEC)
     assert (c.no_locking, c.rps, c.auto_rps, c.pipe) == (False, 0, 0, 0)
-    assert SchbenchConfig(cache_footprint_kb=256).matrix_size == 104  # schbench's -F 256
+    assert (c.cache_footprint_kb, c.matrix_size) == (256, 104)  # schbench's -F 256
     assert c.workers_per_message(4) == 4
     assert SchbenchConfig(message_threads=3).workers_per_message(4) == 2
     assert SchbenchConfig(worker_threads=7).workers_per_message(4) == 7

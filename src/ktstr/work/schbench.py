@@ -21,8 +21,9 @@ the figures in `loop.metrics` under schbench's JSON names
 whole run / wall time), `requests`, schbench's `sched delay` line
 (`sched_delay_message_us`, `sched_delay_worker_us`: average run-queue delay per
 run from each thread's `/proc/thread-self/schedstat`) and the kernel's count of
-voluntary context switches of all those threads (`thread_voluntary_csw`). The
-wakeup latencies also become the worker's `wake_latency_us`.
+voluntary context switches of all those threads (`thread_voluntary_csw`), and
+`native_math` (1 when the multiply ran in C). The wakeup latencies also become
+the worker's `wake_latency_us`.
 
 CLI parity (schbench flag -> field):
 
@@ -30,7 +31,7 @@ CLI parity (schbench flag -> field):
 |---|---|---|---|
 | -m | message_threads | 1 | 1 |
 | -t | worker_threads | 0 = CPUs / -m | 0 = CPUs the worker may use / -m |
-| -F | cache_footprint_kb | 256 | 32 (see below) |
+| -F | cache_footprint_kb | 256 | 256 |
 | -n | operations | 5 | 5 |
 | -s | sleep_usec | 100 | 100 |
 | -L | no_locking | off | False |
@@ -44,13 +45,18 @@ worker's affinity mask, and the per-CPU locks cover every possible CPU.
 `-r/-w/-i/-z/-j` have no field: the run lasts the test's duration, figures are
 for the whole run.
 
-Differences a reader must know: the matrix multiply is Python, about 40x
-slower than schbench's C loop and serialised by the interpreter lock, so the
-default footprint is 32 KiB (36x36 matrices) instead of 256 KiB; pass
-`cache_footprint_kb=256` for schbench's matrix size. A per-CPU lock is a
-blocking `threading.Lock` rather than schbench's trylock spin (a spin under
-the interpreter lock would starve the holder it waits for). Futex words are
-process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as in schbench.
+Differences a reader must know: the matrix multiply is schbench's C loop,
+statement for statement, in `ktstr._native` (src/ktstr/_native.c, compiled
+by `make venv`'s `pip install -e .`); it releases the interpreter lock, so
+workers multiply in parallel as schbench's threads do. Only the multiply is
+native: the rest of a request (futex waits, think sleep, lock, time stamps)
+is Python, a few tens of µs natively. Where the extension was not built the
+multiply runs in Python (about 40-70x slower, serialised by the interpreter
+lock, bench/schbench_math.py): the result then says so in a note and
+`native_math` = 0, and a smaller `cache_footprint_kb` keeps requests short.
+A per-CPU lock is a blocking `threading.Lock` rather than schbench's trylock
+spin (a spin under the interpreter lock would starve the holder it waits for).
+Futex words are process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as in schbench.
 """
 
 from __future__ import annotations
@@ -61,7 +67,9 @@ import math
 import os
 import threading
 import time
+from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import mul
 
@@ -71,12 +79,20 @@ from ktstr.work.loop import WorkLoop, sched_getcpu
 from ktstr.work.params import count
 from ktstr.work.wake import _sys_futex
 
+_native_math: Callable[[array[int], int, int], None] | None
+try:  # built by `pip install -e .` (make venv) from src/ktstr/_native.c
+    from ktstr import _native
+
+    _native_math = _native.schbench_math
+except ImportError:
+    _native_math = None
+
 #: schbench's -m: message threads.
 SCHBENCH_MESSAGE_THREADS = 1
 #: schbench's -t: workers per message thread; 0 = the worker's CPUs / message threads.
 SCHBENCH_WORKER_THREADS = 0
-#: schbench's -F in KiB (schbench: 256; smaller here because the multiply is Python).
-SCHBENCH_CACHE_FOOTPRINT_KB = 32
+#: schbench's -F in KiB: 3 matrices of 104x104 uint64.
+SCHBENCH_CACHE_FOOTPRINT_KB = 256
 #: schbench's -n: matrix multiplications per request.
 SCHBENCH_OPERATIONS = 5
 #: schbench's -s: think-time sleep per request, µs.
@@ -335,6 +351,64 @@ class SchbenchConfig:
 # -- the run -----------------------------------------------------------------------
 
 
+class Matrices:
+    """schbench's `thread_data->data`: m1, m2 and m3, n x n uint64 each, in one buffer.
+
+    `multiply` is schbench's `do_some_math` `reps` times. It runs in C
+    (ktstr._native, built at install time) with the interpreter lock released,
+    so workers multiply in parallel and at schbench's rate; when the extension
+    is missing (a tree installed without a compiler) the same product is
+    computed in Python over row lists, about 40-70x slower and serialised by
+    the interpreter lock: `native` says which one runs.
+    """
+
+    __slots__ = ("_rows", "data", "n", "native")
+
+    def __init__(self, n: int, native: bool | None = None) -> None:
+        if native is None:
+            native = _native_math is not None
+        if native and _native_math is None:
+            raise ConfigError("Matrices native=True but ktstr._native is not built; "
+                              "hint: run `make venv` (needs gcc and python3-dev)")
+        self.n = n
+        self.native = native
+        nn = n * n
+        self.data = array("Q", bytes(8 * 3 * nn))
+        for x in range(nn):
+            i, j = divmod(x, n)
+            self.data[x] = (i * n + j) % 7 + 1
+            self.data[nn + x] = (i * n + j) % 5 + 1
+        self._rows: tuple[list[list[int]], list[list[int]], list[list[int]]] | None = None
+        if not native:  # m1 by rows, m2 by columns (transposed), m3 by rows
+            d = self.data
+            self._rows = ([list(d[i * n:(i + 1) * n]) for i in range(n)],
+                          [list(d[nn + j:2 * nn:n]) for j in range(n)],
+                          [[0] * n for _ in range(n)])
+
+    def multiply(self, reps: int, stopping: threading.Event | None = None) -> None:
+        """`reps` products; the Python path gives up between rows once `stopping` is set
+        (one 256 KiB request takes seconds under TCG, longer than a worker may take
+        to stop); the C one is over in milliseconds."""
+        if self._rows is None:
+            assert _native_math is not None
+            _native_math(self.data, self.n, reps)
+            return
+        m1, m2t, m3 = self._rows
+        for _ in range(reps):
+            for i, row in enumerate(m1):
+                if stopping is not None and stopping.is_set():
+                    return
+                out = m3[i]
+                for j, col in enumerate(m2t):
+                    out[j] = sum(map(mul, row, col))
+
+    def product(self) -> list[int]:
+        """m3, row-major, as the last `multiply` left it (for tests)."""
+        if self._rows is None:
+            return list(self.data[2 * self.n * self.n:])
+        return [v & 0xFFFF_FFFF_FFFF_FFFF for row in self._rows[2] for v in row]
+
+
 class _Thread:
     """schbench's `struct thread_data` for one worker or message thread."""
 
@@ -366,9 +440,7 @@ class _Thread:
         self.sched_delay_ns = 0
         self.csw = 0
         if n:
-            m1 = [[(i * n + j) % 7 + 1 for j in range(n)] for i in range(n)]
-            m2t = [[(j * n + i) % 5 + 1 for j in range(n)] for i in range(n)]  # transposed
-            self.matrices = (m1, m2t, [[0] * n for _ in range(n)])
+            self.matrices = Matrices(n)
 
     def finish_kernel_stats(self) -> None:
         _, delay, pcount = thread_schedstat()
@@ -397,13 +469,6 @@ class _Run:
         self.threads: list[threading.Thread] = []
 
     # -- worker side -------------------------------------------------------------
-
-    def do_some_math(self, td: _Thread) -> None:
-        m1, m2t, m3 = td.matrices
-        for i, row in enumerate(m1):
-            out = m3[i]
-            for j, col in enumerate(m2t):
-                out[j] = sum(map(mul, row, col))
 
     def lock_this_cpu(self) -> threading.Lock:
         locks = self.locks
@@ -447,7 +512,7 @@ class _Run:
     def worker_thread(self, td: _Thread, qi: int) -> None:
         cfg = self.cfg
         sleep_s = cfg.sleep_usec / 1e6
-        ops = range(cfg.operations)
+        ops = cfg.operations
         try:
             while not self.stopping.is_set():
                 for _ in range(self.msg_and_wait(td, qi)):
@@ -456,8 +521,7 @@ class _Run:
                         if sleep_s:  # simulated networking, and a fresh time slice
                             time.sleep(sleep_s)
                         lock = None if cfg.no_locking else self.lock_this_cpu()
-                        for _ in ops:
-                            self.do_some_math(td)
+                        td.matrices.multiply(ops, self.stopping)
                         if lock is not None:
                             lock.release()
                     now = time.monotonic_ns()
@@ -662,6 +726,11 @@ class Schbench(WorkType):
         m["message_threads"] = float(cfg.message_threads)
         m["worker_threads"] = float(run.per_msg)
         m["matrix_size"] = float(run.n)
+        m["native_math"] = 1.0 if _native_math is not None else 0.0
+        if run.n and _native_math is None:
+            loop.note("Schbench: ktstr._native is not built (`make venv` builds it; needs gcc "
+                      "and python3-dev): the matrix multiply ran in Python, ~50x slower and "
+                      "serialised by the interpreter lock")
         m["sched_delay_message_us"] = (
             sum(t.sched_delay_ns for t in run.msgs) / len(run.msgs) / 1e3)
         m["sched_delay_worker_us"] = sum(t.sched_delay_ns for t in workers) / len(workers) / 1e3
