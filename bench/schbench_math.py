@@ -108,18 +108,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.guest or args.here:
         return measure(args.seconds)
-    from ktstr.runner.shell import run_shell
-    from ktstr.topology import Topology
+    from bench.inguest import rerun_in_guest
 
-    cmd = f"{sys.executable} {Path(__file__).resolve()} --guest --seconds {args.seconds:g}"
-    t0 = time.monotonic()
-    res = run_shell(Topology.parse(args.topo), kernel_spec=args.kernel, command=cmd,
-                    timeout_s=1800)
-    print(f"# guest {args.topo}, {res.boot_mode} boot, {time.monotonic() - t0:.0f}s in all, "
-          f"exit {res.exit_code}")
-    sys.stdout.write(res.stdout)
-    sys.stderr.write(res.stderr)
-    return res.exit_code
+    return rerun_in_guest(__file__, ["--guest", "--seconds", f"{args.seconds:g}"], args.topo,
+                          args.kernel)
 
 
 if __name__ == "__main__":
