@@ -238,34 +238,43 @@ def counting(per_interval: dict[str, int], lo: int, hi: int) -> Callable[[int], 
 
 
 def test_fallback_rate_sustained_fails() -> None:
-    r = judge(series(40, events=counting({"select_cpu_fallback": 32}, 10, 15)))
+    # Rates are per guest CPU: 32 events per CPU per 0.125 s interval = 256/s per CPU.
+    r = judge(series(40, events=counting({"select_cpu_fallback": 32 * NCPU}, 10, 15)))
     assert first_lines(r) == [
-        "fallback rate 256.0/s exceeded threshold 200.0/s for 5 consecutive intervals "
-        "(ending at sample 14)"
+        "fallback rate 256.0/s per CPU exceeded threshold 200.0/s for 5 consecutive "
+        "intervals (ending at sample 14)"
     ]
-    assert "select_cpu_fallback 1128 -> 1160 over 0.125s from sample 13" in r.details[0]
+    assert "select_cpu_fallback 1512 -> 1640 over 0.125s from sample 13" in r.details[0]
 
 
 def test_keep_last_rate_sustained_fails() -> None:
-    r = judge(series(40, events=counting({"dispatch_keep_last": 16}, 30, 37)))
+    r = judge(series(40, events=counting({"dispatch_keep_last": 16 * NCPU}, 30, 37)))
     assert first_lines(r) == [
-        "keep_last rate 128.0/s exceeded threshold 100.0/s for 7 consecutive intervals "
-        "(ending at sample 36)"
+        "keep_last rate 128.0/s per CPU exceeded threshold 100.0/s for 7 consecutive "
+        "intervals (ending at sample 36)"
     ]
 
 
+def test_a_summed_rate_over_the_threshold_passes_when_each_cpu_is_under_it() -> None:
+    # scx_simple, one spinner per CPU: every slice expiry keeps the last task, ~27/s per
+    # CPU under TCG, 110/s summed over 4: healthy, not a keep_last storm.
+    assert judge(series(40, events=counting({"dispatch_keep_last": 14}, 0, 40))).passed
+
+
 def test_rates_exactly_at_threshold_pass() -> None:
-    ev = counting({"select_cpu_fallback": 25, "dispatch_keep_last": 12}, 5, 35)  # 200/s, 96/s
+    ev = counting({"select_cpu_fallback": 25 * NCPU, "dispatch_keep_last": 12 * NCPU},
+                  5, 35)  # 200/s and 96/s per CPU
     assert judge(series(40, events=ev)).passed
 
 
 def test_counter_reset_breaks_the_run() -> None:
     def ev(i: int) -> dict[str, int]:
-        grow = counting({"select_cpu_fallback": 40}, 10, 19)(i)["select_cpu_fallback"]
-        return {"select_cpu_fallback": grow - (1000 if i >= 14 else 0)}  # reloaded at 14
+        grow = counting({"select_cpu_fallback": 40 * NCPU}, 10, 19)(i)["select_cpu_fallback"]
+        return {"select_cpu_fallback": grow - (1500 if i >= 14 else 0)}  # reloaded at 14
 
     assert judge(series(40, events=ev)).passed  # runs of 4 and 4: the reset is no rate
-    assert not judge(series(40, events=counting({"select_cpu_fallback": 40}, 10, 19))).passed
+    assert not judge(series(40, events=counting({"select_cpu_fallback": 40 * NCPU}, 10,
+                                                19))).passed
 
 
 # --- warm-up and attachment -------------------------------------------------------------
