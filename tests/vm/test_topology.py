@@ -8,15 +8,11 @@ import glob
 import os
 
 from ktstr import Ctx, ktstr_test
+from ktstr.topology import parse_cpulist
 
 
 def _cpulist(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.strip().split(","):
-        if part:
-            lo, _, hi = part.partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
+    return set(parse_cpulist(text))
 
 
 def _read(path: str) -> str:

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from ktstr.errors import ConfigError
 from ktstr.system import fs
 from ktstr.system.cpu import SYS_ROOT, numa_nodes
+from ktstr.system.proc import task_status
+from ktstr.topology import parse_cpulist
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
@@ -74,21 +76,10 @@ def node_cpu_masks(nodes: dict[int, frozenset[int]], allowed: set[int]) -> list[
 def memory_nodes(root: str = str(SYS_ROOT)) -> list[int]:
     """Nodes that have memory and that this process may allocate on (its Mems_allowed)."""
     text = fs.read_optional(f"{root}/devices/system/node/has_memory")
-    nodes = set(fs.read_cpulist(f"{root}/devices/system/node/has_memory")) if text else {0}
-    for line in fs.read_text("/proc/self/status").splitlines():
-        if line.startswith("Mems_allowed_list:"):
-            allowed = _parse_list(line.partition(":")[2])
-            nodes &= allowed or nodes
+    nodes = set(parse_cpulist(text)) if text else {0}
+    allowed = parse_cpulist(task_status(os.getpid()).get("Mems_allowed_list", ""))
+    nodes &= allowed or nodes
     return sorted(nodes)
-
-
-def _parse_list(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.strip().split(","):
-        if part:
-            lo, _, hi = part.partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 @dataclass(frozen=True, slots=True, init=False)
