@@ -23,6 +23,7 @@ import mmap
 import os
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType
@@ -84,6 +85,8 @@ class CachePressure(WorkType):
 
     size_kib: int
     stride: int
+    #: sched_yield after each pass (CacheYield): the cache is cold again when it resumes.
+    yields_each_pass: ClassVar[bool] = False
 
     def __init__(self, size_kib: int = CACHE_PRESSURE_SIZE_KIB,
                  stride: int = CACHE_PRESSURE_STRIDE) -> None:
@@ -98,10 +101,12 @@ class CachePressure(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         buf = bytearray(self.size_kib * 1024)
-        step = self.stride
+        step, yields = self.stride, self.yields_each_pass
         while loop.running:
             buf[::step] = buf[::step].translate(_INCREMENT)
             loop.spin()
+            if yields:
+                loop.yield_(count=False)
             loop.iterations += 1
 
 
@@ -109,11 +114,4 @@ class CachePressure(WorkType):
 class CacheYield(CachePressure):
     """CachePressure's strided pass, then `sched_yield`; one pass is one work unit."""
 
-    def run(self, loop: WorkLoop) -> None:
-        buf = bytearray(self.size_kib * 1024)
-        step = self.stride
-        while loop.running:
-            buf[::step] = buf[::step].translate(_INCREMENT)
-            loop.spin()
-            loop.yield_(count=False)
-            loop.iterations += 1
+    yields_each_pass: ClassVar[bool] = True
