@@ -64,6 +64,13 @@ class KtstrTest:
     auto_repro: bool = True
     timeout_s: float | None = None  # host-side deadline; None = derived from duration
 
+    def merged_checks(self, *, emulated: bool) -> Assert:
+        """The checks the run is judged by: defaults (the emulation profile under TCG)
+        -> the scheduler's -> the test's own (seed 001's merge chain). The guest judges
+        its workers and the host its monitor samples with the same ones."""
+        return Assert.default_checks(emulated=emulated).merge(self.scheduler.checks) \
+            .merge(self.checks)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 

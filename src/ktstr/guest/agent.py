@@ -131,8 +131,7 @@ class SchedulerDied(Exception):
 
 def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
     emulated = req.accel != "kvm"
-    checks = (Assert.default_checks(emulated=emulated)
-              .merge(test.scheduler.checks).merge(test.checks))
+    checks = test.merged_checks(emulated=emulated)
     base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
     slot = SchedulerSlot(
         SchedulerOrder.from_dict(req.scheduler) if req.scheduler is not None else None,

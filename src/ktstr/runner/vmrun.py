@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ktstr.checks import Assert
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.boot import BootFailed, boot
@@ -226,11 +225,10 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
 
 def _monitor_verdict(res: RunResult, outcome: MonitorOutcome, test: KtstrTest, accel: str, *,
                      watched: bool) -> None:
-    """Judge the samples with the test's merged checks (defaults -> scheduler -> test, as
-    the guest merged them) and fold the verdict into the run's."""
-    checks = (Assert.default_checks(emulated=accel != "kvm")
-              .merge(test.scheduler.checks).merge(test.checks))
-    verdict = judge(outcome, checks, scheduler_expected=watched)
+    """Judge the samples with the checks the guest judged its workers by and fold the
+    verdict into the run's."""
+    verdict = judge(outcome, test.merged_checks(emulated=accel != "kvm"),
+                    scheduler_expected=watched)
     res.monitor = outcome.to_dict()
     text = str(verdict).strip()
     if text and (verdict.details or watched):
