@@ -317,6 +317,16 @@ def test_never_attached_is_inconclusive_only_when_a_scheduler_was_expected() -> 
     assert r.passed and r.inconclusive is None and not r.details
 
 
+def test_a_short_run_without_a_scheduler_is_not_inconclusive() -> None:
+    # Under EEVDF the monitor judges nothing; a 1.5 s body leaves fewer samples than the
+    # warm-up (seen: a 2n2l2c2t topology test reported inconclusive), or none at all.
+    for samples in (series(15, attached=lambda i: False), []):
+        r = judge(samples, scheduler_expected=False, warmup_samples=20)
+        assert r.passed and r.inconclusive is None and not r.details
+    assert_inconclusive(judge(series(15), warmup_samples=20),
+                        "no samples left after the 20 warm-up samples (15 taken)")
+
+
 def test_clocks_that_never_move_are_inconclusive() -> None:
     samples = series(30, lambda i, c: {"clock_ns": 5, "nr_running": 9 if c == 0 else 1})
     assert_inconclusive(judge(samples), "rq->clock never moved on any CPU over 30 samples")

@@ -148,17 +148,18 @@ def _untrusted(
     warmup: int,
     scheduler_expected: bool,
 ) -> str | None:
-    """Why the series cannot be judged, or None when it can."""
+    """Why the series cannot be judged, or None when it can (or when nothing was to be
+    judged: without an expected scheduler only attached samples would be)."""
+    if not scheduler_expected and not any(s.attached for s in window):
+        return None
     if not samples:
         return "no samples were taken"
     if not window:
         return f"no samples left after the {warmup} warm-up samples ({len(samples)} taken)"
     attached = [s for s in window if s.attached]
     if not attached:
-        if scheduler_expected:
-            return (f"no sample with a sched_ext scheduler attached "
-                    f"({len(window)} samples after warm-up)")
-        return None
+        return (f"no sample with a sched_ext scheduler attached "
+                f"({len(window)} samples after warm-up)")
     reason = _implausible(window)
     if reason:
         return reason

@@ -238,6 +238,9 @@ def _monitor_verdict(res: RunResult, outcome: MonitorOutcome, test: KtstrTest, a
         res.error = "host-side monitor: " + verdict.details[0].splitlines()[0]
     elif res.outcome == Outcome.PASSED and verdict.inconclusive:
         res.outcome = Outcome.INCONCLUSIVE
+        if res.result is not None:  # where the report and the summary line read the why
+            res.result["inconclusive"] = "; ".join(
+                filter(None, [res.result.get("inconclusive"), verdict.inconclusive]))
     if res.scheduler_run is not None:
         res.scheduler_run["watchdog"] = _watchdog_account(outcome.watchdog, test)
 
