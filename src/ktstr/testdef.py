@@ -63,6 +63,8 @@ class KtstrTest:
     performance_mode: bool = False
     auto_repro: bool = True
     timeout_s: float | None = None  # host-side deadline; None = derived from duration
+    # Globals of the scheduler's .bss/.data written by the host before the body starts.
+    scheduler_vars: dict[str, int | float | bool] = field(default_factory=dict)
 
     def merged_checks(self, *, emulated: bool) -> Assert:
         """The checks the run is judged by: defaults (the emulation profile under TCG)
@@ -100,6 +102,7 @@ def _build(fn: TestBody, attrs: dict[str, Any]) -> KtstrTest:
              "workers_per_cgroup", "memory_mb", "scheduler", "staged_schedulers",
              "extra_sched_args", "payload",
              "workloads", "config", "performance_mode", "auto_repro", "timeout_s",
+             "scheduler_vars",
              *_CONSTRAINTS, *check_fields}
     unknown = sorted(set(attrs) - known)
     if unknown:
@@ -169,6 +172,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     timeout = attrs.pop("timeout_s", None)
     payload, workloads = _payloads(attrs.pop("payload", None), attrs.pop("workloads", ()))
     config = inline_config(attrs.pop("config", None), scheduler)
+    sched_vars = scheduler_vars(attrs.pop("scheduler_vars", {}), scheduler)
     checks = Assert(**{k: attrs.pop(k) for k in list(attrs) if k in check_fields})
     constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
     return KtstrTest(
@@ -180,7 +184,28 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         constraints=constraints, payload=payload, workloads=workloads, config=config,
         performance_mode=bool(attrs.pop("performance_mode", False)),
         auto_repro=bool(attrs.pop("auto_repro", True)),
-        timeout_s=None if timeout is None else seconds("timeout_s", timeout))
+        timeout_s=None if timeout is None else seconds("timeout_s", timeout),
+        scheduler_vars=sched_vars)
+
+
+def scheduler_vars(value: Any, scheduler: Scheduler) -> dict[str, int | float | bool]:
+    """`scheduler_vars`: globals to write into the test's own sched_ext scheduler before
+    the workload starts (seed 001 tunes a scheduler this way without rebuilding it)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"scheduler_vars={value!r} is not a dict; hint: "
+                          "scheduler_vars={'slice_ns': 5000000}")
+    if value and not scheduler.spec.has_active_scheduling():
+        raise ConfigError(f"scheduler_vars={value!r} but the test runs under "
+                          f"{scheduler.name}, which has no variables to write; hint: set "
+                          "scheduler= to the sched_ext scheduler whose globals they are")
+    for name, v in value.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"scheduler_vars: {name!r} is not a global's name; hint: the "
+                              "name of a .bss/.data variable, e.g. 'slice_ns'")
+        if not isinstance(v, int | float | bool):
+            raise ConfigError(f"scheduler_vars: {name}={v!r} is a {type(v).__name__}; hint: "
+                              "an int, float or bool")
+    return dict(value)
 
 
 def _staged(own: Scheduler, value: Any) -> tuple[Scheduler, ...]:

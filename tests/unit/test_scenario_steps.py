@@ -483,3 +483,32 @@ def test_an_affinity_intent_the_topology_cannot_meet_fails_validation(ctx: Ctx,
         execute_steps(ctx, [Step.hold(HoldSpec.fixed(1)), Step.with_defs(
             [CgroupDef("s", affinity=AffinityIntent.smt_sibling_pair())])])
     assert log == []  # refused before the first step ran
+
+
+class FakeHost:
+    """The snapshot side of the host as Op.snapshot sees it (SnapshotControl)."""
+
+    def __init__(self, log: list[tuple[Any, ...]]) -> None:
+        self.log = log
+
+    def capture(self, name: str) -> dict[str, Any]:
+        self.log.append(("snapshot", name))
+        return {"name": name, "frozen_ms": 2.0}
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    def names(self) -> list[str]:
+        return []
+
+
+def test_snapshot_ops_capture_in_step_order(ctx: Ctx, log: list[Any]) -> None:
+    steps = [Step(ops=[Op.add_cgroup("a"), Op.snapshot("a0")], hold=HoldSpec.frac(0.5)),
+             Step(ops=[Op.snapshot("b")], hold=HoldSpec.frac(0.5))]
+    with pytest.raises(ConfigError, match=r"Op.snapshot\('a0'\) needs a host"):
+        execute_steps(ctx, steps)
+    assert log == []
+    ctx.snapshot_control = FakeHost(log)
+    execute_steps(ctx, steps)
+    assert [e for e in log if e[0] in ("create", "snapshot")][-2:] == [("snapshot", "a0"),
+                                                                       ("snapshot", "b")]

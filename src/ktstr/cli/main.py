@@ -10,7 +10,15 @@ import argparse
 import logging
 import sys
 
-from ktstr.cli import kernel_cmd, sched_cmd, shell_cmd, snapshot_cmd, test_cmd, verifier_cmd
+from ktstr.cli import (
+    kernel_cmd,
+    report_cmd,
+    sched_cmd,
+    shell_cmd,
+    snapshot_cmd,
+    test_cmd,
+    verifier_cmd,
+)
 from ktstr.errors import KtstrError
 
 
@@ -30,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     shell_cmd.register(sub)
     sched_cmd.register(sub)
     snapshot_cmd.register(sub)
+    report_cmd.register(sub)
     verifier_cmd.register(sub)
     return parser
 

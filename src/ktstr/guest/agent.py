@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ktstr.checks import Assert, AssertResult
+from ktstr.errors import KtstrError
 from ktstr.guest import init
+from ktstr.guest.hostsnap import HostSnapshots
 from ktstr.guest.port import GuestPort, find_port
 from ktstr.guest.protocol import Outcome, ShellRequest, TestRequest
 from ktstr.guest.schedctl import SchedulerFailed, SchedulerOrder, SchedulerWatch
@@ -107,7 +109,7 @@ def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
     except Exception as e:
         return {"outcome": Outcome.ERROR, "error": f"cannot load the test in the guest: {e}",
                 "traceback": traceback.format_exc()}
-    return run_body(test, req)
+    return run_body(test, req, HostSnapshots(port))
 
 
 def load_test(req: TestRequest) -> KtstrTest:
@@ -129,7 +131,7 @@ class SchedulerDied(Exception):
     """Raised in the test body's thread when the scheduler under test stops running."""
 
 
-def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
+def run_body(test: KtstrTest, req: TestRequest, host: HostSnapshots) -> dict[str, Any]:
     emulated = req.accel != "kvm"
     checks = test.merged_checks(emulated=emulated)
     base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
@@ -141,10 +143,17 @@ def run_body(test: KtstrTest, req: TestRequest) -> dict[str, Any]:
     except SchedulerFailed as e:
         return {**base, "outcome": Outcome.FAILED, "error": e.run.summary(),
                 **_scheduler_runs(slot)}
+    if req.scheduler_vars:
+        try:  # before the body: the scheduler runs the whole workload so tuned
+            host.write_vars(req.scheduler_vars)
+        except KtstrError as e:
+            slot.stop()
+            return {**base, "outcome": Outcome.ERROR,
+                    "error": f"cannot write scheduler_vars: {e}", **_scheduler_runs(slot)}
     started = time.monotonic()
     with _interrupt_on_scheduler_death(slot):
         try:
-            result = _run_fn(test, checks, base, slot)
+            result = _run_fn(test, checks, base, slot, host)
         except SchedulerDied as e:  # it arrived after the body, during its clean-up
             result = {**base, "outcome": Outcome.FAILED, "error": str(e)}
     slot.stop()
@@ -196,9 +205,10 @@ def _interrupt_on_scheduler_death(slot: SchedulerSlot) -> Iterator[None]:
 
 
 def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
-            slot: SchedulerSlot) -> dict[str, Any]:
+            slot: SchedulerSlot, host: HostSnapshots) -> dict[str, Any]:
     ctx = Ctx.create(checks=checks, duration=test.duration_s,
-                     workers_per_cgroup=test.workers_per_cgroup, scheduler=slot)
+                     workers_per_cgroup=test.workers_per_cgroup, scheduler=slot,
+                     snapshot_control=host)
     primary: AssertResult | None = None
     try:
         outcome = test.fn(ctx)

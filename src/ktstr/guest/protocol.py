@@ -8,8 +8,23 @@ stays the whole kernel log). The guest speaks first:
                    or {"type": "go", "shell": {...ShellRequest...}} (`ktstr shell`)
     guest -> host  {"type": "log", "msg": ...}            (any number)
     guest -> host  {"type": "topology", "ok": bool, "seen": {...}, "problems": [...]}
+    guest -> host  {"type": "request", "id": n, "op": ..., ...}  (any number, while the
+                   body runs; the guest blocks until the host answers that id)
+    host  -> guest {"type": "reply", "id": n, "ok": true, ...}
+                   or {"type": "reply", "id": n, "ok": false, "error": "..."} (raised in
+                   the guest as KtstrError with the host's message)
     guest -> host  {"type": "result", "outcome": ..., ...}
     guest -> host  {"type": "bye"}                        (then it powers off)
+
+Requests (`GuestPort.request`; served by ktstr.runner.snapshots on the host):
+
+    "snapshot"       {"name"}: freeze the guest, capture, resume; reply {"name",
+                     "frozen_ms", "hits", "missing"}
+    "get_snapshot"   {"name"}: reply {"capture": {...} | None, "names": [...]}, the latest
+                     capture under name with "hits" (None: none under that name)
+    "list_snapshots" {}: reply {"names": [...]}
+    "write_vars"     {"vars": {global: value}}: write the attached scheduler's globals
+                     while the guest stands still; reply {"values": {global: read back}}
 
 A result is sent once; a host that sees the port close without one knows the
 guest died and reports the console tail instead.
@@ -51,6 +66,8 @@ class TestRequest:
     env: dict[str, str] = field(default_factory=dict)
     scheduler: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerOrder; None: EEVDF
     staged_schedulers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by name
+    # Globals of the scheduler written (by the host) once it attached, before the body.
+    scheduler_vars: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

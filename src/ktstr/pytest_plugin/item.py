@@ -16,6 +16,7 @@ import pytest
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome
 from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm
+from ktstr.scenario.snapshot import snapshot_lines
 from ktstr.testdef import KtstrTest
 
 RUN_DIR_KEY = pytest.StashKey["Any"]()
@@ -99,6 +100,8 @@ def failure_text(r: RunResult) -> str:
         lines += ["", "schedulers of the run: " + " -> ".join(
             f"{run.get('name')} ({run.get('end') or 'running'})" for run in r.scheduler_runs)]
     lines += scheduler_block(r.scheduler_run)
+    if r.snapshots:  # what the scheduler's state was when the test asked
+        lines += ["", "--- snapshots ---"] + ["  " + line for line in snapshot_lines(r.snapshots)]
     if r.console_tail:
         lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",
                   r.console_tail.rstrip()]

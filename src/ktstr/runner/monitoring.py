@@ -76,6 +76,9 @@ class RunMonitor:
         self._nr_cpus = nr_cpus
         self._watchdog = watchdog
         self._mem: GuestMemory | None = None
+        # Set once the thread has opened the guest kernel; snapshots share it (valid
+        # until stop()).
+        self.kernel: GuestKernel | None = None
         clock = None
         if qemu_pid is not None:
             clock = VcpuClock(qemu_pid, vcpu_threads(qmp)).read
@@ -87,6 +90,7 @@ class RunMonitor:
 
     def stop(self) -> MonitorOutcome:
         samples = self._thread.stop()
+        self.kernel = None
         if self._mem is not None:
             self._mem.close()
         costs = [c * 1e6 for c in self._thread.sample_cost_s]
@@ -104,6 +108,7 @@ class RunMonitor:
         self._mem = GuestMemory.from_fds(self._fds)
         kernel = GuestKernel.open(self._mem, self._nr_cpus)
         reader = RqReader(kernel)
+        self.kernel = kernel
         watchdog = self._watchdog
         if watchdog is None:
             return reader.sample

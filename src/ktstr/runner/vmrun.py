@@ -26,6 +26,7 @@ from ktstr.runner.boot import BootFailed, boot
 from ktstr.runner.monitoring import MonitorOutcome, RunMonitor, WatchdogOverride, judge
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
+from ktstr.runner.snapshots import SnapshotService
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
@@ -73,6 +74,9 @@ class RunResult:
     scheduler_run: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerRun
     scheduler_runs: list[dict[str, Any]] = field(default_factory=list)  # all, in start order
     monitor: dict[str, Any] = field(default_factory=dict)  # runner.monitoring.MonitorOutcome
+    # Op.snapshot captures by name: the latest of each, with "hits" (runner.snapshots)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scheduler_vars: dict[str, Any] = field(default_factory=dict)  # requested, read_back/error
     console_log: str = ""
     console_tail: str = ""
     sidecar: str = ""
@@ -168,7 +172,7 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
                       qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
                       topology=str(test.topology), accel=accel,
                       seed=random.SystemRandom().getrandbits(63), scheduler=order,
-                      staged_schedulers=staged)
+                      staged_schedulers=staged, scheduler_vars=dict(test.scheduler_vars))
     try:
         booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)),
                       lambda: {"type": "go", "test": replace(req, wall_time=time.time()).to_dict()},
@@ -184,10 +188,14 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
     monitor = _start_monitor(machine, test, kernel, accel, watched=bool(staged))
+    service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor)
     try:
         try:
-            _converse(machine, test, accel, res, deadline + booted.save_s)
+            _converse(machine, test, accel, res, deadline + booted.save_s, service)
         finally:
+            res.snapshots = service.store.to_dict()
+            res.scheduler_vars = service.scheduler_vars
+            service.close()
             if monitor is not None:
                 _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
         machine.shutdown()
@@ -264,9 +272,11 @@ def _kargs(test: KtstrTest) -> tuple[str, ...]:
 
 
 def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
-              deadline: float) -> None:
+              deadline: float, service: SnapshotService) -> None:
+    """Serve the guest until its result; the deadline moves by every freeze of a capture
+    (the guest did not run meanwhile)."""
     while True:
-        msg = machine.recv(deadline - time.monotonic())
+        msg = machine.recv(deadline + service.frozen_s - time.monotonic())
         if msg is None:
             _lost(machine, res, "no result within the run's deadline of "
                   f"{default_deadline(test, accel):.0f}s (timeout_s)", outcome=TIMEOUT)
@@ -276,6 +286,11 @@ def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
             res.topology_seen = msg.get("seen", {})
         elif kind == "log":
             log.info("guest: %s", msg.get("msg"))
+        elif kind == "request":
+            try:
+                machine.send(service.handle(msg))
+            except OSError as e:  # the port closed under us: the guest is going away
+                log.warning("cannot answer the guest's %r request: %s", msg.get("op"), e)
         elif kind == "result":
             res.outcome = str(msg.get("outcome", Outcome.ERROR))
             for key in ("error", "traceback", "report", "result", "profile", "body_s"):

@@ -17,6 +17,7 @@ from ktstr.scenario.custom import collect_all, dfl_wl, setup_cgroups, spawn_dive
 from ktstr.scenario.execute import execute_defs
 from ktstr.scenario.hold import HoldSpec
 from ktstr.scenario.ops import Op
+from ktstr.scenario.snapshot import Snapshot, SnapshotMap
 from ktstr.scenario.step import Step
 from ktstr.scenario.steps import execute_steps
 from ktstr.scenario.topo import TestTopology
@@ -35,6 +36,8 @@ __all__ = [
     "Op",
     "Overlap",
     "Range",
+    "Snapshot",
+    "SnapshotMap",
     "Step",
     "TestTopology",
     "collect_all",

@@ -20,6 +20,7 @@ from ktstr.errors import ConfigError
 from ktstr.payload import Payload, PayloadResult
 from ktstr.payload import start as start_payload
 from ktstr.scenario.cgroups import CgroupManager
+from ktstr.scenario.snapshot import SnapshotControl, Snapshots
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs
 from ktstr.work import WorkType
@@ -78,13 +79,16 @@ class Ctx:
     # Every payload run of the test, in order: the guest agent sends their metrics to the
     # sidecar even when the body does not return them.
     payload_runs: list[PayloadResult] = field(default_factory=list)
+    # Takes and keeps the captures of Op.snapshot (the guest agent's link to the host).
+    snapshot_control: SnapshotControl | None = None
 
     @classmethod
     def create(cls, *, checks: Assert, duration: float | timedelta,
                workers_per_cgroup: int = 2, settle: float | timedelta = DEFAULT_SETTLE_S,
                scheduler: SchedulerControl | None = None, topo: TestTopology | None = None,
                cgroup_root: Path = CGROUP_ROOT, parent: str = "ktstr",
-               work_type_override: WorkType | None = None) -> Ctx:
+               work_type_override: WorkType | None = None,
+               snapshot_control: SnapshotControl | None = None) -> Ctx:
         """Read the topology (unless given) and set up the parent cgroup."""
         duration_s = seconds(duration, "duration")
         settle_s = seconds(settle, "settle")
@@ -97,13 +101,20 @@ class Ctx:
         cgroups = CgroupManager(CgroupFs(cgroup_root), parent, topo=topo)
         return cls(cgroups=cgroups, topo=topo, checks=checks, duration=duration_s,
                    settle=settle_s, workers_per_cgroup=workers_per_cgroup,
-                   scheduler=scheduler, work_type_override=work_type_override)
+                   scheduler=scheduler, work_type_override=work_type_override,
+                   snapshot_control=snapshot_control)
 
     @property
     def sched_pid(self) -> int | None:
         """The attached scheduler's pid, as it is now (None under EEVDF): scheduler ops
         change it mid-run."""
         return self.scheduler.pid if self.scheduler is not None else None
+
+    @property
+    def snapshots(self) -> Snapshots:
+        """The captures of this run by name: `ctx.snapshots["a"]` is the latest `Snapshot`
+        taken by `Op.snapshot("a")`; an unknown name raises, listing those taken."""
+        return Snapshots(self.snapshot_control)
 
     def payload(self, p: Payload, args: Iterable[str] = (), *, cgroup: str | None = None,
                 timeout: float | None = None) -> PayloadResult:

@@ -8,8 +8,8 @@ to, so a step list can be checked for unknown names before anything runs.
 
 Payload ops (`run_payload`, `wait_payload`, `kill_payload`) address a run by
 its payload's name and cgroup; their rules are in ktstr.payload.run and steps.py.
-The scheduler ops drive `ctx.scheduler` (the run's scheduler slot); snapshot ops
-are not here yet.
+The scheduler ops drive `ctx.scheduler` (the run's scheduler slot);
+`Op.snapshot` asks `ctx.snapshot_control` (the host, in a VM) for a capture.
 """
 
 from __future__ import annotations
@@ -134,6 +134,12 @@ class Op:
     def kill_payload(name: str, cgroup: str | None = None) -> KillPayload:
         """SIGKILL the payload `name` (in `cgroup`, if given); record its metrics."""
         return KillPayload(name, cgroup)
+
+    @staticmethod
+    def snapshot(name: str) -> CaptureSnapshot:
+        """Freeze the guest, capture the scheduler's state under `name`, resume; then
+        `ctx.snapshots[name]` reads it (a later capture under the same name replaces it)."""
+        return CaptureSnapshot(name)
 
 
 def _check_name(what: str, name: object) -> None:
@@ -399,3 +405,16 @@ class KillPayload(Op):
         _check_payload_name("Op.kill_payload", self.name)
         if self.cgroup is not None:
             _check_name("Op.kill_payload: cgroup", self.cgroup)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSnapshot(Op):
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"Op.snapshot: name {self.name!r} is not a snapshot name; hint: "
+                              "pass a non-empty string such as 'after_spawn'")
+
+    def __repr__(self) -> str:
+        return f"Op.snapshot({self.name!r})"

@@ -54,6 +54,7 @@ from ktstr.scenario.ops import (
     AddCgroup,
     AttachScheduler,
     CaptureCgroupProcs,
+    CaptureSnapshot,
     ClearCpuset,
     DetachScheduler,
     FreezeCgroup,
@@ -74,7 +75,7 @@ from ktstr.scenario.ops import (
     WaitPayload,
 )
 from ktstr.scenario.step import Step
-from ktstr.scenario.validate import scheduler_slot, validate_steps
+from ktstr.scenario.validate import scheduler_slot, snapshot_control, validate_steps
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,10 @@ class _Run:
             self.frozen.discard(op.name)
         elif isinstance(op, CaptureCgroupProcs):
             self.captures[op.tag] = list(cg.procs(op.cgroup))
+        elif isinstance(op, CaptureSnapshot):
+            took = snapshot_control(self.ctx, op).capture(op.name)
+            log.info("step %d: %r: %.1f ms frozen", self.ctx.current_step, op,
+                     float(took.get("frozen_ms", 0.0)))
         elif isinstance(op, RunPayload):
             self.payloads.check_free(op.payload.name, op.cgroup or "")
             cgroup_dir = None if op.cgroup is None else cg.path(op.cgroup)

@@ -26,6 +26,7 @@ from ktstr.scenario.ops import (
     AddCgroup,
     AttachScheduler,
     CaptureCgroupProcs,
+    CaptureSnapshot,
     FreezeCgroup,
     KillPayload,
     MoveAllTasks,
@@ -40,6 +41,7 @@ from ktstr.scenario.ops import (
     UnfreezeCgroup,
     WaitPayload,
 )
+from ktstr.scenario.snapshot import SnapshotControl
 from ktstr.scenario.step import Step
 
 
@@ -108,6 +110,8 @@ class _Names:
                 op.spec.resolve(ctx.topo)
             if isinstance(op, SchedulerOp):
                 _check_scheduler_op(where, ctx, op)
+            if isinstance(op, CaptureSnapshot):
+                snapshot_control(ctx, op)
             if isinstance(op, Spawn):
                 _check_group(where, op, op.workers or ctx.workers_per_cgroup)
                 if op.cgroup in self.frozen:
@@ -190,6 +194,13 @@ def scheduler_slot(ctx: Ctx, op: SchedulerOp) -> SchedulerControl:
         raise ConfigError(f"{op!r} needs the run's scheduler slot, which this Ctx lacks; "
                           "hint: scheduler ops run in a ktstr test (a ctx from the guest agent)")
     return ctx.scheduler
+
+
+def snapshot_control(ctx: Ctx, op: CaptureSnapshot) -> SnapshotControl:
+    if ctx.snapshot_control is None:
+        raise ConfigError(f"{op!r} needs a host that takes captures, which this Ctx lacks; "
+                          "hint: snapshot ops run in a ktstr test (a ctx from the guest agent)")
+    return ctx.snapshot_control
 
 
 def _check_scheduler_op(where: str, ctx: Ctx, op: SchedulerOp) -> None:

@@ -1,0 +1,250 @@
+"""The host's side of the guest's requests during a run: captures and scheduler writes.
+
+A capture freezes every vCPU (QMP `stop`), reads the guest kernel from its RAM
+files, and resumes (QMP `cont`, always, also when the read failed): the guest
+sees no time pass (its clock stands still while stopped) and the state read is
+one instant, not a smear over a running system. The freeze is measured on the
+host's monotonic clock, kept in the capture as `frozen_ms`, and added to the
+run's deadline (`SnapshotService.frozen_s`).
+
+What a capture holds is ktstr.scenario.snapshot's capture dict. The runqueue
+part is one `RqReader.sample()`, the monitor's own reader, so a capture and a
+monitor sample cannot disagree on what a field means. The scheduler's maps and
+globals come from ktstr.monitor.bpfstate when this tree has it. A part that
+cannot be read (the guest kernel not readable yet, no sched_ext scheduler
+attached) is left out and said in "missing"; the capture itself still succeeds.
+
+The guest kernel is the monitor's when it has opened one, else opened here on
+demand (the monitor may be off: KTSTR_MONITOR=off), before the guest is stopped,
+so its cost (seconds the first time per kernel build) is not freeze time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from ktstr.errors import KtstrError, MonitorUnavailable
+from ktstr.monitor.guestkernel import GuestKernel
+from ktstr.monitor.guestmem import GuestMemory
+from ktstr.monitor.rqreader import RqReader
+from ktstr.runner.monitoring import RunMonitor
+
+log = logging.getLogger(__name__)
+
+OPS = ("snapshot", "get_snapshot", "list_snapshots", "write_vars")
+
+
+def load_bpfstate() -> ModuleType | None:
+    """ktstr.monitor.bpfstate (the scheduler's maps and globals), None where the tree
+    does not have it yet."""
+    try:
+        return importlib.import_module("ktstr.monitor.bpfstate")
+    except ModuleNotFoundError as e:
+        if e.name != "ktstr.monitor.bpfstate":
+            raise
+        return None
+
+
+class SnapshotStore:
+    """The run's captures: the latest under each name and how many were taken."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._hits: dict[str, int] = {}
+
+    def put(self, capture: dict[str, Any]) -> int:
+        """Keep `capture` as the latest under its name; returns the name's hit count."""
+        name = str(capture["name"])
+        self._hits[name] = self._hits.get(name, 0) + 1
+        self._latest[name] = capture
+        return self._hits[name]
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        capture = self._latest.get(name)
+        return None if capture is None else {**capture, "hits": self._hits[name]}
+
+    def names(self) -> list[str]:
+        return list(self._latest)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every name's latest capture with its hits: RunResult.snapshots."""
+        return {name: {**c, "hits": self._hits[name]} for name, c in self._latest.items()}
+
+
+def enable_state(kernel: GuestKernel) -> str:
+    """`scx_enable_state_var` by its enum name ("SCX_ENABLED", ...); "unknown" when the
+    kernel has no sched_ext."""
+    addr = kernel.symbol("scx_enable_state_var")
+    if addr is None:
+        return "unknown"
+    value = struct.unpack("<i", kernel.aspace.read(addr, 4))[0]
+    names = {v: n for n, v in kernel.layout.enable_states.items()}
+    return names.get(value, str(value))
+
+
+class SnapshotService:
+    """Answers the guest's requests for one run (see ktstr.guest.protocol for the ops)."""
+
+    def __init__(self, qmp: Callable[..., Any], memory_fds: list[int], nr_cpus: int,
+                 monitor: RunMonitor | None = None) -> None:
+        self._qmp = qmp
+        self._fds = list(memory_fds)
+        self._nr_cpus = nr_cpus
+        self._monitor = monitor
+        self._mem: GuestMemory | None = None
+        self._reader: RqReader | None = None
+        self.store = SnapshotStore()
+        self.frozen_s = 0.0  # every freeze of the run: the run's deadline moves by it
+        self.scheduler_vars: dict[str, Any] = {}  # requested, read_back (or error)
+
+    def close(self) -> None:
+        self._reader = None
+        if self._mem is not None:
+            self._mem.close()
+            self._mem = None
+
+    # -- requests -------------------------------------------------------------
+
+    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """The reply to one request; a failure is an error reply, never an exception."""
+        rid, op = msg.get("id"), msg.get("op")
+        try:
+            body = self._serve(op, msg)
+        except KtstrError as e:
+            return {"type": "reply", "id": rid, "ok": False, "error": str(e)}
+        except Exception as e:  # a bug here must not take the run down: the guest says it
+            log.exception("request %r failed", op)
+            return {"type": "reply", "id": rid, "ok": False,
+                    "error": f"host failed on {op!r}: {type(e).__name__}: {e}"}
+        return {"type": "reply", "id": rid, "ok": True, **body}
+
+    def _serve(self, op: Any, msg: dict[str, Any]) -> dict[str, Any]:
+        if op in ("snapshot", "get_snapshot"):
+            name = msg.get("name")
+            if not isinstance(name, str) or not name:
+                raise KtstrError(f"{op}: snapshot name {name!r} is not a non-empty string")
+            if op == "get_snapshot":
+                return {"capture": self.store.get(name), "names": self.store.names()}
+            capture = self.capture(name)
+            return {"name": name, "frozen_ms": capture["frozen_ms"],
+                    "hits": self.store.put(capture), "missing": capture["missing"]}
+        if op == "list_snapshots":
+            return {"names": self.store.names()}
+        if op == "write_vars":
+            values = msg.get("vars")
+            if not isinstance(values, dict):
+                raise KtstrError(f"write_vars: vars {values!r} is not a dict")
+            return {"values": self.write_vars(values)}
+        raise KtstrError(f"unknown request {op!r}; the host serves {', '.join(OPS)}")
+
+    # -- the guest kernel ------------------------------------------------------
+
+    def _open(self) -> RqReader:
+        """The runqueue reader (and through it the guest kernel), opened once."""
+        if self._reader is None:
+            kernel = self._monitor.kernel if self._monitor is not None else None
+            if kernel is None:
+                if self._mem is None:
+                    self._mem = GuestMemory.from_fds(self._fds)
+                kernel = GuestKernel.open(self._mem, self._nr_cpus)
+            self._reader = RqReader(kernel)
+        return self._reader
+
+    def _frozen(self, read: Callable[[], Any]) -> tuple[Any, float]:
+        """`read()` with every vCPU stopped; returns its value and the freeze in seconds."""
+        began = time.monotonic()
+        self._qmp("stop")
+        try:
+            value = read()
+        finally:
+            try:
+                self._qmp("cont")
+            finally:
+                frozen = time.monotonic() - began
+                self.frozen_s += frozen
+        return value, frozen
+
+    # -- captures ----------------------------------------------------------------
+
+    def capture(self, name: str) -> dict[str, Any]:
+        capture: dict[str, Any] = {"name": name, "taken_at": time.time(), "frozen_ms": 0.0,
+                                   "missing": []}
+        try:
+            reader: RqReader | None = self._open()
+        except (MonitorUnavailable, OSError, ValueError) as e:
+            reader = None
+            capture["missing"].append(f"guest kernel not readable: {e}")
+        bpf = load_bpfstate()
+
+        def read() -> None:
+            if reader is not None:
+                self._read(reader, bpf, capture)
+
+        _, frozen = self._frozen(read)
+        capture["frozen_ms"] = frozen * 1e3
+        return capture
+
+    def _read(self, reader: RqReader, bpf: ModuleType | None, capture: dict[str, Any]) -> None:
+        sample = reader.sample()
+        capture["jiffies"] = sample.jiffies
+        capture["rq"] = {str(c.cpu): {"nr_running": c.nr_running, "clock_ns": c.clock_ns,
+                                      "scx_nr_running": c.scx_nr_running,
+                                      "local_dsq_depth": c.local_dsq_depth,
+                                      "curr_pid": c.curr_pid, "curr_comm": c.curr_comm}
+                         for c in sample.cpus}
+        capture["scx"] = {"attached": sample.attached, "ops_name": sample.ops_name,
+                          "enable_state": enable_state(reader.k), "events": sample.events}
+        missing = capture["missing"]
+        if not sample.attached:
+            missing.append("no sched_ext scheduler attached: no maps or vars")
+        elif bpf is None:
+            missing.append("maps and vars not read: this ktstr has no ktstr.monitor.bpfstate")
+        else:
+            try:
+                state = bpf.scheduler_state(reader.k)
+            except (MonitorUnavailable, KtstrError, ValueError, struct.error) as e:
+                missing.append(f"scheduler state not readable: {e}")
+            else:
+                capture.update(scheduler=state.get("scheduler"), maps=state.get("maps", {}),
+                               vars=state.get("vars", {}))
+
+    # -- scheduler variables -----------------------------------------------------------
+
+    def write_vars(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Write each global of the attached scheduler with the guest stopped; the values
+        read back. Recorded in `scheduler_vars` either way."""
+        self.scheduler_vars = {"requested": dict(values)}
+        try:
+            back = self._write_vars(values)
+        except KtstrError as e:
+            self.scheduler_vars["error"] = str(e)
+            raise
+        self.scheduler_vars["read_back"] = back
+        return back
+
+    def _write_vars(self, values: dict[str, Any]) -> dict[str, Any]:
+        bpf = load_bpfstate()
+        if bpf is None:
+            raise KtstrError("writing scheduler variables needs the host to read the "
+                             "scheduler's BPF maps (ktstr.monitor.bpfstate), which this ktstr "
+                             "does not have yet")
+        try:
+            kernel = self._open().k
+        except (MonitorUnavailable, OSError, ValueError) as e:
+            raise KtstrError(f"cannot write scheduler variables: guest kernel not readable: "
+                             f"{e}") from None
+
+        def write() -> dict[str, Any]:
+            return {name: bpf.write_scheduler_var(kernel, name, value)
+                    for name, value in values.items()}
+        try:
+            back, _ = self._frozen(write)
+        except (MonitorUnavailable, ValueError) as e:
+            raise KtstrError(f"cannot write scheduler variables: {e}") from None
+        return dict(back)

@@ -1,0 +1,203 @@
+"""The request/reply channel and the host's snapshot service, on fakes (no VM).
+
+The guest end (GuestPort.request) talks over a socketpair to a thread playing the
+host; the host's SnapshotService gets a recording QMP and a fake runqueue reader,
+so the freeze protocol (stop, read, always cont, frozen time kept) is checked on
+any machine. The real capture is proved by tests/vm/test_snapshot_capture.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from typing import Any
+
+import pytest
+
+from ktstr.errors import KtstrError, MonitorUnavailable
+from ktstr.guest.hostsnap import HostSnapshots
+from ktstr.guest.port import GuestPort
+from ktstr.monitor.sample import CpuSample, MonitorSample
+from ktstr.runner import snapshots as snapmod
+from ktstr.runner.snapshots import SnapshotService, SnapshotStore
+
+
+class FakeKernel:
+    layout = type("L", (), {"enable_states": {"SCX_ENABLED": 2}})()
+
+    def symbol(self, name: str) -> int | None:
+        return None
+
+
+class FakeReader:
+    def __init__(self, attached: bool = True, fail: bool = False) -> None:
+        self.k = FakeKernel()
+        self.attached, self.fail, self.calls = attached, fail, 0
+
+    def sample(self) -> MonitorSample:
+        self.calls += 1
+        if self.fail:
+            raise ValueError("page table walk hit garbage")
+        cpus = tuple(CpuSample(c, 1, 1000 * self.calls + c, 1, 0, 10 + c, "spin")
+                     for c in range(2))
+        return MonitorSample(0, 0.0, 77, self.attached, cpus, {"select_cpu_fallback": 1},
+                             "qmap" if self.attached else "")
+
+
+class Qmp:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, cmd: str, **args: Any) -> Any:
+        self.calls.append(cmd)
+        return {}
+
+
+def service(reader: FakeReader | None = None) -> tuple[SnapshotService, Qmp]:
+    qmp = Qmp()
+    svc = SnapshotService(qmp, [], 2)
+    svc._reader = reader or FakeReader()  # type: ignore[assignment]
+    return svc, qmp
+
+
+def test_store_keeps_the_latest_and_counts_hits():
+    store = SnapshotStore()
+    assert store.put({"name": "a", "v": 1}) == 1
+    assert store.put({"name": "b", "v": 1}) == 1
+    assert store.put({"name": "a", "v": 2}) == 2
+    assert store.get("a") == {"name": "a", "v": 2, "hits": 2} and store.get("c") is None
+    assert store.names() == ["a", "b"]
+    assert store.to_dict()["b"]["hits"] == 1
+
+
+def test_capture_freezes_reads_and_resumes(monkeypatch):
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+    svc, qmp = service()
+    reply = svc.handle({"type": "request", "id": 3, "op": "snapshot", "name": "a"})
+    assert reply["type"] == "reply" and reply["id"] == 3 and reply["ok"], reply
+    assert qmp.calls == ["stop", "cont"]
+    assert reply["hits"] == 1 and reply["frozen_ms"] > 0
+    cap = svc.store.get("a")
+    assert cap is not None and cap["rq"]["1"]["curr_pid"] == 11 and cap["jiffies"] == 77
+    assert cap["scx"] == {"attached": True, "ops_name": "qmap", "enable_state": "unknown",
+                          "events": {"select_cpu_fallback": 1}}
+    assert any("bpfstate" in m for m in cap["missing"])
+    assert svc.frozen_s == pytest.approx(cap["frozen_ms"] / 1e3)
+    json.dumps(cap)  # it goes to the guest and the sidecar as is
+
+
+def test_no_scheduler_still_gives_the_runqueues(monkeypatch):
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+    svc, _ = service(FakeReader(attached=False))
+    svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "a"})
+    cap = svc.store.get("a")
+    assert cap is not None and set(cap["rq"]) == {"0", "1"}
+    assert cap["missing"] == ["no sched_ext scheduler attached: no maps or vars"]
+
+
+def test_a_failed_read_still_resumes_the_guest():
+    svc, qmp = service(FakeReader(fail=True))
+    reply = svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "a"})
+    assert not reply["ok"] and "ValueError: page table walk hit garbage" in reply["error"]
+    assert qmp.calls == ["stop", "cont"] and svc.frozen_s > 0
+    assert svc.store.names() == []
+
+
+def test_an_unreadable_kernel_is_said_in_the_capture(monkeypatch):
+    svc, qmp = service()
+    svc._reader = None
+
+    def unreadable() -> Any:
+        raise MonitorUnavailable("no vmcoreinfo in guest memory yet")
+    monkeypatch.setattr(svc, "_open", unreadable)
+    reply = svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "early"})
+    assert reply["ok"] and reply["missing"] == [
+        "guest kernel not readable: no vmcoreinfo in guest memory yet"]
+    assert qmp.calls == ["stop", "cont"]
+
+
+def test_get_list_and_bad_requests(monkeypatch):
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+    svc, _ = service()
+    svc.handle({"id": 1, "op": "snapshot", "name": "a"})
+    got = svc.handle({"id": 2, "op": "get_snapshot", "name": "a"})
+    assert got["ok"] and got["capture"]["hits"] == 1 and got["names"] == ["a"]
+    assert svc.handle({"id": 3, "op": "get_snapshot", "name": "z"})["capture"] is None
+    assert svc.handle({"id": 4, "op": "list_snapshots"})["names"] == ["a"]
+    bad = svc.handle({"id": 5, "op": "snapshot", "name": ""})
+    assert not bad["ok"] and "not a non-empty string" in bad["error"]
+    unknown = svc.handle({"id": 6, "op": "teleport"})
+    assert not unknown["ok"] and "unknown request 'teleport'" in unknown["error"]
+    assert "snapshot, get_snapshot" in unknown["error"]
+
+
+def test_write_vars_without_bpfstate_is_refused_and_recorded(monkeypatch):
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+    svc, qmp = service()
+    reply = svc.handle({"id": 1, "op": "write_vars", "vars": {"slice_ns": 100}})
+    assert not reply["ok"] and "ktstr.monitor.bpfstate" in reply["error"]
+    assert svc.scheduler_vars["requested"] == {"slice_ns": 100}
+    assert "bpfstate" in svc.scheduler_vars["error"] and qmp.calls == []
+
+
+class FakeHostThread(threading.Thread):
+    """The host end of the port: answers each request with the service."""
+
+    def __init__(self, sock: socket.socket, svc: SnapshotService, stale: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.svc, self.stale = sock, svc, stale
+
+    def run(self) -> None:
+        f = self.sock.makefile("rwb")
+        for line in f:
+            msg = json.loads(line)
+            if msg["type"] != "request":
+                continue
+            if self.stale:  # the late reply to a request the guest gave up on
+                f.write(json.dumps({"type": "reply", "id": msg["id"] - 1, "ok": True}).encode()
+                        + b"\n")
+            f.write(json.dumps(self.svc.handle(msg)).encode() + b"\n")
+            f.flush()
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_guest_requests_over_the_port(monkeypatch, stale):
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+    guest_end, host_end = socket.socketpair()
+    svc, _ = service()
+    FakeHostThread(host_end, svc, stale).start()
+    host = HostSnapshots(GuestPort(guest_end.fileno()))
+    assert host.names() == []
+    took = host.capture("a")
+    assert took["name"] == "a" and took["hits"] == 1
+    cap = host.get("a")
+    assert cap is not None and cap["rq"]["0"]["curr_comm"] == "spin"
+    assert host.get("b") is None and host.names() == ["a"]
+    with pytest.raises(KtstrError, match="bpfstate"):
+        host.write_vars({"x": 1})
+    guest_end.close()
+    host_end.close()
+
+
+def test_port_send_is_whole_lines_from_many_threads():
+    # A pipe, like the virtio-serial port, lets concurrent large writes interleave.
+    r, w = os.pipe()
+    port = GuestPort(w)
+    big = "x" * 50000
+
+    def spam(i: int) -> None:
+        for _ in range(20):
+            port.send({"type": "log", "msg": f"{i}{big}"})
+    threads = [threading.Thread(target=spam, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    got: list[dict[str, Any]] = []
+    with os.fdopen(r, "rb") as reader:
+        for _ in range(80):
+            got.append(json.loads(reader.readline()))
+        for t in threads:
+            t.join()
+    assert sorted({m["msg"][0] for m in got}) == ["0", "1", "2", "3"]
+    os.close(w)

@@ -1,0 +1,33 @@
+"""Op.snapshot / ctx.snapshots against a real guest (issue 8, the capture plumbing).
+
+(test_snapshots.py is the VM save/restore of ktstr.vm.snapshot, another thing.)
+"""
+
+from ktstr.runner.sidecar import read_sidecar
+from tests.vm import capture_bodies
+
+
+def _captures_in_sidecar(r):
+    doc = read_sidecar(__import__("pathlib").Path(r.sidecar))
+    assert sorted(doc["snapshots"]) == ["a", "b"], doc["snapshots"].keys()
+    for name, cap in doc["snapshots"].items():
+        assert cap["name"] == name and cap["hits"] == 1 and cap["frozen_ms"] > 0
+        assert cap["rq"], cap
+    return doc["snapshots"]
+
+
+def test_two_snapshots_under_qmap(run_vm):
+    r = run_vm(capture_bodies, "two_snapshots_under_qmap")
+    assert r.passed, (r.outcome, r.error, r.report)
+    caps = _captures_in_sidecar(r)
+    assert caps["a"]["scx"]["ops_name"] == "qmap"
+    assert caps["b"]["taken_at"] > caps["a"]["taken_at"]
+
+
+def test_snapshots_without_a_scheduler_or_monitor(run_vm, monkeypatch):
+    monkeypatch.setenv("KTSTR_MONITOR", "off")  # the capture opens the guest kernel itself
+    r = run_vm(capture_bodies, "snapshots_under_eevdf")
+    assert r.passed, (r.outcome, r.error, r.report)
+    assert not r.monitor, r.monitor
+    caps = _captures_in_sidecar(r)
+    assert any("no sched_ext scheduler" in m for m in caps["a"]["missing"])
