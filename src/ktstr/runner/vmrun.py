@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import random
 import sys
 import time
@@ -23,7 +22,14 @@ from typing import Any
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.boot import BootFailed, boot
-from ktstr.runner.monitoring import MonitorOutcome, RunMonitor, WatchdogOverride, judge
+from ktstr.runner.monitoring import (
+    ENV_MONITOR,
+    MonitorOutcome,
+    RunMonitor,
+    WatchdogOverride,
+    judge,
+    monitor_disabled,
+)
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.runner.snapshots import SnapshotService
@@ -187,7 +193,7 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
-    monitor = _start_monitor(machine, test, kernel, accel, watched=bool(staged))
+    monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged))
     service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor)
     try:
         try:
@@ -198,6 +204,10 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
             service.close()
             if monitor is not None:
                 _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
+            elif staged:  # a scheduler ran unwatched: say so where the verdict would be
+                res.report = "\n".join(filter(None, [
+                    res.report.rstrip(),
+                    f"--- monitor ---\nnot judged: {res.monitor.get('reason', '')}"]))
         machine.shutdown()
     except KtstrError as e:
         res.outcome, res.error = Outcome.ERROR, str(e)
@@ -206,8 +216,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
         res.console_tail = machine.console_tail()
 
 
-def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str, *,
-                   watched: bool) -> RunMonitor | None:
+def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,
+                   res: RunResult, *, watched: bool) -> RunMonitor | None:
     """The host-side monitor of this run; `watched`: a sched_ext scheduler may run, so
     the test's watchdog timeout is applied to it.
 
@@ -215,9 +225,10 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
     (4 s, or duration + 2 s) is sized for real hardware, and a guest running 25 times
     slower trips it with nothing wrong (measured: scx_simple's watchdog work item did
     not run for 8 s behind eight spinners on one vCPU). The scheduler's own timeout
-    then stays, and the result says so.
+    then stays, and the result says so, as it says why a run had no monitor.
     """
-    if os.environ.get("KTSTR_MONITOR", "on") == "off":  # bench/monitor_overhead.py's "off"
+    if monitor_disabled():
+        res.monitor = {"available": False, "reason": f"disabled ({ENV_MONITOR}=off)"}
         return None
     hz = kernel.config_value("CONFIG_HZ")
     applies = watched and (test.watchdog_explicit or accel == "kvm")
@@ -228,6 +239,7 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
                           watchdog=override).start()
     except Exception as e:  # QMP said no, /proc unreadable: run without a monitor
         log.warning("monitor: not started: %s", e)
+        res.monitor = {"available": False, "reason": f"not started: {e}"}
         return None
 
 
