@@ -1,0 +1,63 @@
+"""`ktstr report RUN_DIR` through the real entry point, on a sidecar saved from a real run
+(tests/vm/test_snapshot_capture.py's scx_qmap run, monitor samples trimmed) and a
+hand-built one with a scheduler's maps and vars."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ktstr.cli.main import main
+from ktstr.runner.sidecar import SCHEMA, write_json_atomic
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    shutil.copy(DATA / "snapshots_qmap_sidecar.json", tmp_path / "a_two_snapshots.json")
+    (tmp_path / "notes.json").write_text(json.dumps({"not": "a sidecar"}))
+    write_json_atomic(tmp_path / "b_failed.json", {
+        "schema": SCHEMA, "test_id": "t.py::tuned", "outcome": "failed", "topology": "1n1l2c1t",
+        "scheduler": "scx_qmap", "accel": "tcg", "wall_s": 9.0,
+        "error": "worker starved", "report": "  cg0: starved",
+        "scheduler_vars": {"requested": {"slice_ns": 1000}, "read_back": {"slice_ns": 1000}},
+        "snapshots": {"on_error": {
+            "name": "on_error", "frozen_ms": 12.0, "hits": 3, "missing": [],
+            "rq": {"0": {"nr_running": 1, "clock_ns": 5, "scx_nr_running": 1,
+                         "local_dsq_depth": 0, "curr_pid": 9, "curr_comm": "w"}},
+            "scx": {"attached": True, "ops_name": "qmap", "enable_state": "SCX_ENABLED",
+                    "events": {}},
+            "vars": {"nr_enqueued": 40, "stats": {"a": 1}},
+            "maps": {"qmap_arr": {"type": "array", "max_entries": 8, "truncated": False,
+                                  "entries": [{"key": i, "value": {"pid": i}}
+                                              for i in range(5)]}}}}})
+    return tmp_path
+
+
+def test_report_prints_each_test_with_its_snapshots(run_dir, capsys):
+    assert main(["report", str(run_dir), "--entries", "2"]) == 0
+    out = capsys.readouterr().out
+    real, hand = out.split("FAIL t.py::tuned", 1)
+    assert real.startswith("PASS tests.vm.capture_bodies::two_snapshots_under_qmap [passed, "
+                           "topo=1n1l2c1t sched=scx_qmap accel=tcg")
+    assert "--- stats ---" in real and "--- snapshots ---" in real
+    for name in ("a", "b"):
+        assert f"snapshot '{name}': " in real
+    assert real.count("    cpu0: nr_running=") == 2 and real.count("    cpu1: ") == 2
+    assert "scx: SCX_ENABLED, ops qmap" in real
+    assert "  worker starved" in hand
+    assert "scheduler_vars: requested {'slice_ns': 1000}, read back {'slice_ns': 1000}" in hand
+    assert "snapshot 'on_error': 12.0 ms frozen, hits 3, 1 cpus, qmap, 1 maps, 2 vars" in hand
+    assert "    nr_enqueued = 40" in hand and "    stats = {'a': 1}" in hand
+    assert "    map qmap_arr (array): 5 entries of max 8" in hand
+    assert "      [1] = {'pid': 1}" in hand and "[2] =" not in hand and "... 3 more" in hand
+    assert out.rstrip().endswith("2 tests, 1 failed")
+
+
+def test_report_on_a_directory_without_sidecars(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no ktstr sidecars in" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
