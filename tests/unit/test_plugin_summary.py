@@ -49,3 +49,14 @@ def test_pass_line_of_a_payload_only_test_shows_the_payload_block():
                                   kernel="7.2.13", accel="tcg", scheduler="eevdf",
                                   report=report))
     assert text.splitlines()[1:] == report.rstrip().splitlines()
+
+
+def test_failure_text_lists_the_captures_taken():
+    caps = {n: {"name": n, "frozen_ms": ms, "hits": h, "missing": [],
+                "rq": {"0": {}, "1": {}}, "scx": {"attached": True, "ops_name": "qmap"}}
+            for n, ms, h in (("a", 3.25, 1), ("on_error", 14.0, 2))}
+    text = failure_text(result("failed", snapshots=caps))
+    block = text.split("--- snapshots ---\n", 1)[1].splitlines()
+    assert block[0] == "  snapshot 'a': 3.2 ms frozen, hits 1, 2 cpus, qmap, 0 maps, 0 vars"
+    assert block[1].startswith("  snapshot 'on_error': 14.0 ms frozen, hits 2")
+    assert "--- snapshots ---" not in failure_text(result("failed"))
