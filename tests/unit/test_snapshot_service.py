@@ -201,3 +201,28 @@ def test_port_send_is_whole_lines_from_many_threads():
             t.join()
     assert sorted({m["msg"][0] for m in got}) == ["0", "1", "2", "3"]
     os.close(w)
+
+
+def test_scheduler_state_is_merged_or_its_failure_said(monkeypatch):
+    """With a bpfstate (here a stand-in module), its maps/vars join the capture; its
+    failure leaves the runqueues and says why."""
+    import types
+
+    state = {"scheduler": "qmap", "vars": {"nr_enqueued": 3},
+             "maps": {"stats": {"type": "percpu_array", "entries": []}}}
+    bpf = types.SimpleNamespace(scheduler_state=lambda k: state)
+    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: bpf)
+    svc, _ = service()
+    svc.handle({"id": 1, "op": "snapshot", "name": "a"})
+    cap = svc.store.get("a")
+    assert cap is not None and cap["vars"] == {"nr_enqueued": 3} and cap["missing"] == []
+    assert cap["scheduler"] == "qmap" and "stats" in cap["maps"]
+
+    def broken(k: Any) -> Any:
+        raise IndexError("map_idr walk ran off a page")
+    bpf.scheduler_state = broken
+    svc.handle({"id": 2, "op": "snapshot", "name": "b"})
+    cap = svc.store.get("b")
+    assert cap is not None and cap["rq"] and "vars" not in cap
+    assert cap["missing"] == ["scheduler state not readable: IndexError: map_idr walk ran off "
+                              "a page"]

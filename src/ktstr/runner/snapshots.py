@@ -208,8 +208,8 @@ class SnapshotService:
         else:
             try:
                 state = bpf.scheduler_state(reader.k)
-            except (MonitorUnavailable, KtstrError, ValueError, struct.error) as e:
-                missing.append(f"scheduler state not readable: {e}")
+            except Exception as e:  # the runqueues read above are still worth returning
+                missing.append(f"scheduler state not readable: {type(e).__name__}: {e}")
             else:
                 capture.update(scheduler=state.get("scheduler"), maps=state.get("maps", {}),
                                vars=state.get("vars", {}))
