@@ -182,12 +182,15 @@ class SnapshotService:
             capture["missing"].append(f"guest kernel not readable: {e}")
         bpf = load_bpfstate()
 
-        def read() -> None:
+        def read() -> float:
+            began = time.monotonic()
             if reader is not None:
                 self._read(reader, bpf, capture)
+            return time.monotonic() - began
 
-        _, frozen = self._frozen(read)
+        read_s, frozen = self._frozen(read)
         capture["frozen_ms"] = frozen * 1e3
+        capture["read_ms"] = read_s * 1e3  # of frozen_ms: the rest is QMP stop and cont
         return capture
 
     def _read(self, reader: RqReader, bpf: ModuleType | None, capture: dict[str, Any]) -> None:
