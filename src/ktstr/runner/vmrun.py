@@ -40,7 +40,7 @@ from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
-from ktstr.vm.qemu import qboot_rom
+from ktstr.vm.qemu import kaslr_enabled, qboot_rom
 from ktstr.vm.snapshot import cold_forced
 
 log = logging.getLogger(__name__)
@@ -146,13 +146,15 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
                              agent_tree(sys.executable, cache_root() / "initramfs"))
-    image = kernel.boot_image()
-    append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
+    kaslr = kaslr_enabled()
+    image = kernel.boot_image(kaslr=kaslr)
+    append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
+              *options.pop("append", ()))
     if options.get("disk_mb", SCRATCH_DISK_MB) > 0 and not kernel.drives_scratch_disk:
         _warn_no_disk_driver(kernel)
         options["disk_mb"] = 0
     return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,
-                  accel=accel, firmware=qboot_rom() if image == kernel.vmlinux else None,
+                  accel=accel, firmware=qboot_rom(),
                   append=append, **options)
 
 
