@@ -99,6 +99,7 @@ def bpf_layout_from_btf(btf: Btf, build_id: str, map_idr: int) -> BpfLayout:
 
 
 _LAYOUTS: dict[str, BpfLayout] = {}
+_PROGRAM_BTFS: dict[bytes, Btf] = {}  # keyed by the raw BTF: equal bytes, same types
 
 
 def bpf_layout(kernel: GuestKernel) -> BpfLayout:
@@ -228,7 +229,13 @@ class _Reader:
                                      "ktstr reads only whole program BTF")
         data = self.u64(btf_addr + self.f["btf.data"])
         size = self.u32(btf_addr + self.f["btf.data_size"])
-        return Btf(self.a.read(data, size))
+        raw = self.a.read(data, size)
+        btf = _PROGRAM_BTFS.get(raw)
+        if btf is None:  # parsed once per scheduler load, not per capture
+            if len(_PROGRAM_BTFS) >= 8:
+                _PROGRAM_BTFS.clear()
+            btf = _PROGRAM_BTFS[raw] = Btf(raw)
+        return btf
 
     # -- values ---------------------------------------------------------------
 
@@ -406,8 +413,7 @@ def scheduler_state(kernel: GuestKernel, *, max_entries: int = 4096) -> dict[str
             continue
         d["entries"] = _render_entries(btf, m, entries)
         d["truncated"] = truncated
-        if truncated:
-            d["bound"] = max_entries
+        d["bound"] = max_entries  # the most entries a capture reads from one map
         if section and entries and btf is not None:
             d["section"] = section
             if section.split(".")[1] in ("bss", "data", "rodata"):
@@ -477,11 +483,12 @@ def write_scheduler_var(kernel: GuestKernel, name: str, value: int | float | boo
         raise KtstrError(f"{name!r} is not a variable name")
     found: list[str] = []
     prog_btf = next((m.btf for m in maps if m.type == "struct_ops" and m.btf), 0)
+    btfs: dict[int, Btf] = {}
     for m in maps:
         at = prog_btf if m.type == "arena" else m.btf
-        btf = r.program_btf(at) if at else None
-        if btf is None:
+        if not at:
             continue
+        btf = btfs.get(at) or btfs.setdefault(at, r.program_btf(at))
         if m.type == "arena":
             try:
                 sec = btf.find(ARENA_DATASEC, DATASEC)

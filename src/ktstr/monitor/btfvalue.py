@@ -9,6 +9,7 @@ example schedulers. Format of the type records: Documentation/bpf/btf.rst.
 from __future__ import annotations
 
 import struct
+import weakref
 from typing import Any
 
 from ktstr.monitor.btf import (
@@ -23,6 +24,8 @@ from ktstr.monitor.btf import (
     UNION,
     Btf,
     BtfError,
+    BtfType,
+    Member,
 )
 
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
@@ -63,14 +66,74 @@ def enum_values(btf: Btf, tid: int) -> dict[int, str]:
     return out
 
 
+class _Memo:
+    """Per-BTF lookups a render repeats for every array element (a capture renders
+    thousands: scx_qmap's arena alone holds 1024 per-CPU structs)."""
+
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.resolved: dict[int, BtfType] = {}
+        self.members: dict[int, list[Member]] = {}
+        self.ints: dict[int, tuple[bool, bool, bool, int]] = {}
+        self.enums: dict[int, dict[int, str]] = {}
+        self.arrays: dict[int, tuple[int, int, int]] = {}  # elem, n, elem size
+
+    def resolve(self, tid: int) -> BtfType:
+        t = self.resolved.get(tid)
+        if t is None:
+            t = self.resolved[tid] = self.btf.resolve(tid)
+        return t
+
+    def member_list(self, tid: int) -> list[Member]:
+        ms = self.members.get(tid)
+        if ms is None:
+            ms = self.members[tid] = self.btf.members(tid)
+        return ms
+
+    def int_enc(self, tid: int) -> tuple[bool, bool, bool, int]:
+        e = self.ints.get(tid)
+        if e is None:
+            e = self.ints[tid] = int_encoding(self.btf, tid)
+        return e
+
+    def enum(self, tid: int) -> dict[int, str]:
+        e = self.enums.get(tid)
+        if e is None:
+            e = self.enums[tid] = enum_values(self.btf, tid)
+        return e
+
+    def array(self, tid: int) -> tuple[int, int, int]:
+        a = self.arrays.get(tid)
+        if a is None:
+            elem, n = self.btf.array(tid)
+            a = self.arrays[tid] = (elem, n, self.btf.size(elem) if n else 0)
+        return a
+
+
+_MEMOS: weakref.WeakKeyDictionary[Btf, _Memo] = weakref.WeakKeyDictionary()
+_UNPACK = {(1, False): "B", (2, False): "H", (4, False): "I", (8, False): "Q",
+           (1, True): "b", (2, True): "h", (4, True): "i", (8, True): "q"}
+
+
+def _memo(btf: Btf) -> _Memo:
+    m = _MEMOS.get(btf)
+    if m is None:
+        m = _MEMOS[btf] = _Memo(btf)
+    return m
+
+
 def render(btf: Btf, tid: int, data: bytes, offset: int = 0) -> Any:
     """The value of type `tid` stored at `data[offset:]`."""
+    return _render(_memo(btf), tid, data, offset)
+
+
+def _render(memo: _Memo, tid: int, data: bytes, offset: int) -> Any:
     if tid == 0:
         return None
-    t = btf.resolve(tid)
+    t = memo.resolve(tid)
     kind = t.kind
     if kind == INT:
-        signed, is_bool, _char, nbits = int_encoding(btf, t.id)
+        signed, is_bool, _char, nbits = memo.int_enc(t.id)
         value = _bits(data, offset * 8, nbits or t.size_or_type * 8, signed)
         return bool(value) if is_bool else value
     if kind == PTR:
@@ -78,41 +141,46 @@ def render(btf: Btf, tid: int, data: bytes, offset: int = 0) -> Any:
     if kind in (ENUM, ENUM64):
         size = t.size_or_type
         value = int.from_bytes(data[offset:offset + size], "little", signed=t.kind_flag)
-        return enum_values(btf, t.id).get(value, value)
+        return memo.enum(t.id).get(value, value)
     if kind == FLOAT:
         fmt = {4: "<f", 8: "<d"}.get(t.size_or_type)
         if fmt is None:  # long double: no Python equivalent, keep the bytes' integer
             return int.from_bytes(data[offset:offset + t.size_or_type], "little")
         return struct.unpack_from(fmt, data, offset)[0]
     if kind == ARRAY:
-        elem, n = btf.array(t.id)
-        er = btf.resolve(elem)
-        if er.kind == INT and er.size_or_type == 1 and int_encoding(btf, er.id)[2]:
-            raw = data[offset:offset + n]
-            return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-        size = btf.size(elem) if n else 0
-        return [render(btf, elem, data, offset + i * size) for i in range(n)]
+        elem, n, size = memo.array(t.id)
+        er = memo.resolve(elem)
+        if er.kind == INT:
+            signed, is_bool, is_char, nbits = memo.int_enc(er.id)
+            if is_char and er.size_or_type == 1:
+                raw = data[offset:offset + n]
+                return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+            code = _UNPACK.get((er.size_or_type, signed))
+            if code and not is_bool and nbits == 8 * er.size_or_type:  # whole ints: at once
+                return list(struct.unpack_from(f"<{n}{code}", data, offset))
+        return [_render(memo, elem, data, offset + i * size) for i in range(n)]
     if kind in (STRUCT, UNION):
-        return _render_struct(btf, t.id, data, offset)
+        return _render_struct(memo, t.id, data, offset)
     if kind == DATASEC:
-        return render_datasec(btf, t.id, data, offset)
+        return render_datasec(memo.btf, t.id, data, offset)
     return None  # void, functions, forward declarations: nothing to show
 
 
-def _render_struct(btf: Btf, tid: int, data: bytes, offset: int) -> dict[str, Any]:
+def _render_struct(memo: _Memo, tid: int, data: bytes, offset: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in btf.members(tid):
+    for m in memo.member_list(tid):
         if m.bitfield_size:
-            signed, is_bool, _char, _n = (int_encoding(btf, m.type_id)
-                                          if btf.resolve(m.type_id).kind == INT
-                                          else (False, False, False, 0))
+            mt = memo.resolve(m.type_id)
+            signed, is_bool = memo.int_enc(mt.id)[:2] if mt.kind == INT else (False, False)
+            if mt.kind in (ENUM, ENUM64):
+                signed = mt.kind_flag
             value: Any = _bits(data, offset * 8 + m.bit_offset, m.bitfield_size, signed)
             if is_bool:
                 value = bool(value)
-            elif btf.resolve(m.type_id).kind in (ENUM, ENUM64):
-                value = enum_values(btf, m.type_id).get(value, value)
+            elif mt.kind in (ENUM, ENUM64):
+                value = memo.enum(mt.id).get(value, value)
         else:
-            value = render(btf, m.type_id, data, offset + m.bit_offset // 8)
+            value = _render(memo, m.type_id, data, offset + m.bit_offset // 8)
         if not m.name and isinstance(value, dict):
             out.update(value)  # anonymous struct/union: its members read as the parent's
         elif m.name:
@@ -135,7 +203,8 @@ def datasec_vars(btf: Btf, tid: int) -> list[tuple[str, int, int, int]]:
 
 def render_datasec(btf: Btf, tid: int, data: bytes, offset: int = 0) -> dict[str, Any]:
     """A section of globals (`.bss`, `.data`, ...): {variable name: value}."""
-    return {name: render(btf, vtype, data, offset + off)
+    memo = _memo(btf)
+    return {name: _render(memo, vtype, data, offset + off)
             for name, vtype, off, _size in datasec_vars(btf, tid)}
 
 
