@@ -199,9 +199,10 @@ def scheduler_vars(value: Any, scheduler: Scheduler) -> dict[str, int | float | 
                           f"{scheduler.name}, which has no variables to write; hint: set "
                           "scheduler= to the sched_ext scheduler whose globals they are")
     for name, v in value.items():
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
             raise ConfigError(f"scheduler_vars: {name!r} is not a global's name; hint: the "
-                              "name of a .bss/.data variable, e.g. 'slice_ns'")
+                              "name of a .bss/.data variable, e.g. 'slice_ns', or a member "
+                              "of one, e.g. 'qa.nr_dispatched'")
         if not isinstance(v, int | float | bool):
             raise ConfigError(f"scheduler_vars: {name}={v!r} is a {type(v).__name__}; hint: "
                               "an int, float or bool")

@@ -20,7 +20,6 @@ from ktstr.errors import KtstrError, MonitorUnavailable
 from ktstr.guest.hostsnap import HostSnapshots
 from ktstr.guest.port import GuestPort
 from ktstr.monitor.sample import CpuSample, MonitorSample
-from ktstr.runner import snapshots as snapmod
 from ktstr.runner.snapshots import SnapshotService, SnapshotStore
 
 
@@ -55,9 +54,15 @@ class Qmp:
         return {}
 
 
-def service(reader: FakeReader | None = None) -> tuple[SnapshotService, Qmp]:
+def no_state(k: Any) -> dict[str, Any]:
+    return {"scheduler": "qmap", "maps": {}, "vars": {}}
+
+
+def service(reader: FakeReader | None = None, read_state: Any = no_state,
+            write_var: Any = None) -> tuple[SnapshotService, Qmp]:
     qmp = Qmp()
-    svc = SnapshotService(qmp, [], 2)
+    svc = SnapshotService(qmp, [], 2, read_state=read_state,
+                          write_var=write_var or (lambda k, n, v: v))
     svc._reader = reader or FakeReader()  # type: ignore[assignment]
     return svc, qmp
 
@@ -72,8 +77,7 @@ def test_store_keeps_the_latest_and_counts_hits():
     assert store.to_dict()["b"]["hits"] == 1
 
 
-def test_capture_freezes_reads_and_resumes(monkeypatch):
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+def test_capture_freezes_reads_and_resumes():
     svc, qmp = service()
     reply = svc.handle({"type": "request", "id": 3, "op": "snapshot", "name": "a"})
     assert reply["type"] == "reply" and reply["id"] == 3 and reply["ok"], reply
@@ -83,13 +87,12 @@ def test_capture_freezes_reads_and_resumes(monkeypatch):
     assert cap is not None and cap["rq"]["1"]["curr_pid"] == 11 and cap["jiffies"] == 77
     assert cap["scx"] == {"attached": True, "ops_name": "qmap", "enable_state": "unknown",
                           "events": {"select_cpu_fallback": 1}}
-    assert any("bpfstate" in m for m in cap["missing"])
+    assert cap["missing"] == [] and cap["scheduler"] == "qmap"
     assert svc.frozen_s == pytest.approx(cap["frozen_ms"] / 1e3)
     json.dumps(cap)  # it goes to the guest and the sidecar as is
 
 
-def test_no_scheduler_still_gives_the_runqueues(monkeypatch):
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+def test_no_scheduler_still_gives_the_runqueues():
     svc, _ = service(FakeReader(attached=False))
     svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "a"})
     cap = svc.store.get("a")
@@ -118,8 +121,7 @@ def test_an_unreadable_kernel_is_said_in_the_capture(monkeypatch):
     assert qmp.calls == ["stop", "cont"]
 
 
-def test_get_list_and_bad_requests(monkeypatch):
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+def test_get_list_and_bad_requests():
     svc, _ = service()
     svc.handle({"id": 1, "op": "snapshot", "name": "a"})
     got = svc.handle({"id": 2, "op": "get_snapshot", "name": "a"})
@@ -133,13 +135,25 @@ def test_get_list_and_bad_requests(monkeypatch):
     assert "snapshot, get_snapshot" in unknown["error"]
 
 
-def test_write_vars_without_bpfstate_is_refused_and_recorded(monkeypatch):
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
-    svc, qmp = service()
-    reply = svc.handle({"id": 1, "op": "write_vars", "vars": {"slice_ns": 100}})
-    assert not reply["ok"] and "ktstr.monitor.bpfstate" in reply["error"]
-    assert svc.scheduler_vars["requested"] == {"slice_ns": 100}
-    assert "bpfstate" in svc.scheduler_vars["error"] and qmp.calls == []
+def test_write_vars_frozen_and_recorded():
+    written: list[tuple[str, Any]] = []
+
+    def write(k: Any, name: str, value: Any) -> Any:
+        if name == "slice_ns":
+            raise KtstrError("'slice_ns' is in scx_qmap.rodata: read-only")
+        written.append((name, value))
+        return value * 2 if name == "doubled" else value
+    svc, qmp = service(write_var=write)
+    reply = svc.handle({"id": 1, "op": "write_vars", "vars": {"qa.x": 5, "doubled": 2}})
+    assert reply["ok"] and reply["values"] == {"qa.x": 5, "doubled": 4}
+    assert qmp.calls == ["stop", "cont"] and written == [("qa.x", 5), ("doubled", 2)]
+    assert svc.scheduler_vars == {"requested": {"qa.x": 5, "doubled": 2},
+                                  "read_back": {"qa.x": 5, "doubled": 4}}
+    reply = svc.handle({"id": 2, "op": "write_vars", "vars": {"slice_ns": 100}})
+    assert not reply["ok"] and "read-only" in reply["error"]
+    assert qmp.calls == ["stop", "cont"] * 2  # resumed after the refusal too
+    assert svc.scheduler_vars == {"requested": {"slice_ns": 100},
+                                  "error": "'slice_ns' is in scx_qmap.rodata: read-only"}
 
 
 class FakeHostThread(threading.Thread):
@@ -163,10 +177,12 @@ class FakeHostThread(threading.Thread):
 
 
 @pytest.mark.parametrize("stale", [False, True])
-def test_guest_requests_over_the_port(monkeypatch, stale):
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: None)
+def test_guest_requests_over_the_port(stale):
     guest_end, host_end = socket.socketpair()
-    svc, _ = service()
+
+    def refuse(k: Any, name: str, value: Any) -> Any:
+        raise KtstrError(f"no global {name!r}; it has: slice_ns")
+    svc, _ = service(write_var=refuse)
     FakeHostThread(host_end, svc, stale).start()
     host = HostSnapshots(GuestPort(guest_end.fileno()))
     assert host.names() == []
@@ -175,7 +191,7 @@ def test_guest_requests_over_the_port(monkeypatch, stale):
     cap = host.get("a")
     assert cap is not None and cap["rq"]["0"]["curr_comm"] == "spin"
     assert host.get("b") is None and host.names() == ["a"]
-    with pytest.raises(KtstrError, match="bpfstate"):
+    with pytest.raises(KtstrError, match="no global 'x'; it has: slice_ns"):
         host.write_vars({"x": 1})
     guest_end.close()
     host_end.close()
@@ -203,16 +219,13 @@ def test_port_send_is_whole_lines_from_many_threads():
     os.close(w)
 
 
-def test_scheduler_state_is_merged_or_its_failure_said(monkeypatch):
-    """With a bpfstate (here a stand-in module), its maps/vars join the capture; its
-    failure leaves the runqueues and says why."""
-    import types
-
+def test_scheduler_state_is_merged_or_its_failure_said():
+    """The scheduler's maps/vars join the capture; a failed read leaves the runqueues
+    and says why."""
     state = {"scheduler": "qmap", "vars": {"nr_enqueued": 3},
              "maps": {"stats": {"type": "percpu_array", "entries": []}}}
-    bpf = types.SimpleNamespace(scheduler_state=lambda k: state)
-    monkeypatch.setattr(snapmod, "load_bpfstate", lambda: bpf)
-    svc, _ = service()
+    reads: list[Any] = [lambda k: state]
+    svc, _ = service(read_state=lambda k: reads[0](k))
     svc.handle({"id": 1, "op": "snapshot", "name": "a"})
     cap = svc.store.get("a")
     assert cap is not None and cap["vars"] == {"nr_enqueued": 3} and cap["missing"] == []
@@ -220,7 +233,7 @@ def test_scheduler_state_is_merged_or_its_failure_said(monkeypatch):
 
     def broken(k: Any) -> Any:
         raise IndexError("map_idr walk ran off a page")
-    bpf.scheduler_state = broken
+    reads[0] = broken
     svc.handle({"id": 2, "op": "snapshot", "name": "b"})
     cap = svc.store.get("b")
     assert cap is not None and cap["rq"] and "vars" not in cap

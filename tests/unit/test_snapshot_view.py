@@ -95,7 +95,8 @@ def test_summary_renders_rq_vars_and_maps():
     assert "snapshot 'a': 4.5 ms frozen, hits 1, 2 cpus, qmap, 3 maps, 3 vars" in text
     assert "cpu0: nr_running=2 scx_nr_running=2 local_dsq=1 clock=100 curr=spin[42]" in text
     assert "scx: SCX_ENABLED, ops qmap, events: select_cpu_fallback=3" in text
-    assert "nr_enqueued = 17" in text
+    assert "nr_enqueued = 17" in text and "stats.nr_disp = 5" in text
+    assert "stats.hist = [1, 2, 3]" in text
     assert "map queue_arr (array): 4 entries of max 4" in text
     assert "[1] = {'cnt': 10}" in text and "... 2 more" in text
     assert "map tasks (hash): 1 entries of max 4096 (truncated)" in text

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -84,8 +85,8 @@ def test_staged_schedulers_are_checked_at_decoration():
 def test_scheduler_vars_are_checked_at_decoration():
     qmap = Scheduler("scx_qmap")
     t = ktstr_test(scheduler=qmap, scheduler_vars={"slice_ns": 5_000_000, "verbose": True,
-                                                   "ratio": 0.5})(body)
-    assert t.scheduler_vars == {"slice_ns": 5_000_000, "verbose": True, "ratio": 0.5}
+                                                   "qa.ratio": 0.5})(body)
+    assert t.scheduler_vars == {"slice_ns": 5_000_000, "verbose": True, "qa.ratio": 0.5}
     assert ktstr_test(body).scheduler_vars == {}
     with pytest.raises(ConfigError, match="runs under eevdf, which has no variables"):
         ktstr_test(scheduler_vars={"slice_ns": 1})(body)
@@ -93,5 +94,6 @@ def test_scheduler_vars_are_checked_at_decoration():
         ktstr_test(scheduler=qmap, scheduler_vars=[("slice_ns", 1)])(body)
     with pytest.raises(ConfigError, match=r"slice_ns='5ms' is a str; hint: an int, float or"):
         ktstr_test(scheduler=qmap, scheduler_vars={"slice_ns": "5ms"})(body)
-    with pytest.raises(ConfigError, match=r"'a-b' is not a global's name"):
-        ktstr_test(scheduler=qmap, scheduler_vars={"a-b": 1})(body)
+    for bad in ("a-b", "qa.", ".bss"):
+        with pytest.raises(ConfigError, match=rf"'{re.escape(bad)}' is not a global's name"):
+            ktstr_test(scheduler=qmap, scheduler_vars={bad: 1})(body)

@@ -21,6 +21,8 @@ from ktstr import (
 )
 
 QMAP = Scheduler("scx_qmap")
+#: Written by the host into qmap's arena counter before the body: qmap counts on from it.
+BIG = 10**12
 RQ_FIELDS = {"nr_running", "clock_ns", "scx_nr_running", "local_dsq_depth", "curr_pid",
              "curr_comm"}
 
@@ -65,7 +67,29 @@ def _check_pair(ctx: Ctx, out: AssertResult) -> tuple[Snapshot, Snapshot] | None
     return a, b
 
 
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2, scheduler=QMAP)
+def _check_qmap_state(a: Snapshot, b: Snapshot, out: AssertResult) -> None:
+    """qmap's own counters (globals in its arena, `qa`) grow from a to b, the value the
+    host wrote before the body is what qmap counted on from, and a map's values carry
+    their BTF field names."""
+    try:
+        for counter in ("qa.nr_enqueued", "qa.nr_dispatched"):
+            if not b.var(counter) > a.var(counter) > 0:
+                out.add_failure(f"{counter}: a={a.var(counter)} b={b.var(counter)}")
+        if not a.var("qa.nr_dispatched") >= BIG:
+            out.add_failure(f"qa.nr_dispatched={a.var('qa.nr_dispatched')} in a: the "
+                            f"{BIG} written before the body was not counted on from")
+        timer = a.map("monitor_timer")
+        if len(timer) != 1 or not isinstance(timer.at(0).value, dict) \
+                or "timer" not in timer.at(0).value:
+            out.add_failure(f"monitor_timer: {[e.value for e in timer]}")
+        if "scx_qmap.bss" not in a.maps():
+            out.add_failure(f"maps: {a.maps()}")
+    except KtstrError as e:
+        out.add_failure(f"qmap state: {e}")
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=2, scheduler=QMAP,
+            scheduler_vars={"qa.nr_dispatched": BIG})
 def two_snapshots_under_qmap(ctx: Ctx) -> AssertResult:
     result = execute_steps(ctx, _steps(len(ctx.topo.all_cpus)))
     out = AssertResult.ok()
@@ -80,6 +104,10 @@ def two_snapshots_under_qmap(ctx: Ctx) -> AssertResult:
                 out.add_failure(f"{snap.name}: enable state {scx.get('enable_state')}")
             if not any(snap.rq(c)["scx_nr_running"] >= 1 for c in snap.cpus()):
                 out.add_failure(f"{snap.name}: no task on any sched_ext runqueue")
+            if snap.scheduler != "qmap" or snap.missing:
+                out.add_failure(f"{snap.name}: scheduler {snap.scheduler}, missing "
+                                f"{snap.missing}")
+        _check_qmap_state(a, b, out)
         out.details.append(f"frozen_ms a={a.frozen_ms:.2f} b={b.frozen_ms:.2f}")
     result.merge(out)
     return result
@@ -106,3 +134,10 @@ def snapshots_under_eevdf(ctx: Ctx) -> AssertResult:
                 out.add_failure(f"a.var(): {e}")
     result.merge(out)
     return result
+
+
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=1, scheduler=QMAP,
+            scheduler_vars={"no_such_var": 1})
+def unknown_scheduler_var(ctx: Ctx) -> AssertResult:
+    """Never runs: the host cannot write a global qmap does not have."""
+    return AssertResult.fail("the body ran although its scheduler_vars could not be written")

@@ -22,6 +22,10 @@ def test_two_snapshots_under_qmap(run_vm):
     caps = _captures_in_sidecar(r)
     assert caps["a"]["scx"]["ops_name"] == "qmap"
     assert caps["b"]["taken_at"] > caps["a"]["taken_at"]
+    assert caps["b"]["vars"]["qa"]["nr_enqueued"] > caps["a"]["vars"]["qa"]["nr_enqueued"]
+    big = capture_bodies.BIG
+    assert r.scheduler_vars == {"requested": {"qa.nr_dispatched": big},
+                                "read_back": {"qa.nr_dispatched": big}}, r.scheduler_vars
 
 
 def test_snapshots_without_a_scheduler_or_monitor(run_vm, monkeypatch):
@@ -31,3 +35,12 @@ def test_snapshots_without_a_scheduler_or_monitor(run_vm, monkeypatch):
     assert not r.monitor.get("samples"), r.monitor
     caps = _captures_in_sidecar(r)
     assert any("no sched_ext scheduler" in m for m in caps["a"]["missing"])
+
+
+def test_a_scheduler_var_the_scheduler_lacks_stops_the_run_before_the_body(run_vm):
+    r = run_vm(capture_bodies, "unknown_scheduler_var")
+    assert r.outcome == "error", (r.outcome, r.error)
+    assert r.error.startswith("cannot write scheduler_vars: "), r.error
+    assert "no global 'no_such_var'; it has: " in r.error and "slice_ns" in r.error, r.error
+    assert r.scheduler_vars["requested"] == {"no_such_var": 1}
+    assert "no_such_var" in r.scheduler_vars["error"]

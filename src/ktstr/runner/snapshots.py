@@ -10,7 +10,7 @@ run's deadline (`SnapshotService.frozen_s`).
 What a capture holds is ktstr.scenario.snapshot's capture dict. The runqueue
 part is one `RqReader.sample()`, the monitor's own reader, so a capture and a
 monitor sample cannot disagree on what a field means. The scheduler's maps and
-globals come from ktstr.monitor.bpfstate when this tree has it. A part that
+globals come from ktstr.monitor.bpfstate (`scheduler_state`). A part that
 cannot be read (the guest kernel not readable yet, no sched_ext scheduler
 attached) is left out and said in "missing"; the capture itself still succeeds.
 
@@ -21,15 +21,14 @@ so its cost (seconds the first time per kernel build) is not freeze time.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import struct
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from ktstr.errors import KtstrError, MonitorUnavailable
+from ktstr.monitor.bpfstate import scheduler_state, write_scheduler_var
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.guestmem import GuestMemory
 from ktstr.monitor.rqreader import RqReader
@@ -39,16 +38,10 @@ log = logging.getLogger(__name__)
 
 OPS = ("snapshot", "get_snapshot", "list_snapshots", "write_vars")
 
-
-def load_bpfstate() -> ModuleType | None:
-    """ktstr.monitor.bpfstate (the scheduler's maps and globals), None where the tree
-    does not have it yet."""
-    try:
-        return importlib.import_module("ktstr.monitor.bpfstate")
-    except ModuleNotFoundError as e:
-        if e.name != "ktstr.monitor.bpfstate":
-            raise
-        return None
+#: Reads the attached scheduler's {"scheduler", "maps", "vars"} (bpfstate.scheduler_state).
+StateReader = Callable[[GuestKernel], dict[str, Any]]
+#: Writes one global and returns it read back (bpfstate.write_scheduler_var).
+VarWriter = Callable[[GuestKernel, str, Any], Any]
 
 
 class SnapshotStore:
@@ -92,8 +85,13 @@ class SnapshotService:
     """Answers the guest's requests for one run (see ktstr.guest.protocol for the ops)."""
 
     def __init__(self, qmp: Callable[..., Any], memory_fds: list[int], nr_cpus: int,
-                 monitor: RunMonitor | None = None) -> None:
+                 monitor: RunMonitor | None = None, *,
+                 read_state: StateReader = scheduler_state,
+                 write_var: VarWriter = write_scheduler_var) -> None:
+        """`read_state`/`write_var`: bpfstate's, replaced only by unit tests."""
         self._qmp = qmp
+        self._read_state = read_state
+        self._write_var = write_var
         self._fds = list(memory_fds)
         self._nr_cpus = nr_cpus
         self._monitor = monitor
@@ -180,12 +178,10 @@ class SnapshotService:
         except (MonitorUnavailable, OSError, ValueError) as e:
             reader = None
             capture["missing"].append(f"guest kernel not readable: {e}")
-        bpf = load_bpfstate()
-
         def read() -> float:
             began = time.monotonic()
             if reader is not None:
-                self._read(reader, bpf, capture)
+                self._read(reader, capture)
             return time.monotonic() - began
 
         read_s, frozen = self._frozen(read)
@@ -193,7 +189,7 @@ class SnapshotService:
         capture["read_ms"] = read_s * 1e3  # of frozen_ms: the rest is QMP stop and cont
         return capture
 
-    def _read(self, reader: RqReader, bpf: ModuleType | None, capture: dict[str, Any]) -> None:
+    def _read(self, reader: RqReader, capture: dict[str, Any]) -> None:
         sample = reader.sample()
         capture["jiffies"] = sample.jiffies
         capture["rq"] = {str(c.cpu): {"nr_running": c.nr_running, "clock_ns": c.clock_ns,
@@ -206,11 +202,9 @@ class SnapshotService:
         missing = capture["missing"]
         if not sample.attached:
             missing.append("no sched_ext scheduler attached: no maps or vars")
-        elif bpf is None:
-            missing.append("maps and vars not read: this ktstr has no ktstr.monitor.bpfstate")
         else:
             try:
-                state = bpf.scheduler_state(reader.k)
+                state = self._read_state(reader.k)
             except Exception as e:  # the runqueues read above are still worth returning
                 missing.append(f"scheduler state not readable: {type(e).__name__}: {e}")
             else:
@@ -232,11 +226,6 @@ class SnapshotService:
         return back
 
     def _write_vars(self, values: dict[str, Any]) -> dict[str, Any]:
-        bpf = load_bpfstate()
-        if bpf is None:
-            raise KtstrError("writing scheduler variables needs the host to read the "
-                             "scheduler's BPF maps (ktstr.monitor.bpfstate), which this ktstr "
-                             "does not have yet")
         try:
             kernel = self._open().k
         except (MonitorUnavailable, OSError, ValueError) as e:
@@ -244,7 +233,7 @@ class SnapshotService:
                              f"{e}") from None
 
         def write() -> dict[str, Any]:
-            return {name: bpf.write_scheduler_var(kernel, name, value)
+            return {name: self._write_var(kernel, name, value)
                     for name, value in values.items()}
         try:
             back, _ = self._frozen(write)

@@ -87,6 +87,12 @@ class SnapshotMap:
         return bool(self._doc.get("truncated", False))
 
     @property
+    def is_globals(self) -> bool:
+        """A `.bss`/`.data`/`.rodata` section: its entry is the scheduler's globals."""
+        return bool(self._doc.get("section")) or self.name.startswith(".") or \
+            self.name.rsplit(".", 1)[-1] in ("bss", "data", "rodata")
+
+    @property
     def per_cpu(self) -> bool:
         return "percpu" in self.type.lower().replace("_", "")
 
@@ -134,7 +140,7 @@ class SnapshotMap:
                    if self._doc.get("unsupported") else ""))
         lines = [head]
         lines += [f"  [{_compact(e.key)}] = {_compact(e.value)}" for e in self.entries[:shown]]
-        if len(self) > shown:
+        if shown and len(self) > shown:
             lines.append(f"  ... {len(self) - shown} more")
         return lines
 
@@ -251,11 +257,35 @@ class Snapshot:
             lines.append(f"  scx: {scx.get('enable_state', '?')}"
                          + (f", ops {scx['ops_name']}" if scx.get("ops_name") else "")
                          + (f", events: {events}" if events else ""))
+        hidden = 0
         for name in self.vars():
-            lines.append(f"  {name} = {_compact(self._c['vars'][name])}")
+            if _is_noise(name):
+                hidden += 1
+                continue
+            lines += [f"  {path} = {_compact(v)}"
+                      for path, v in _flatten(name, self._c["vars"][name])]
+        if hidden:
+            lines.append(f"  ({hidden} more vars not shown: compiler constants and format "
+                         "strings)")
         for name in self.maps():
-            lines += ["  " + line for line in self.map(name).summary(shown)]
+            m = self.map(name)
+            # A globals section's one entry is the vars above, member by member.
+            lines += ["  " + line for line in m.summary(0 if m.is_globals else shown)]
         return lines
+
+
+def _is_noise(name: str) -> bool:
+    """`.rodata` the compiler made, not the scheduler's author: enum constants kept for
+    CO-RE (`__SCX_*`) and bpf_printk format strings (`func.___fmt`)."""
+    return name.startswith("__") or "___fmt" in name
+
+
+def _flatten(path: str, value: Any, depth: int = 0) -> list[tuple[str, Any]]:
+    """A struct global member by member (`qa.nr_enqueued = 5`), so counters stay visible;
+    arrays stay one compact value."""
+    if isinstance(value, dict) and value and depth < 3:
+        return [pair for k, v in value.items() for pair in _flatten(f"{path}.{k}", v, depth + 1)]
+    return [(path, value)]
 
 
 def _compact(value: Any, limit: int = 120) -> str:
