@@ -6,8 +6,9 @@
 Per vCPU count: one VM under scx_qmap with a spinner per CPU, then a step per
 capture (`Op.snapshot("s<i>")` and a 0.2 s hold). Each capture's `frozen_ms`
 (QMP stop -> read -> QMP cont, host monotonic clock) and its `read_ms` (the read
-alone) come from RunResult.snapshots; no capture pays for opening the guest kernel
-(done before the stop). Prints each run's figures and, per vCPU
+alone: runqueues, sched_ext state, and qmap's maps and globals through bpfstate) come
+from RunResult.snapshots; no capture pays for opening the guest kernel or deriving
+the BPF layout (done before the stop). Prints each run's figures and, per vCPU
 count, the median and max over all captures.
 """
 
