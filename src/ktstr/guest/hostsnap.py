@@ -26,6 +26,9 @@ class HostSnapshots:
     def names(self) -> list[str]:
         return [str(n) for n in self._port.request("list_snapshots").get("names", [])]
 
+    def watch(self, symbol: str) -> dict[str, Any]:
+        return self._port.request("watch", symbol=symbol)
+
     def write_vars(self, values: dict[str, Any]) -> dict[str, Any]:
         """Write the attached scheduler's globals; the values read back, by name."""
         return dict(self._port.request("write_vars", vars=values).get("values", {}))

@@ -14,6 +14,7 @@ The scheduler ops drive `ctx.scheduler` (the run's scheduler slot);
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -140,6 +141,13 @@ class Op:
         """Freeze the guest, capture the scheduler's state under `name`, resume; then
         `ctx.snapshots[name]` reads it (a later capture under the same name replaces it)."""
         return CaptureSnapshot(name)
+
+    @staticmethod
+    def watch_snapshot(symbol: str) -> WatchSnapshot:
+        """From now on, capture under `symbol` each time the guest kernel writes that
+        variable (`ctx.snapshots[symbol]` holds the latest, `.hits` counts them). At most
+        MAX_WATCHES per scenario: the fourth debug slot watches the scheduler's error exit."""
+        return WatchSnapshot(symbol)
 
 
 def _check_name(what: str, name: object) -> None:
@@ -418,3 +426,22 @@ class CaptureSnapshot(Op):
 
     def __repr__(self) -> str:
         return f"Op.snapshot({self.name!r})"
+
+
+#: Watches a scenario may arm (seed 001: up to 3; slot 0 is the error-exit trigger).
+MAX_WATCHES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSnapshot(Op):
+    symbol: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.symbol, str) or not re.fullmatch(r"[A-Za-z_][\w.$]*",
+                                                                  self.symbol or ""):
+            raise ConfigError(f"Op.watch_snapshot: {self.symbol!r} is not a kernel symbol "
+                              "name; hint: name a kernel variable verbatim as in "
+                              "/proc/kallsyms, e.g. 'sysctl_sched_rr_timeslice'")
+
+    def __repr__(self) -> str:
+        return f"Op.watch_snapshot({self.symbol!r})"

@@ -44,6 +44,11 @@ class SnapshotControl(Protocol):
         """The names captured so far, in the order first taken."""
         ...
 
+    def watch(self, symbol: str) -> dict[str, Any]:
+        """Capture under `symbol` whenever the guest kernel writes it; returns what was
+        armed (slot, address). Raises KtstrError for an unknown or unwatchable symbol."""
+        ...
+
 
 class UnknownSnapshot(KtstrError, KeyError):
     """No capture under that name: a KtstrError for the user, a KeyError for Mapping."""

@@ -73,6 +73,7 @@ from ktstr.scenario.ops import (
     SwapCpusets,
     UnfreezeCgroup,
     WaitPayload,
+    WatchSnapshot,
 )
 from ktstr.scenario.step import Step
 from ktstr.scenario.validate import scheduler_slot, snapshot_control, validate_steps
@@ -279,6 +280,10 @@ class _Run:
             took = snapshot_control(self.ctx, op).capture(op.name)
             log.info("step %d: %r: %.1f ms frozen", self.ctx.current_step, op,
                      float(took.get("frozen_ms", 0.0)))
+        elif isinstance(op, WatchSnapshot):
+            armed = snapshot_control(self.ctx, op).watch(op.symbol)
+            log.info("step %d: %r: slot %s at %#x", self.ctx.current_step, op,
+                     armed.get("slot"), int(armed.get("address", 0)))
         elif isinstance(op, RunPayload):
             self.payloads.check_free(op.payload.name, op.cgroup or "")
             cgroup_dir = None if op.cgroup is None else cg.path(op.cgroup)

@@ -23,6 +23,7 @@ from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.ctx import Ctx, SchedulerControl
 from ktstr.scenario.execute import plan_defs
 from ktstr.scenario.ops import (
+    MAX_WATCHES,
     AddCgroup,
     AttachScheduler,
     CaptureCgroupProcs,
@@ -40,6 +41,7 @@ from ktstr.scenario.ops import (
     Spawn,
     UnfreezeCgroup,
     WaitPayload,
+    WatchSnapshot,
 )
 from ktstr.scenario.snapshot import SnapshotControl
 from ktstr.scenario.step import Step
@@ -99,6 +101,7 @@ class _Names:
         self.live: set[str] = set()  # backdrop and op-added cgroups alive at this point
         self.frozen: set[str] = set()
         self.tags: set[str] = set()
+        self.watched: set[str] = set()
 
     def check_ops(self, ctx: Ctx, where: str, ops: Sequence[Op], visible: set[str] | None,
                   local: set[str], loop: bool, again: bool = False) -> None:
@@ -110,8 +113,16 @@ class _Names:
                 op.spec.resolve(ctx.topo)
             if isinstance(op, SchedulerOp):
                 _check_scheduler_op(where, ctx, op)
-            if isinstance(op, CaptureSnapshot):
+            if isinstance(op, CaptureSnapshot | WatchSnapshot):
                 snapshot_control(ctx, op)
+            if isinstance(op, WatchSnapshot):
+                self.watched.add(op.symbol)
+                if len(self.watched) > MAX_WATCHES:
+                    raise ConfigError(
+                        f"{where}: {op!r} would be watch number {len(self.watched)} of the "
+                        f"scenario ({', '.join(sorted(self.watched))}); at most {MAX_WATCHES} "
+                        "are allowed (a fourth debug slot watches the scheduler's error "
+                        "exit); hint: watch fewer symbols")
             if isinstance(op, Spawn):
                 _check_group(where, op, op.workers or ctx.workers_per_cgroup)
                 if op.cgroup in self.frozen:
@@ -196,7 +207,7 @@ def scheduler_slot(ctx: Ctx, op: SchedulerOp) -> SchedulerControl:
     return ctx.scheduler
 
 
-def snapshot_control(ctx: Ctx, op: CaptureSnapshot) -> SnapshotControl:
+def snapshot_control(ctx: Ctx, op: CaptureSnapshot | WatchSnapshot) -> SnapshotControl:
     if ctx.snapshot_control is None:
         raise ConfigError(f"{op!r} needs a host that takes captures, which this Ctx lacks; "
                           "hint: snapshot ops run in a ktstr test (a ctx from the guest agent)")
