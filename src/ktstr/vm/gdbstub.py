@@ -231,6 +231,11 @@ class GdbStub:
         # ordered: qemu acks and answers a packet in one go).
         self._query_sent = False
         self._want_stop_reply = False
+        # stopped(): between our \x03 and the ack of the qAttached after it, a T02 is
+        # the stop we caused. Decided on the reader thread, so a concurrent consumer
+        # of stop events cannot take it.
+        self._interrupt_window = False
+        self._interrupted = False
         self._parser = PacketReader()
         self.dead: str | None = None  # why the reader stopped
         self.watchpoints: dict[int, int] = {}  # address -> length, as inserted
@@ -256,6 +261,8 @@ class GdbStub:
         if isinstance(item, str):
             if item == "+" and self._query_sent:
                 self._query_sent, self._want_stop_reply = False, True
+            if item == "+":
+                self._interrupt_window = False
             self._acks.put(item)
             return
         if not item.ok:
@@ -267,7 +274,10 @@ class GdbStub:
         stop = parse_stop_reply(text)
         if stop is not None and not self._want_stop_reply:
             log.debug("gdbstub stop: %s", text)
-            self._stops.put(stop)
+            if self._interrupt_window and stop.kind == "paused":
+                self._interrupted = True  # our own \x03: not an event for anyone
+            else:
+                self._stops.put(stop)
         else:
             self._want_stop_reply = False
             self._replies.put(text)
@@ -377,19 +387,20 @@ class GdbStub:
         stream is ordered, so a `T02` arriving before that answer is ours (`?` would do
         the same but makes qemu drop every watchpoint). Only then is the VM
         resumed afterwards: a VM stopped by QMP or at a watchpoint stays as it was.
-        Stop events that arrive meanwhile (ours, a hit racing with it) are put back.
+        Our own `T02` is not queued as a stop event; a hit racing with it is. (A QMP
+        `stop` landing in the same few milliseconds is taken for ours: serialise QMP
+        stops with watch arming where that matters.)
         """
         with self._lock:
             self._check()
-            seen: list[StopEvent] = []
-            _drain_into(self._stops, seen)
-            self._sock.sendall(_INTERRUPT)
-            self.command("qAttached")
-            ours = _drain_into(self._stops, seen)
-            we_stopped = any(e.kind == "paused" for e in ours)
-            for e in seen:
-                if not (we_stopped and e in ours and e.kind == "paused"):
-                    self._stops.put(e)
+            self._interrupted = False
+            self._interrupt_window = True  # closed by the reader at qAttached's ack
+            try:
+                self._sock.sendall(_INTERRUPT)
+                self.command("qAttached")
+            finally:
+                self._interrupt_window = False
+            we_stopped = self._interrupted
             try:
                 yield we_stopped
             finally:
@@ -434,11 +445,4 @@ def _drain(q: queue.Queue[str]) -> None:
             q.get_nowait()
 
 
-def _drain_into(q: queue.Queue[StopEvent], into: list[StopEvent]) -> list[StopEvent]:
-    got: list[StopEvent] = []
-    with contextlib.suppress(queue.Empty):
-        while True:
-            got.append(q.get_nowait())
-    into.extend(got)
-    return got
 
