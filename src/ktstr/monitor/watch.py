@@ -147,13 +147,13 @@ class WatchSet:
         self.pauses = 0  # stops not caused by a watchpoint (QMP stop, ...), left alone
         self.error: str | None = None
         self._root = 0  # the scx_sched slot 0 was armed for (0: none)
-        self._done_roots: set[int] = set()  # schedulers whose exit was already seen
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         kinds = kernel.layout.exit_kinds
         self._exit_names = {v: k for k, v in kinds.items()}
         self._error_from = kinds.get(EXIT_ERROR)
+        self._none = kinds.get("SCX_EXIT_NONE", 0)
 
     # -- slots -------------------------------------------------------------------
 
@@ -183,26 +183,36 @@ class WatchSet:
             self._disarm(slot)
 
     def arm_exit_kind(self, scx_root: int) -> None:
-        """Point slot 0 at `scx_root->exit_kind` (0: no scheduler, disarm)."""
+        """Point slot 0 at `scx_root->exit_kind` (0: no scheduler, disarm). A scheduler
+        whose exit is already claimed is not armed: its word will not change again."""
         with self._lock:
-            if scx_root == self._root and (scx_root == 0 or self.slots[ON_ERROR_SLOT]):
+            armed = self.slots[ON_ERROR_SLOT]
+            if scx_root == self._root and armed is not None:
                 return
             self._disarm(ON_ERROR_SLOT)
             self._root = scx_root
-            if scx_root == 0 or scx_root in self._done_roots:
+            if scx_root == 0:
                 return
             if not self.kernel.layout.has(EXIT_KIND_FIELD) or self._error_from is None:
                 raise KtstrError(f"this kernel ({self.kernel.info.osrelease}) has no "
                                  f"{EXIT_KIND_FIELD} or enum scx_exit_kind in its BTF: "
                                  "cannot watch for a scheduler's error exit")
             addr = scx_root + self.kernel.offset(EXIT_KIND_FIELD)
-            self._arm(ON_ERROR_SLOT, _Slot(EXIT_KIND_FIELD, addr, self._u32(addr)))
+            value = self._u32(addr)
+            if value != self._none:
+                return
+            self._arm(ON_ERROR_SLOT, _Slot(EXIT_KIND_FIELD, addr, value))
 
     def sync_exit_kind(self) -> None:
-        """Re-arm slot 0 if the attached scheduler changed (one read of `scx_root`)."""
+        """Re-arm slot 0 if the attached scheduler changed: one read of `scx_root`, and of
+        its exit_kind while slot 0 is idle (a new scheduler may reuse the old address)."""
         root = self.kernel.scx_root()
-        if root != self._root:
-            self.arm_exit_kind(root)
+        if root == self._root and (root == 0 or self.slots[ON_ERROR_SLOT] is not None):
+            return
+        if root and root == self._root and \
+                self._u32(root + self.kernel.offset(EXIT_KIND_FIELD)) != self._none:
+            return  # the same scheduler, exit already seen
+        self.arm_exit_kind(root)
 
     def _arm(self, slot: int, s: _Slot) -> None:
         self._check()
@@ -298,7 +308,6 @@ class WatchSet:
             return None  # a failed cmpxchg still writes under TCG: nothing claimed yet
         name = self._exit_names.get(value, str(value))
         self.exits.append((self._root, name))
-        self._done_roots.add(self._root)
         self.slots[slot] = None  # claimed once per scheduler: nothing more to see
         self.stub.remove_watchpoint(s.address)
         assert self._error_from is not None
