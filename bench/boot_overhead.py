@@ -8,7 +8,8 @@ host hurts every contender alike) for:
   - `ktstr test bench/trivial_test.py` as a subprocess (what a user types),
     restoring the saved guest (ktstr.vm.snapshot), and with `--cold`,
   - the same test through `run_in_vm` in this process (no pytest start-up),
-    restored and cold, with the guest's uptime at the agent's hello of the
+    restored, cold (the bzImage: KASLR) and cold with KTSTR_KASLR=off (the PVH
+    vmlinux), with the guest's uptime at the agent's hello of the
     cold boots and qemu start -> ready of the restores,
   - `vng --verbose --disable-kvm --force-9p --exec true` on the same kernel, when
     virtme-ng is installed (`pip install virtme-ng`).
@@ -33,6 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench import trivial_test  # noqa: E402
 from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm  # noqa: E402
 from ktstr.vm.kernel import resolve_kernel  # noqa: E402
+from ktstr.vm.qemu import ENV_KASLR  # noqa: E402
 
 
 def ktstr_cli(cold: bool) -> Callable[[str], float]:
@@ -68,11 +70,17 @@ def trivial_in_vm(kernel: str, cold: bool) -> RunResult:
     return r
 
 
-def ktstr_api(cold: bool) -> Callable[[str], float]:
+def ktstr_api(cold: bool, kaslr: bool = True) -> Callable[[str], float]:
     def run(kernel: str) -> float:
+        os.environ[ENV_KASLR] = "on" if kaslr else "off"
         t0 = time.monotonic()
-        r = trivial_in_vm(kernel, cold)
+        try:
+            r = trivial_in_vm(kernel, cold)
+        finally:
+            os.environ.pop(ENV_KASLR)
         wall = time.monotonic() - t0
+        if not kaslr:
+            return wall
         if r.boot_mode != ("cold" if cold else "restored"):
             raise SystemExit(f"expected a {'cold' if cold else 'restored'} run, got "
                              f"{r.boot_mode} ({r.restore_fallback})")
@@ -112,6 +120,7 @@ def main() -> None:
         "ktstr test --cold (CLI)": ktstr_cli(cold=True),
         "run_in_vm, restored (API)": ktstr_api(cold=False),
         "run_in_vm, cold (API)": ktstr_api(cold=True),
+        "run_in_vm, cold, KTSTR_KASLR=off (PVH)": ktstr_api(cold=True, kaslr=False),
     }
     if shutil.which("vng"):
         contenders["vng --verbose --exec true"] = vng(str(kernel.image))

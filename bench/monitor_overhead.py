@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from ktstr import CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test, work  # noqa: E402
 from ktstr.checks import AssertResult  # noqa: E402
+from ktstr.runner.monitoring import ENV_MONITOR  # noqa: E402
 from ktstr.runner.vmrun import TestLocation, run_in_vm  # noqa: E402
 from ktstr.testdef import KtstrTest  # noqa: E402
 
@@ -37,7 +38,7 @@ def monitor_overhead_spinners(ctx: Ctx) -> AssertResult:
 
 
 def one_run(test: KtstrTest, monitor: bool, run_dir: Path) -> tuple[float, int, dict[str, float]]:
-    os.environ["KTSTR_MONITOR"] = "on" if monitor else "off"
+    os.environ[ENV_MONITOR] = "on" if monitor else "off"
     where = TestLocation(test_id=f"bench::{'on' if monitor else 'off'}", module_file=__file__,
                          module_name="monitor_overhead",
                          qualname="monitor_overhead_spinners", sys_path=tuple(sys.path),

@@ -68,7 +68,6 @@ def test_runqueues_read_from_the_host_with_kaslr(kernel):
         print(f"\nKASLR offset {info.kernel_offset:#x}, l5={info.pgtable_l5}, "
               f"page_offset_base {k.aspace.page_offset_base:#x}; "
               f"one sample of {cpus} CPUs: {cost:.0f} us", file=sys.stderr)
-        assert cost < 5000
 
 
 def test_sched_ext_state_and_watchdog_write(kernel):

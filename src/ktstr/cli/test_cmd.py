@@ -8,10 +8,12 @@ pytest starts, so a bad `--kernel` fails before collection and any boot.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import pytest
 
+from ktstr.runner.monitoring import ENV_MONITOR
 from ktstr.vm.kernel import resolve_kernel
 
 _REWRITE_NOTICE = "Module already imported so cannot be rewritten"
@@ -24,11 +26,15 @@ def register(sub: Any) -> None:
                    "or kernel tree (default: the newest cached kernel)")
     p.add_argument("--cold", action="store_true", help="boot every VM instead of restoring "
                    "a snapshot of a booted guest (see `ktstr snapshot`)")
+    p.add_argument("--no-monitor", action="store_true", help="run VMs without the host-side "
+                   f"monitor; its checks are not judged (env {ENV_MONITOR}=off)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     kernel = resolve_kernel(args.kernel)  # raises KernelError naming the spec
+    if args.no_monitor:
+        os.environ[ENV_MONITOR] = "off"  # the runs happen in this process
     pytest_args = [*args.pytest_args, "--kernel",
                    kernel.key if args.kernel is None else args.kernel,
                    # This process imported ktstr before pytest could rewrite its asserts.

@@ -13,8 +13,9 @@ the result; it never fails or stops the run.
 
 from __future__ import annotations
 
+import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,14 @@ from ktstr.monitor.rqreader import RqReader, write_watchdog_timeout
 from ktstr.monitor.sample import MonitorSample
 from ktstr.monitor.sampler import Look, MonitorThread
 from ktstr.monitor.vcpus import VcpuClock, vcpu_threads
+
+#: `KTSTR_MONITOR=off` (or `ktstr test --no-monitor`) runs VMs without the monitor:
+#: for measuring its overhead, or a guest kernel it misreads. The result says so.
+ENV_MONITOR = "KTSTR_MONITOR"
+
+
+def monitor_disabled(env: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if env is None else env).get(ENV_MONITOR, "on").lower() in ("off", "0")
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import random
 import sys
 import time
@@ -23,7 +22,14 @@ from typing import Any
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.runner.boot import BootFailed, boot
-from ktstr.runner.monitoring import MonitorOutcome, RunMonitor, WatchdogOverride, judge
+from ktstr.runner.monitoring import (
+    ENV_MONITOR,
+    MonitorOutcome,
+    RunMonitor,
+    WatchdogOverride,
+    judge,
+    monitor_disabled,
+)
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.testdef import KtstrTest
@@ -33,7 +39,7 @@ from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
-from ktstr.vm.qemu import qboot_rom
+from ktstr.vm.qemu import kaslr_enabled, qboot_rom
 from ktstr.vm.snapshot import cold_forced
 
 log = logging.getLogger(__name__)
@@ -136,13 +142,15 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
                              agent_tree(sys.executable, cache_root() / "initramfs"))
-    image = kernel.boot_image()
-    append = (f"ktstr.python={sys.executable}", *options.pop("append", ()))
+    kaslr = kaslr_enabled()
+    image = kernel.boot_image(kaslr=kaslr)
+    append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
+              *options.pop("append", ()))
     if options.get("disk_mb", SCRATCH_DISK_MB) > 0 and not kernel.drives_scratch_disk:
         _warn_no_disk_driver(kernel)
         options["disk_mb"] = 0
     return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,
-                  accel=accel, firmware=qboot_rom() if image == kernel.vmlinux else None,
+                  accel=accel, firmware=qboot_rom(),
                   append=append, **options)
 
 
@@ -183,13 +191,17 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
-    monitor = _start_monitor(machine, test, kernel, accel, watched=bool(staged))
+    monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged))
     try:
         try:
             _converse(machine, test, accel, res, deadline + booted.save_s)
         finally:
             if monitor is not None:
                 _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
+            elif staged:  # a scheduler ran unwatched: say so where the verdict would be
+                res.report = "\n".join(filter(None, [
+                    res.report.rstrip(),
+                    f"--- monitor ---\nnot judged: {res.monitor.get('reason', '')}"]))
         machine.shutdown()
     except KtstrError as e:
         res.outcome, res.error = Outcome.ERROR, str(e)
@@ -198,8 +210,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
         res.console_tail = machine.console_tail()
 
 
-def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str, *,
-                   watched: bool) -> RunMonitor | None:
+def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,
+                   res: RunResult, *, watched: bool) -> RunMonitor | None:
     """The host-side monitor of this run; `watched`: a sched_ext scheduler may run, so
     the test's watchdog timeout is applied to it.
 
@@ -207,9 +219,10 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
     (4 s, or duration + 2 s) is sized for real hardware, and a guest running 25 times
     slower trips it with nothing wrong (measured: scx_simple's watchdog work item did
     not run for 8 s behind eight spinners on one vCPU). The scheduler's own timeout
-    then stays, and the result says so.
+    then stays, and the result says so, as it says why a run had no monitor.
     """
-    if os.environ.get("KTSTR_MONITOR", "on") == "off":  # bench/monitor_overhead.py's "off"
+    if monitor_disabled():
+        res.monitor = {"available": False, "reason": f"disabled ({ENV_MONITOR}=off)"}
         return None
     hz = kernel.config_value("CONFIG_HZ")
     applies = watched and (test.watchdog_explicit or accel == "kvm")
@@ -220,6 +233,7 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
                           watchdog=override).start()
     except Exception as e:  # QMP said no, /proc unreadable: run without a monitor
         log.warning("monitor: not started: %s", e)
+        res.monitor = {"available": False, "reason": f"not started: {e}"}
         return None
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +31,15 @@ def escape(value: str | os.PathLike[str]) -> str:
 #: qboot: a minimal firmware that only knows how to boot a Linux kernel; where qemu's
 #: package ships it, it replaces SeaBIOS (0.1-0.3 s faster with PVH, DESIGN.md).
 QBOOT_ROM = Path("/usr/share/qemu/qboot.rom")
+
+
+#: `KTSTR_KASLR=off`: boot with `nokaslr` (and PVH where the kernel allows it, the
+#: faster cold boot): a guest whose kernel lands at the same addresses every time.
+ENV_KASLR = "KTSTR_KASLR"
+
+
+def kaslr_enabled(env: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if env is None else env).get(ENV_KASLR, "on").lower() not in ("off", "0")
 
 
 def qboot_rom() -> Path | None:
