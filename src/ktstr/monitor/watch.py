@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.errors import ConfigError, KtstrError
@@ -60,7 +60,7 @@ class WatchHit:
     address: int
     value: int | str
     cpu: int | None  # the vCPU whose write stopped the guest
-    stopped_ms: float  # from the stop reply's arrival to the resume
+    stopped_ms: float  # from the stop reply's arrival to qemu's ack of the resume
 
 
 _NOT_WRITABLE = {
@@ -276,7 +276,7 @@ class WatchSet:
     def handle(self, ev: StopEvent) -> WatchHit | None:
         """One stop event: a hit on one of our slots runs the handler then resumes the
         guest; any other stop (QMP `stop`) is left to whoever caused it."""
-        t0 = time.monotonic()
+        t0 = ev.at or time.monotonic()
         if ev.kind != "watch" or ev.watch is None:
             if ev.kind == "exit":
                 raise GdbStubError(f"the VM stopped for good ({ev.raw})")
@@ -287,9 +287,13 @@ class WatchSet:
             with self._lock:
                 slot = self._slot_of(ev.watch)
                 if slot is not None:
-                    hit = self._hit(slot, ev, t0)
+                    hit = self._hit(slot, ev)
         finally:
             self.stub.cont()
+        if hit is not None:
+            hit = replace(hit, stopped_ms=(time.monotonic() - t0) * 1000.0)
+            with self._lock:
+                self.hits.append(hit)
         return hit
 
     def _slot_of(self, addr: int) -> int | None:
@@ -298,12 +302,12 @@ class WatchSet:
                 return i
         return None
 
-    def _hit(self, slot: int, ev: StopEvent, t0: float) -> WatchHit | None:
+    def _hit(self, slot: int, ev: StopEvent) -> WatchHit | None:
         s = self.slots[slot]
         assert s is not None
         value = self._u32(s.address)
         if slot != ON_ERROR_SLOT:
-            return self._record("watch", s, value, ev, t0)
+            return self._record("watch", s, value, ev)
         if value == s.armed_value:
             return None  # a failed cmpxchg still writes under TCG: nothing claimed yet
         name = self._exit_names.get(value, str(value))
@@ -313,16 +317,12 @@ class WatchSet:
         assert self._error_from is not None
         if value < self._error_from:
             return None
-        return self._record(ON_ERROR, s, name, ev, t0)
+        return self._record(ON_ERROR, s, name, ev)
 
-    def _record(self, kind: str, s: _Slot, value: int | str, ev: StopEvent,
-                t0: float) -> WatchHit:
+    def _record(self, kind: str, s: _Slot, value: int | str, ev: StopEvent) -> WatchHit:
         if self.on_hit is not None:
             self.on_hit(kind, s.symbol, s.address, value)
-        hit = WatchHit(kind, s.symbol, s.address, value, ev.cpu,
-                       (time.monotonic() - t0) * 1000.0)
-        self.hits.append(hit)
-        return hit
+        return WatchHit(kind, s.symbol, s.address, value, ev.cpu, 0.0)
 
     def wait_hits(self, n: int, timeout: float) -> list[WatchHit]:
         """Block until `n` hits were handled (or `timeout`); returns the hits so far."""

@@ -32,8 +32,9 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ktstr.errors import KtstrError
@@ -148,6 +149,7 @@ class StopEvent:
     access: str = "write"  # "write", "read" ("rwatch") or "access" ("awatch")
     exited: bool = False  # W/X: the VM is gone
     raw: str = ""
+    at: float = field(default=0.0, compare=False)  # time.monotonic() when it arrived
 
     @property
     def kind(self) -> str:
@@ -274,6 +276,7 @@ class GdbStub:
         stop = parse_stop_reply(text)
         if stop is not None and not self._want_stop_reply:
             log.debug("gdbstub stop: %s", text)
+            stop = replace(stop, at=time.monotonic())
             if self._interrupt_window and stop.kind == "paused":
                 self._interrupted = True  # our own \x03: not an event for anyone
             else:
