@@ -46,7 +46,7 @@ def guest_loops(writes: int, forks: int, simple: Path) -> str:
     def loop(n: int, body: str) -> str:
         return (f"echo {RUNNING} > {SW}; i=0; while [ $i -lt {n} ]; do {body}; i=$((i+1)); "
                 f"done; echo 32 > {SW}")
-    return (f"{simple} >/dev/null 2>&1 & "
+    return (f"{simple} >/dev/null 2>&1 & echo 10 > {SW}; "
             f"while :; do case $(cat {SW}) in "
             f"77) {loop(writes, f'echo 5 > {RR}')}; echo 10 > {SW};; "
             f"78) {loop(forks, '/bin/true')}; echo 10 > {SW};; "
@@ -62,8 +62,12 @@ class Timer:
 
     def run(self, signal: int, timeout: float = 600.0) -> float:
         """Start loop `signal`; its duration in host seconds."""
-        self.k.aspace.write(self.addr, signal.to_bytes(4, "little"))
         deadline = time.monotonic() + timeout
+        while self.k.aspace.u32(self.addr) != 10:  # the guest is done with the last loop
+            if time.monotonic() > deadline:
+                raise SystemExit("the guest never finished its last loop")
+            time.sleep(0.001)
+        self.k.aspace.write(self.addr, signal.to_bytes(4, "little"))
         while self.k.aspace.u32(self.addr) != RUNNING:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the guest never started loop {signal}")

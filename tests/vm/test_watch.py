@@ -34,21 +34,27 @@ def kernel() -> Kernel:
 
 
 def on_signal(cases: dict[int, str]) -> str:
-    """A guest loop running `cases[v]` (then resetting) when the host sets swappiness v."""
+    """A guest loop running `cases[v]` (then resetting) when the host sets swappiness v.
+    It polls at 5 Hz, so that a waiting guest schedules little: `scx_qmap -e N` counts
+    enqueues from the moment it loads."""
     arms = " ".join(f"{v}) {cmd}\n echo 10 > {SWAPPINESS};;" for v, cmd in cases.items())
-    return f"while :; do case $(cat {SWAPPINESS}) in {arms} esac; sleep 0.05; done"
+    return f"while :; do case $(cat {SWAPPINESS}) in {arms} esac; sleep 0.2; done"
 
 
 def signal(k: GuestKernel, value: int) -> None:
+    """Set swappiness to `value` once the guest has taken the last signal (reset it to
+    10): a signal written while the guest still runs the last case would be lost."""
     addr = k.symtab().address("vm_swappiness", k.info.kernel_offset)
     assert addr is not None
+    until("the guest done with the last signal", lambda: k.aspace.u32(addr) < 70)
     k.aspace.write(addr, value.to_bytes(4, "little"))
 
 
-def until(what: str, cond, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
+def until(what: str, cond, timeout: float = 90.0,  # type: ignore[no-untyped-def]
+          state=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout}s"
+        assert time.monotonic() < deadline, f"{what} not seen within {timeout}s {state()}"
         time.sleep(0.05)
 
 
@@ -125,10 +131,10 @@ def test_qmap_error_exit_trips_on_error_and_a_clean_unload_does_not(kernel):
     qmap = discover("scx_qmap", kernel)
     if qmap is None:
         pytest.skip("scx_qmap is not built (ktstr sched build)")
-    load = "for i in $(seq 400); do /bin/true; done"
+    load = "while :; do /bin/true; done"  # until qmap fails, and on under EEVDF
     cmd = (f"{qmap} >/dev/null 2>&1 & pid=$!; " + on_signal({
         77: "kill -INT $pid; wait $pid",
-        78: f"{qmap} -e 2000 >/dev/null 2>&1 &",
+        78: f"({qmap} -e 3000 2>&1 | tail -3 > /dev/kmsg) &",
         79: load}))
     with guest(kernel, "1n1l2c1t", cmd, bzimage=False, tcg_threads="single") as m:
         k = GuestKernel.open(GuestMemory.from_fds(m.memory_fds), 2)
@@ -138,6 +144,9 @@ def test_qmap_error_exit_trips_on_error_and_a_clean_unload_does_not(kernel):
             at_error.append((kind, value, map_names(k), m.qmp("query-status")["status"]))
 
         with WatchSet(k, m.gdbstub(), on_hit, poll_s=0.05) as ws:
+            def state() -> str:
+                return (f"(scx_root {k.scx_root():#x}, slots {ws.slots}, exits {ws.exits}, "
+                        f"hits {ws.hits}, error {ws.error})\n{m.console_tail(8)}")
             until("scx_qmap attached and slot 0 armed", lambda: ws.slots[0] is not None)
             first = k.scx_root()
             assert "task_ctx_stor" in map_names(k)  # qmap's maps, as the check below sees them
@@ -145,10 +154,13 @@ def test_qmap_error_exit_trips_on_error_and_a_clean_unload_does_not(kernel):
             until("the clean exit seen", lambda: ws.exits)
             assert ws.exits[0][0] == first and ws.exits[0][1].startswith("SCX_EXIT_UNREG")
             until("slot 0 disarmed", lambda: ws.slots[0] is None and k.scx_root() == 0)
+            disabled = k.layout.enable_states["SCX_DISABLED"]
+            until("sched_ext disabled",  # a load before that fails with EBUSY
+                  lambda: k.aspace.u32(k.require("scx_enable_state_var")) == disabled)
             assert ws.hits == [] and at_error == []
-            signal(k, 78)  # qmap -e: scx_bpf_error() after 2000 enqueues
+            signal(k, 78)  # qmap -e: scx_bpf_error() after 3000 enqueues
             until("scx_qmap -e attached and slot 0 re-armed",
-                  lambda: ws.slots[0] is not None and k.scx_root() != 0)
+                  lambda: ws.slots[0] is not None and k.scx_root() != 0, state=state)
             signal(k, 79)
             until("the error exit", lambda: ws.hits, timeout=120)
             time.sleep(0.3)
