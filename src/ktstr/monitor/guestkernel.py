@@ -14,6 +14,7 @@ import struct
 from ktstr.errors import MonitorUnavailable
 from ktstr.monitor.guestmem import GuestMemory
 from ktstr.monitor.layout import KernelLayout, load_layout
+from ktstr.monitor.symtab import SymbolTable, load_symtab
 from ktstr.monitor.translate import AddressSpace
 from ktstr.monitor.vmcoreinfo import VmcoreInfo, find_vmcoreinfo
 
@@ -28,6 +29,7 @@ class GuestKernel:
         self.aspace = aspace
         self.layout = layout
         self.nr_cpus = nr_cpus
+        self._symtab: SymbolTable | None = None
 
     @classmethod
     def open(cls, mem: GuestMemory, nr_cpus: int | None = None) -> GuestKernel:
@@ -74,6 +76,13 @@ class GuestKernel:
             raise MonitorUnavailable(f"the guest kernel ({self.info.osrelease}) has no symbol "
                                      f"{name!r}")
         return addr
+
+    def symtab(self) -> SymbolTable:
+        """Every kernel symbol (for names outside the layout: watches), cached per
+        BUILD-ID; the first call on a new kernel decodes kallsyms (~1.5 s)."""
+        if self._symtab is None:
+            self._symtab = load_symtab(self.aspace, self.info)
+        return self._symtab
 
     def offset(self, path: str) -> int:
         return self.layout.offset(path)

@@ -55,6 +55,12 @@ def symbol_address(offsets_va: int, index: int, offset: int, relative_base: int 
 def read_kallsyms(aspace: AddressSpace, info: VmcoreInfo,
                   wanted: Iterable[str] | None = None) -> dict[str, int]:
     """name -> address for `wanted` (every symbol when None); the first of equal names."""
+    return {name: addr for name, (addr, _t) in read_kallsyms_typed(aspace, info, wanted).items()}
+
+
+def read_kallsyms_typed(aspace: AddressSpace, info: VmcoreInfo,
+                        wanted: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
+    """name -> (address, nm type character) for `wanted` (every symbol when None)."""
     syms = info.symbols
     missing = [name for name in REQUIRED if name not in syms]
     if missing:
@@ -80,7 +86,7 @@ def read_kallsyms(aspace: AddressSpace, info: VmcoreInfo,
     if "kallsyms_relative_base" in syms:
         base = aspace.u64(syms["kallsyms_relative_base"])
     want = None if wanted is None else set(wanted)
-    found: dict[str, int] = {}
+    found: dict[str, tuple[int, str]] = {}
     try:
         decoded = decode_names(names, count, tokens)
     except IndexError:
@@ -89,5 +95,6 @@ def read_kallsyms(aspace: AddressSpace, info: VmcoreInfo,
     for i, raw in enumerate(decoded):
         name = raw[1:].decode("ascii", "replace")
         if (want is None or name in want) and name not in found:
-            found[name] = symbol_address(offsets_va, i, offsets[i], base)
+            found[name] = (symbol_address(offsets_va, i, offsets[i], base),
+                           chr(raw[0]) if raw else "?")
     return found

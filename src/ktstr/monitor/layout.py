@@ -28,7 +28,7 @@ from ktstr.monitor.translate import START_KERNEL_MAP, AddressSpace
 from ktstr.monitor.vmcoreinfo import VmcoreInfo
 from ktstr.vm.kernel import cache_root
 
-LAYOUT_VERSION = 1  # bump when what is derived changes: older cache files are ignored
+LAYOUT_VERSION = 2  # bump when what is derived changes: older cache files are ignored
 
 SYMBOLS = (
     "jiffies_64", "runqueues", "__per_cpu_offset", "page_offset_base", "nr_cpu_ids",
@@ -43,7 +43,7 @@ FIELDS = (
     "task_struct.pid", "task_struct.comm",
     "rq.scx.nr_running", "rq.scx.local_dsq.nr",
     "scx_sched.ops.name", "scx_sched.watchdog_timeout", "scx_sched.pcpu",
-    "scx_sched_pcpu.event_stats",
+    "scx_sched_pcpu.event_stats", "scx_sched.exit_kind",
 )
 CORE_FIELDS = ("rq.nr_running", "rq.clock", "rq.curr", "task_struct.pid",
                "task_struct.comm")
@@ -59,6 +59,7 @@ class KernelLayout:
     fields: dict[str, tuple[int, int]]  # "rq.scx.local_dsq.nr" -> (offset, size)
     events: dict[str, int] = field(default_factory=dict)  # "select_cpu_fallback" -> offset
     enable_states: dict[str, int] = field(default_factory=dict)  # enum scx_enable_state
+    exit_kinds: dict[str, int] = field(default_factory=dict)  # enum scx_exit_kind
     version: int = LAYOUT_VERSION
 
     def symbol(self, name: str, kernel_offset: int) -> int | None:
@@ -106,7 +107,10 @@ def layout_from_btf(btf: Btf, build_id: str, osrelease: str,
     states: dict[str, int] = {}
     with contextlib.suppress(BtfError):
         states = btf.enum("scx_enable_state")
-    return KernelLayout(build_id, osrelease, symbols, fields, events, states)
+    exits: dict[str, int] = {}
+    with contextlib.suppress(BtfError):
+        exits = btf.enum("scx_exit_kind")
+    return KernelLayout(build_id, osrelease, symbols, fields, events, states, exits)
 
 
 def derive_layout(aspace: AddressSpace, info: VmcoreInfo) -> KernelLayout:

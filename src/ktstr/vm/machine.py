@@ -41,6 +41,7 @@ from ktstr.errors import VmLaunchError
 from ktstr.guest.protocol import PORT_NAME, ROOT_TAG, decode, encode
 from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.topology import Topology
+from ktstr.vm.gdbstub import GdbStub
 from ktstr.vm.qemu import QemuArgs, QemuBinary
 from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
 
@@ -141,10 +142,14 @@ class Machine:
         self._sock_dir = Path(tempfile.mkdtemp(prefix=f"ktstr-{self.run_id}-"))
         self._qmp_path = self._sock_dir / "qmp"  # the names _args gives them
         self._port_path = self._sock_dir / "result"
+        self._gdb_path = self._sock_dir / "gdb"
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
         self._port_listener: socket.socket | None = None
         self._port: socket.socket | None = None
+        self._gdb_listener: socket.socket | None = None
+        self._gdb_sock: socket.socket | None = None
+        self._gdbstub: GdbStub | None = None
         self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._unread: list[dict[str, Any]] = []
         self._mem_files: list[Path] = []
@@ -157,6 +162,9 @@ class Machine:
     def argv(self) -> list[str]:
         q, self._mem_files = qemu_args(self.spec, self._sock_dir, self.run_id, self.console_log,
                                        self.scratch_image, self._scratch_direct)
+        # Outside qemu_args: the stub is a host-side tool, not part of what the guest
+        # is, so adding it leaves machine_identity (and every saved snapshot) as it was.
+        q.gdbstub(self._gdb_path)
         if self.restore is not None:
             q.add("-incoming", "defer")  # started by wait_restored, once QMP is up
         return q.argv()
@@ -188,6 +196,9 @@ class Machine:
             self._port_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._port_listener.bind(str(self._port_path))
             self._port_listener.listen(1)
+            self._gdb_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._gdb_listener.bind(str(self._gdb_path))
+            self._gdb_listener.listen(1)
         except Exception as e:
             self._cleanup()
             raise VmLaunchError(f"cannot open the VM's control sockets in {self._sock_dir}: "
@@ -202,6 +213,7 @@ class Machine:
         try:
             try:
                 self._accept_port(timeout=30.0)
+                self._gdb_sock = self._accept(self._gdb_listener, timeout=30.0)
                 self._qmp.accept(timeout=30.0)
             except Exception as e:
                 raise VmLaunchError(f"qemu did not start: {e}; qemu said: {self._qemu_said()}",
@@ -247,19 +259,24 @@ class Machine:
 
     def _accept_port(self, timeout: float) -> None:
         """Wait for qemu to connect the result port, noticing at once if qemu died instead."""
-        assert self._port_listener is not None and self._proc is not None
-        self._port_listener.settimeout(0.2)
+        assert self._port_listener is not None
+        self._port = self._accept(self._port_listener, timeout)
+
+    def _accept(self, listener: socket.socket | None, timeout: float) -> socket.socket:
+        assert listener is not None and self._proc is not None
+        listener.settimeout(0.2)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._port, _ = self._port_listener.accept()
+                conn, _ = listener.accept()
                 break
             except TimeoutError:
                 if self._proc.poll() is not None:
                     raise RuntimeError(f"qemu exited with code {self._proc.returncode}") from None
                 if time.monotonic() > deadline:
                     raise
-        self._port.settimeout(None)
+        conn.settimeout(None)
+        return conn
 
     def _read_port(self) -> None:
         assert self._port is not None
@@ -331,6 +348,18 @@ class Machine:
         assert self._qmp is not None
         return self._qmp.cmd(cmd, **args)
 
+    def gdbstub(self) -> GdbStub:
+        """The client of this VM's gdbstub (one per machine, made on first use).
+
+        qemu connected the stub's socket at launch, so no name on the host is needed
+        and attaching does not stop the guest."""
+        if self._gdbstub is None:
+            if self._gdb_sock is None:
+                raise VmLaunchError("this VM has no gdbstub connection (not launched, or "
+                                    "already shut down)", self._argv)
+            self._gdbstub = GdbStub(self._gdb_sock, name=f"ktstr-gdb-{self.run_id}")
+        return self._gdbstub
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
@@ -376,7 +405,10 @@ class Machine:
         self.exit_code = proc.returncode
 
     def _cleanup(self) -> None:
-        for closer in (self._qmp, self._port, self._port_listener):
+        if self._gdbstub is not None:
+            self._gdbstub.abandon()
+        for closer in (self._qmp, self._port, self._port_listener, self._gdb_sock,
+                       self._gdb_listener):
             with contextlib.suppress(Exception):
                 if closer is not None:
                     closer.close()

@@ -164,6 +164,16 @@ class QemuArgs:
         self.add("-drive", f"if=none,id=scratch,file={escape(image)},format=raw,{cache}")
         return self.add("-device", f"virtio-blk-pci,drive=scratch,serial={escape(serial)}")
 
+    def gdbstub(self, sock: Path) -> QemuArgs:
+        """qemu's gdbstub on a socket it connects to (we listen, as for QMP).
+
+        qemu attaches the stub when the chardev opens, which here happens before the
+        guest runs, so nothing is stopped at start; a `-gdb unix:...,server=on` socket
+        would instead stop the running guest at the moment a client attaches.
+        """
+        self.add("-chardev", f"socket,id=gdb,path={escape(sock)}")
+        return self.add("-gdb", "chardev:gdb")
+
     def qmp(self, sock: Path) -> QemuArgs:
         """QMP on a monitor that connects to our unix socket (we listen: no polling)."""
         self.add("-chardev", f"socket,id=qmp,path={escape(sock)}")
