@@ -57,7 +57,8 @@ class SchedulerSpec:
 @dataclass(frozen=True, slots=True)
 class Scheduler:
     name: str
-    binary: SchedulerSpec | None = None  # None: SchedulerSpec.discover(name)
+    # A name to discover, a path (with a "/"), or a spec; None: SchedulerSpec.discover(name)
+    binary: SchedulerSpec | str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     kargs: tuple[str, ...] = ()
     checks: Assert = field(default_factory=Assert)
@@ -74,6 +75,12 @@ class Scheduler:
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("a scheduler needs a name; hint: Scheduler('my_sched', ...)")
+        if isinstance(self.binary, str):
+            object.__setattr__(self, "binary", SchedulerSpec.path(self.binary)
+                               if "/" in self.binary else SchedulerSpec.discover(self.binary))
+        elif self.binary is not None and not isinstance(self.binary, SchedulerSpec):
+            raise ConfigError(f"scheduler {self.name}: binary={self.binary!r} is neither a "
+                              "name, a path nor a SchedulerSpec; hint: binary='scx_qmap'")
         if self.cgroup_parent is not None and (not self.cgroup_parent.startswith("/")
                                                or self.cgroup_parent == "/"):
             raise ConfigError(f"scheduler {self.name}: cgroup_parent={self.cgroup_parent!r} "
@@ -109,9 +116,9 @@ class Scheduler:
                               "(arg_template, guest_path) pair of strings; hint: "
                               "('--config={file}', '/include-files/my.json')")
         template, guest_path = value
-        if self.binary is not None and self.binary.kind in ("eevdf", "kernel_builtin"):
+        if self.spec.kind in ("eevdf", "kernel_builtin"):
             raise ConfigError(f"scheduler {self.name}: config_file_def needs a scheduler binary "
-                              f"to pass the file to, and {self.binary.kind} has none; hint: "
+                              f"to pass the file to, and {self.spec.kind} has none; hint: "
                               "drop config_file_def")
         if self.config_file is not None:
             raise ConfigError(f"scheduler {self.name}: config_file and config_file_def are "
@@ -141,7 +148,9 @@ class Scheduler:
 
     @property
     def spec(self) -> SchedulerSpec:
-        return self.binary if self.binary is not None else SchedulerSpec.discover(self.name)
+        if isinstance(self.binary, SchedulerSpec):  # a str became one in __post_init__
+            return self.binary
+        return SchedulerSpec.discover(self.name)
 
 
 Scheduler.EEVDF = Scheduler("eevdf", binary=SchedulerSpec.eevdf())
@@ -154,8 +163,6 @@ def declare_scheduler(name: str, *, binary: str | SchedulerSpec | None = None,
                       **fields: object) -> Scheduler:
     """Build a `Scheduler` and register it; `binary` is a name to discover, an absolute
     path, or a SchedulerSpec (default: discover `name`)."""
-    if isinstance(binary, str):
-        binary = SchedulerSpec.path(binary) if "/" in binary else SchedulerSpec.discover(binary)
     known = {"sysctls", "kargs", "checks", "cgroup_parent", "sched_args", "topology",
              "constraints", "config_file", "config_file_def", "kernels"}
     unknown = sorted(set(fields) - known)

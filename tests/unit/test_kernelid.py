@@ -119,3 +119,4 @@ def test_a_schedulers_bad_kernels_entry_fails_its_declaration():
                        "inverted"):
         Scheduler("s", kernels=["6.14", "7.0..6.1"])
     assert Scheduler("s", kernels=["6.14", "6.15..=7.0"]).kernels == ("6.14", "6.15..=7.0")
+

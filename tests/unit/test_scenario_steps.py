@@ -501,6 +501,10 @@ class FakeHost:
     def names(self) -> list[str]:
         return []
 
+    def watch(self, symbol: str) -> dict[str, Any]:
+        self.log.append(("watch", symbol))
+        return {"symbol": symbol, "slot": 1, "address": 0xffffffff81000000}
+
 
 def test_snapshot_ops_capture_in_step_order(ctx: Ctx, log: list[Any]) -> None:
     steps = [Step(ops=[Op.add_cgroup("a"), Op.snapshot("a0")], hold=HoldSpec.frac(0.5)),
@@ -512,3 +516,31 @@ def test_snapshot_ops_capture_in_step_order(ctx: Ctx, log: list[Any]) -> None:
     execute_steps(ctx, steps)
     assert [e for e in log if e[0] in ("create", "snapshot")][-2:] == [("snapshot", "a0"),
                                                                        ("snapshot", "b")]
+
+
+def test_watch_snapshot_arms_in_order_and_at_most_three_per_scenario(ctx: Ctx,
+                                                                     log: list[Any]) -> None:
+    ctx.snapshot_control = FakeHost(log)
+    steps = [Step(ops=[Op.watch_snapshot("jiffies_64"), Op.snapshot("a")],
+                  hold=HoldSpec.frac(0.5)),
+             Step(ops=[Op.watch_snapshot("jiffies_64"), Op.watch_snapshot("vm_swappiness")],
+                  hold=HoldSpec.frac(0.5))]
+    execute_steps(ctx, steps)
+    assert [e for e in log if e[0] in ("watch", "snapshot")] == [
+        ("watch", "jiffies_64"), ("snapshot", "a"), ("watch", "jiffies_64"),
+        ("watch", "vm_swappiness")]
+    log.clear()
+    four = [Step(ops=[Op.watch_snapshot(s) for s in ("a", "b", "c")],
+                 hold=HoldSpec.frac(0.5)),
+            Step(ops=[Op.watch_snapshot("d")], hold=HoldSpec.frac(0.5))]
+    with pytest.raises(ConfigError, match=r"step 2: Op.watch_snapshot\('d'\) would be watch "
+                                          r"number 4 of the scenario \(a, b, c, d\); at most 3"):
+        execute_steps(ctx, four)
+    assert log == []  # refused before the first step ran
+
+
+@pytest.mark.parametrize("bad", ["", "no such", "1abc", None, "a;b"])
+def test_watch_snapshot_needs_a_symbol_name(bad: Any) -> None:
+    with pytest.raises(ConfigError, match="is not a kernel symbol name; hint: name a kernel "
+                                          "variable verbatim"):
+        Op.watch_snapshot(bad)

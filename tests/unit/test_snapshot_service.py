@@ -239,3 +239,28 @@ def test_scheduler_state_is_merged_or_its_failure_said():
     assert cap is not None and cap["rq"] and "vars" not in cap
     assert cap["missing"] == ["scheduler state not readable: IndexError: map_idr walk ran off "
                               "a page"]
+
+
+def test_a_watch_hit_is_captured_without_qmp_under_its_name():
+    svc, qmp = service()
+    svc._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 105)
+    svc._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 106)
+    svc._on_hit("on_error", "scx_sched.exit_kind", 0xffff8880, "SCX_EXIT_ERROR_BPF")
+    assert qmp.calls == []  # the watchpoint stopped the guest; gdb resumes it
+    cap = svc.store.get("sysctl_sched_rr_timeslice")
+    assert cap is not None and cap["hits"] == 2 and cap["rq"]["0"]["curr_comm"] == "spin"
+    assert cap["watch"] == {"kind": "watch", "symbol": "sysctl_sched_rr_timeslice",
+                            "address": 0xffffffff8300, "value": 106}
+    err = svc.store.get("on_error")
+    assert err is not None and err["watch"]["value"] == "SCX_EXIT_ERROR_BPF"
+    assert err["scheduler"] == "qmap" and svc.frozen_s == 0.0
+
+
+def test_watch_requests_without_a_gdbstub_say_so():
+    svc, _ = service()
+    reply = svc.handle({"id": 1, "op": "watch", "symbol": "jiffies_64"})
+    assert not reply["ok"] and "gdbstub" in reply["error"], reply
+    bad = svc.handle({"id": 2, "op": "watch", "symbol": 3})
+    assert not bad["ok"] and "not a non-empty string" in bad["error"]
+    svc.watch_errors()
+    assert svc.watch_error == "this VM has no gdbstub"

@@ -18,6 +18,15 @@ The guest kernel is the monitor's when it has opened one, else opened here on
 demand (the monitor may be off: KTSTR_MONITOR=off), before the guest is stopped,
 so its cost and that of the BPF layout (seconds the first time per kernel build)
 are not freeze time.
+
+Watch snapshots and `on_error` come from the VM's gdbstub (ktstr.monitor.watch): a
+guest write of a watched symbol stops every vCPU, the capture is read then, under
+the symbol's name, and the guest resumes. Slot 0 follows the attached scheduler's
+`exit_kind` for the whole run, so a scheduler's error exit is captured as
+"on_error" at the moment the kernel claims it, while its maps are still there.
+A QMP capture and the arming of a watchpoint are not serialised: if they meet, the
+capture may read a guest that the watch set resumed (a less coherent read, never a
+guest left stopped, which holding one lock across both could cause).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +44,13 @@ from ktstr.monitor.bpfstate import bpf_layout, scheduler_state, write_scheduler_
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.guestmem import GuestMemory
 from ktstr.monitor.rqreader import RqReader
+from ktstr.monitor.watch import ON_ERROR, WatchSet
 from ktstr.runner.monitoring import RunMonitor
+from ktstr.vm.gdbstub import GdbStub
 
 log = logging.getLogger(__name__)
 
-OPS = ("snapshot", "get_snapshot", "list_snapshots", "write_vars")
+OPS = ("snapshot", "get_snapshot", "list_snapshots", "watch", "write_vars")
 
 #: Reads the attached scheduler's {"scheduler", "maps", "vars"} (bpfstate.scheduler_state).
 StateReader = Callable[[GuestKernel], dict[str, Any]]
@@ -52,24 +64,29 @@ class SnapshotStore:
     def __init__(self) -> None:
         self._latest: dict[str, dict[str, Any]] = {}
         self._hits: dict[str, int] = {}
+        self._lock = threading.Lock()  # watch hits arrive on the watch set's thread
 
     def put(self, capture: dict[str, Any]) -> int:
         """Keep `capture` as the latest under its name; returns the name's hit count."""
         name = str(capture["name"])
-        self._hits[name] = self._hits.get(name, 0) + 1
-        self._latest[name] = capture
-        return self._hits[name]
+        with self._lock:
+            self._hits[name] = self._hits.get(name, 0) + 1
+            self._latest[name] = capture
+            return self._hits[name]
 
     def get(self, name: str) -> dict[str, Any] | None:
-        capture = self._latest.get(name)
-        return None if capture is None else {**capture, "hits": self._hits[name]}
+        with self._lock:
+            capture = self._latest.get(name)
+            return None if capture is None else {**capture, "hits": self._hits[name]}
 
     def names(self) -> list[str]:
-        return list(self._latest)
+        with self._lock:
+            return list(self._latest)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Every name's latest capture with its hits: RunResult.snapshots."""
-        return {name: {**c, "hits": self._hits[name]} for name, c in self._latest.items()}
+        with self._lock:
+            return {name: {**c, "hits": self._hits[name]} for name, c in self._latest.items()}
 
 
 def enable_state(kernel: GuestKernel) -> str:
@@ -88,9 +105,11 @@ class SnapshotService:
 
     def __init__(self, qmp: Callable[..., Any], memory_fds: list[int], nr_cpus: int,
                  monitor: RunMonitor | None = None, *,
+                 gdbstub: Callable[[], GdbStub] | None = None,
                  read_state: StateReader = scheduler_state,
                  write_var: VarWriter = write_scheduler_var) -> None:
-        """`read_state`/`write_var`: bpfstate's, replaced only by unit tests."""
+        """`gdbstub`: the VM's (Machine.gdbstub), for watches and on_error; None: none.
+        `read_state`/`write_var`: bpfstate's, replaced only by unit tests."""
         self._qmp = qmp
         self._read_state = read_state
         self._write_var = write_var
@@ -102,8 +121,19 @@ class SnapshotService:
         self.store = SnapshotStore()
         self.frozen_s = 0.0  # every freeze of the run: the run's deadline moves by it
         self.scheduler_vars: dict[str, Any] = {}  # requested, read_back (or error)
+        self._gdbstub = gdbstub
+        self._watches: WatchSet | None = None
+        self._open_lock = threading.RLock()  # the request loop and the watch starter
+        self.watch_error = ""  # why watches (and on_error) are not available
 
     def close(self) -> None:
+        """Remove every watchpoint (the guest keeps running) and drop the mapping."""
+        with self._open_lock:
+            watches, self._watches = self._watches, None
+        if watches is not None:  # outside the lock: a hit being captured needs it to finish
+            watches.close()
+            if watches.error and not self.watch_error:
+                self.watch_error = watches.error
         self._reader = None
         if self._mem is not None:
             self._mem.close()
@@ -136,6 +166,15 @@ class SnapshotService:
                     "hits": self.store.put(capture), "missing": capture["missing"]}
         if op == "list_snapshots":
             return {"names": self.store.names()}
+        if op == "watch":
+            symbol = msg.get("symbol")
+            if not isinstance(symbol, str) or not symbol:
+                raise KtstrError(f"watch: symbol {symbol!r} is not a non-empty string")
+            watches = self.watches()
+            slot = watches.add(symbol)
+            armed = watches.slots[slot]
+            return {"symbol": symbol, "slot": slot,
+                    "address": armed.address if armed is not None else 0}
         if op == "write_vars":
             values = msg.get("vars")
             if not isinstance(values, dict):
@@ -147,6 +186,10 @@ class SnapshotService:
 
     def _open(self) -> RqReader:
         """The runqueue reader (and through it the guest kernel), opened once."""
+        with self._open_lock:
+            return self._open_locked()
+
+    def _open_locked(self) -> RqReader:
         if self._reader is None:
             kernel = self._monitor.kernel if self._monitor is not None else None
             if kernel is None:
@@ -194,6 +237,62 @@ class SnapshotService:
         capture["frozen_ms"] = frozen * 1e3
         capture["read_ms"] = read_s * 1e3  # of frozen_ms: the rest is QMP stop and cont
         return capture
+
+    def capture_stopped(self, name: str) -> dict[str, Any]:
+        """A capture while the guest is already stopped (a watchpoint hit): no QMP; its
+        `frozen_ms` is the read, the time this capture added to the stop."""
+        capture: dict[str, Any] = {"name": name, "taken_at": time.time(), "frozen_ms": 0.0,
+                                   "missing": []}
+        began = time.monotonic()
+        self._read(self._open(), capture)
+        capture["frozen_ms"] = capture["read_ms"] = (time.monotonic() - began) * 1e3
+        return capture
+
+    # -- watches -----------------------------------------------------------------------
+
+    def watch_errors(self) -> None:
+        """Arm slot 0 on the attached scheduler's exit_kind, following scheduler loads,
+        from a thread: opening the guest kernel may take seconds the first time per
+        build. A failure is said in `watch_error`; the run goes on without on_error."""
+        if self._gdbstub is None:
+            self.watch_error = "this VM has no gdbstub"
+            return
+        threading.Thread(target=self._start_watching, name="ktstr-watch-start",
+                         daemon=True).start()
+
+    def _start_watching(self) -> None:
+        try:
+            self.watches()
+        except (KtstrError, MonitorUnavailable, OSError, ValueError) as e:
+            self.watch_error = str(e)
+            log.warning("on_error capture not available: %s", e)
+
+    def watches(self) -> WatchSet:
+        """The run's watch set, started on first use (KtstrError when it cannot be)."""
+        with self._open_lock:
+            if self._watches is None:
+                if self._gdbstub is None:
+                    raise KtstrError("watch snapshots need the VM's gdbstub, which this "
+                                     "run does not have")
+                try:
+                    kernel = self._open().k
+                except (MonitorUnavailable, OSError, ValueError) as e:
+                    raise KtstrError(f"cannot watch: guest kernel not readable: {e}") from None
+                self._watches = WatchSet(kernel, self._gdbstub(), self._on_hit).start()
+            if self._watches.error:
+                raise KtstrError(f"watches stopped: {self._watches.error}")
+            return self._watches
+
+    def _on_hit(self, kind: str, symbol: str, address: int, value: int | str) -> None:
+        """A watched write, with every vCPU stopped: capture under the symbol's name (or
+        "on_error" for the scheduler's error exit) before the guest resumes."""
+        name = ON_ERROR if kind == ON_ERROR else symbol
+        capture = self.capture_stopped(name)
+        capture["watch"] = {"kind": kind, "symbol": symbol, "address": address,
+                            "value": value}
+        self.store.put(capture)
+        log.info("watch %s: %s = %s captured (%.1f ms)", kind, symbol, value,
+                 capture["frozen_ms"])
 
     def _read(self, reader: RqReader, capture: dict[str, Any]) -> None:
         sample = reader.sample()

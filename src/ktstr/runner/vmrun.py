@@ -21,6 +21,7 @@ from typing import Any
 
 from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
+from ktstr.monitor.watch import ON_ERROR
 from ktstr.runner.boot import BootFailed, boot
 from ktstr.runner.monitoring import (
     ENV_MONITOR,
@@ -33,6 +34,7 @@ from ktstr.runner.monitoring import (
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.runner.snapshots import SnapshotService
+from ktstr.scenario.snapshot import Snapshot
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
@@ -44,6 +46,9 @@ from ktstr.vm.qemu import kaslr_enabled, qboot_rom
 from ktstr.vm.snapshot import cold_forced
 
 log = logging.getLogger(__name__)
+
+#: Map entries per map the on_error summary shows in a failure report.
+ON_ERROR_ENTRIES = 3
 
 TIMEOUT = "timeout"  # outcome when the host deadline hit first
 CRASHED = "crashed"  # outcome when the guest died without a result
@@ -196,14 +201,18 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
     monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged))
-    service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor)
+    service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor,
+                              gdbstub=machine.gdbstub)
+    if staged:  # a scheduler may run: its error exit is captured as "on_error"
+        service.watch_errors()
     try:
         try:
             _converse(machine, test, accel, res, deadline + booted.save_s, service)
         finally:
+            service.close()
             res.snapshots = service.store.to_dict()
             res.scheduler_vars = service.scheduler_vars
-            service.close()
+            _report_on_error(res, service.watch_error if staged else "")
             if monitor is not None:
                 _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
             elif staged:  # a scheduler ran unwatched: say so where the verdict would be
@@ -216,6 +225,19 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     finally:
         machine.kill()  # a no-op once it has shut down
         res.console_tail = machine.console_tail()
+
+
+def _report_on_error(res: RunResult, watch_error: str) -> None:
+    """A scheduler's error exit comes with the state that led to it: the `on_error`
+    capture's summary goes into the report (or why there could be none)."""
+    capture = res.snapshots.get(ON_ERROR)
+    if capture is not None:
+        lines = Snapshot(capture).summary(shown=ON_ERROR_ENTRIES)
+        res.report = "\n".join(filter(None, [res.report.rstrip(), "--- on_error snapshot ---",
+                                              *lines]))
+    elif watch_error and res.outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE):
+        res.report = "\n".join(filter(None, [
+            res.report.rstrip(), f"--- on_error snapshot ---\nnone: {watch_error}"]))
 
 
 def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,

@@ -184,6 +184,14 @@ class Snapshot:
         s = self._c.get("scheduler")
         return None if s is None else str(s)
 
+    @property
+    def watch(self) -> dict[str, Any] | None:
+        """For a capture a watched write made (Op.watch_snapshot, on_error): `symbol`,
+        `address`, and `value`, the watched word as that write left it (on_error: the
+        exit kind's name, e.g. "SCX_EXIT_ERROR_BPF"); None for an Op.snapshot capture."""
+        w = self._c.get("watch")
+        return None if w is None else dict(w)
+
     def as_dict(self) -> dict[str, Any]:
         return {**self._c, "hits": self.hits}
 
@@ -241,7 +249,10 @@ class Snapshot:
         """One line for a failure report."""
         scx = self._c.get("scx", {})
         sched = scx.get("ops_name") or ("no sched_ext scheduler" if scx else "-")
-        return (f"snapshot {self.name!r}: {self.frozen_ms:.1f} ms frozen, hits {self.hits}, "
+        w = self._c.get("watch")
+        wrote = f" ({w.get('symbol')} = {w.get('value')})" if w else ""
+        return (f"snapshot {self.name!r}{wrote}: {self.frozen_ms:.1f} ms frozen, "
+                f"hits {self.hits}, "
                 f"{len(self.cpus())} cpus, {sched}, {len(self.maps())} maps, "
                 f"{len(self.vars())} vars" + (f" (missing: {self._why_absent()})"
                                                if self.missing else ""))
