@@ -25,8 +25,9 @@ from ktstr import (
 
 SYMBOL = "sysctl_sched_rr_timeslice"
 RR = Path("/proc/sys/kernel/sched_rr_timeslice_ms")
-#: scx_qmap -e N: scx_bpf_error() after N enqueues, a few seconds into the run here.
-QMAP_ERROR = Scheduler("qmap_error_exit", binary="scx_qmap", sched_args=["-e", "2000"])
+#: scx_qmap -e N: scx_bpf_error() after N enqueues: the ping-pong wakes reach 300 in
+#: about a second under TCG, after the attach (the boot itself needs fewer).
+QMAP_ERROR = Scheduler("qmap_error_exit", binary="scx_qmap", sched_args=["-e", "300"])
 
 
 @ktstr_test(llcs=1, cores=2, threads=1, duration_s=2)
@@ -58,6 +59,6 @@ def watch_a_sysctl(ctx: Ctx) -> AssertResult:
 
 @ktstr_test(llcs=1, cores=2, threads=1, duration_s=8, scheduler=QMAP_ERROR)
 def qmap_error_exit(ctx: Ctx) -> AssertResult:
-    return execute_steps(ctx, [Step(setup=[CgroupDef("load", work=work.Bursty(),
+    return execute_steps(ctx, [Step(setup=[CgroupDef("load", work=work.FutexPingPong(),
                                                     workers=4)],
                                     hold=HoldSpec.frac(1.0))])
