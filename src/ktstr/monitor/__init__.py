@@ -6,5 +6,7 @@ Layers (see ../shared/DESIGN.md, "Watching the guest from the host"), bottom up:
 `btf` (symbols and types from guest memory), `layout` (what is derived per kernel
 BUILD-ID, cached), `guestkernel` (a booted kernel opened from the host),
 `rqreader` (one `MonitorSample` per call, and the watchdog timeout read/write),
-`sample` (the contract between the reader and the checks).
+`sample` (the contract between the reader and the checks); `symtab` (every kernel
+symbol, cached per BUILD-ID) and `watch` (write watchpoints through qemu's gdbstub,
+`ktstr.vm.gdbstub`, and the scheduler's error exit as one).
 """

@@ -35,6 +35,7 @@ from pathlib import Path
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.symtab import WRITABLE, SymbolTable, cached_symtab
+from ktstr.vm.elfsections import ElfFormatError, gnu_build_id
 from ktstr.vm.gdbstub import GdbStub, GdbStubError, StopEvent
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,6 @@ def prevalidate_watch_symbol(build_id: str | None, symbol: str) -> int | None:
 
 def kernel_build_id(vmlinux: Path | None) -> str | None:
     """The BUILD-ID of a kernel from its vmlinux (what vmcoreinfo reports once booted)."""
-    from ktstr.vm.elfsections import ElfFormatError, gnu_build_id
     if vmlinux is None:
         return None
     try:
