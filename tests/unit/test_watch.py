@@ -6,23 +6,18 @@ a table and a dict of memory; the stub is the model of qemu's in gdb_fakes."""
 from __future__ import annotations
 
 import socket
-import struct
 from types import SimpleNamespace
 
 import pytest
 from gdb_fakes import FakeQemu
-from kernel_fakes import make_elf
 
 from ktstr.errors import ConfigError
-from ktstr.monitor.symtab import SymbolTable, cached_symtab, symtab_cache_path
+from ktstr.monitor.symtab import SymbolTable
 from ktstr.monitor.watch import (
     EXIT_KIND_FIELD,
     WatchSet,
     check_watch_symbol,
-    kernel_build_id,
-    prevalidate_watch_symbol,
 )
-from ktstr.vm.elfsections import gnu_build_id
 from ktstr.vm.gdbstub import GdbStub
 
 K = 0xffffffff80000000
@@ -72,31 +67,6 @@ def test_symbol_table_round_trips_and_relocates():
     assert again.symbols == SYMS
     assert again.address("scx_root", 0x2000000) == K + 0x3eb4590 + 0x2000000
     assert again.address("nope", 0) is None
-
-
-def test_prevalidation_uses_the_cached_table_or_defers(tmp_path, monkeypatch):
-    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path))
-    assert prevalidate_watch_symbol("f8da1e46", "whatever") is None  # nothing cached: later
-    assert prevalidate_watch_symbol(None, "whatever") is None
-    path = symtab_cache_path("f8da1e46")
-    path.parent.mkdir(parents=True)
-    path.write_text(TABLE.to_text())
-    assert cached_symtab("f8da1e46") == TABLE
-    assert prevalidate_watch_symbol("f8da1e46", "vm_swappiness") == K + 0x3300000
-    with pytest.raises(ConfigError, match="a function"):
-        prevalidate_watch_symbol("f8da1e46", "schedule")
-
-
-def test_build_id_from_a_vmlinux_note(tmp_path):
-    bid = bytes.fromhex("f8da1e460d1343b62f4a8880ae5ce63634756e7a")
-    xen = struct.pack("<III", 4, 4, 18) + b"Xen\0" + bytes(4)
-    gnu = struct.pack("<III", 4, len(bid), 3) + b"GNU\0" + bid
-    elf = make_elf({".text": b"\x90" * 16, ".notes": xen + gnu})
-    assert gnu_build_id(elf) == bid.hex()
-    (tmp_path / "vmlinux").write_bytes(elf)
-    assert kernel_build_id(tmp_path / "vmlinux") == bid.hex()
-    assert gnu_build_id(make_elf({".text": b"\x90"})) is None
-    assert kernel_build_id(tmp_path / "missing") is None
 
 
 # -- WatchSet over the stub model ------------------------------------------------------

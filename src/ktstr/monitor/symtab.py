@@ -3,9 +3,7 @@
 The layout (ktstr.monitor.layout) keeps the dozen symbols the monitor reads; a watch
 may name any kernel variable, so its validation needs the whole kallsyms table (about
 200,000 names on 7.2; decoding it from guest memory takes ~1.5 s, loading the cache
-~0.2 s). The cache is what lets the host reject a bad watch symbol before a VM boots:
-once a kernel has been booted once, its table is on disk under its BUILD-ID, which the
-host reads from the kernel's vmlinux (`ktstr.vm.elfsections.gnu_build_id`).
+~0.2 s), so it is cached under the kernel's BUILD-ID after the first run that needs it.
 
 File format: one `address type name` line per symbol, address in hex as if KASLR had
 not moved the kernel (add the boot's KERNELOFFSET, as for the layout).

@@ -19,8 +19,10 @@ symbol, address, value)` runs then, with the guest frozen, and the VM resumes wh
 returns. Cost: ~25 ms per hit, and every access to a watched page runs slower under
 TCG (bench/watch_cost.py measures both), so watches are for rare events.
 
-`check_watch_symbol` is the same validation for the host before any VM boots, from a
-symbol table a previous boot of the same kernel build cached.
+Symbols are checked when the op runs, before anything is armed: a name the kernel
+lacks, a function, read-only or per-CPU data, or a misaligned one is a ConfigError
+naming near matches. (The ops are built by the test body, in the guest, so the host
+cannot see them before the boot.)
 """
 
 from __future__ import annotations
@@ -30,12 +32,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.monitor.guestkernel import GuestKernel
-from ktstr.monitor.symtab import WRITABLE, SymbolTable, cached_symtab
-from ktstr.vm.elfsections import ElfFormatError, gnu_build_id
+from ktstr.monitor.symtab import WRITABLE, SymbolTable
 from ktstr.vm.gdbstub import GdbStub, GdbStubError, StopEvent
 
 log = logging.getLogger(__name__)
@@ -97,26 +97,6 @@ def check_watch_symbol(table: SymbolTable, symbol: str) -> int:
                           f"hint: watches cover {WATCH_LEN} aligned bytes: pick an aligned "
                           "variable (or the aligned field holding this one)")
     return addr
-
-
-def prevalidate_watch_symbol(build_id: str | None, symbol: str) -> int | None:
-    """Before boot: `symbol`'s address if the kernel build's symbol table is cached (a
-    ConfigError if it cannot be watched), None when nothing is cached yet (validation
-    then happens at run time, in `WatchSet.add`)."""
-    if not build_id:
-        return None
-    table = cached_symtab(build_id)
-    return None if table is None else check_watch_symbol(table, symbol)
-
-
-def kernel_build_id(vmlinux: Path | None) -> str | None:
-    """The BUILD-ID of a kernel from its vmlinux (what vmcoreinfo reports once booted)."""
-    if vmlinux is None:
-        return None
-    try:
-        return gnu_build_id(vmlinux.read_bytes())
-    except (OSError, ElfFormatError, ValueError):
-        return None
 
 
 @dataclass(slots=True)

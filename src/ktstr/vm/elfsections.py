@@ -69,25 +69,3 @@ def section_bytes(data: bytes | memoryview, name: str) -> bytes | None:
         return None
     return bytes(memoryview(data)[sec.offset:sec.offset + sec.size])
 
-
-NT_GNU_BUILD_ID = 3
-
-
-def gnu_build_id(data: bytes | memoryview) -> str | None:
-    """The GNU build-id note as lowercase hex (what vmcoreinfo's BUILD-ID says of the
-    running kernel), from any SHT_NOTE section that carries one; None without one."""
-    for sec in sections(data).values():
-        if not sec.size or not (sec.name.startswith(".note") or sec.name == ".notes"):
-            continue
-        notes = bytes(memoryview(data)[sec.offset:sec.offset + sec.size])
-        pos = 0
-        while pos + 12 <= len(notes):
-            namesz, descsz, ntype = struct.unpack_from("<III", notes, pos)
-            name_end = pos + 12 + ((namesz + 3) & ~3)
-            desc_end = name_end + ((descsz + 3) & ~3)
-            if desc_end > len(notes):
-                break
-            if ntype == NT_GNU_BUILD_ID and notes[pos + 12:pos + 12 + namesz] == b"GNU\0":
-                return notes[name_end:name_end + descsz].hex()
-            pos = desc_end
-    return None
