@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 
 OPS = ("snapshot", "get_snapshot", "list_snapshots", "watch", "write_vars")
 
+#: How often the watch set looks for a newly loaded scheduler to arm its error exit on
+#: (one u64 read of scx_root): a scheduler failing sooner after its load is missed.
+SCHEDULER_POLL_S = 0.05
+
 #: Reads the attached scheduler's {"scheduler", "maps", "vars"} (bpfstate.scheduler_state).
 StateReader = Callable[[GuestKernel], dict[str, Any]]
 #: Writes one global and returns it read back (bpfstate.write_scheduler_var).
@@ -278,7 +282,8 @@ class SnapshotService:
                     kernel = self._open().k
                 except (MonitorUnavailable, OSError, ValueError) as e:
                     raise KtstrError(f"cannot watch: guest kernel not readable: {e}") from None
-                self._watches = WatchSet(kernel, self._gdbstub(), self._on_hit).start()
+                self._watches = WatchSet(kernel, self._gdbstub(), self._on_hit,
+                                         poll_s=SCHEDULER_POLL_S).start()
             if self._watches.error:
                 raise KtstrError(f"watches stopped: {self._watches.error}")
             return self._watches
@@ -322,6 +327,9 @@ class SnapshotService:
         """Write each global of the attached scheduler with the guest stopped; the values
         read back. Recorded in `scheduler_vars` either way."""
         self.scheduler_vars = {"requested": dict(values)}
+        if self._gdbstub is not None:  # a write can make the scheduler fail: watch its
+            with contextlib.suppress(KtstrError):  # exit first (the poll may not have yet)
+                self.watches().sync_exit_kind()
         try:
             back = self._write_vars(values)
         except KtstrError as e:
