@@ -116,8 +116,15 @@ def test_scheduler_maps_and_globals_from_the_host(kernel):
 
         # -- scx_flatcg: per-CPU arrays and a hash map ---------------------------------
         a = _until("scx_flatcg attached", lambda: _attached(machine, k, "flatcg"))
-        time.sleep(1.0)
-        b, _ = _frozen(machine, k)
+
+        def total(s: dict[str, Any]) -> int:
+            return sum(sum(e["value"]) for e in s["entries"])
+
+        def grown() -> dict[str, Any] | None:  # the guest is mostly idle: wait for events
+            b, _ = _frozen(machine, k)
+            return b if total(b["maps"]["stats"]) > total(a["maps"]["stats"]) else None
+
+        b = _until("scx_flatcg's per-CPU stats counting on", grown)
         ctx = b["maps"]["cpu_ctx"]
         assert ctx["type"] == "percpu_array" and len(ctx["entries"]) == 1
         per_cpu = ctx["entries"][0]["value"]
@@ -125,10 +132,6 @@ def test_scheduler_maps_and_globals_from_the_host(kernel):
         assert any(c["cur_at"] for c in per_cpu)
         stats_a, stats_b = a["maps"]["stats"], b["maps"]["stats"]
         assert stats_b["type"] == "percpu_array" and len(stats_b["entries"]) == 21
-
-        def total(s: dict[str, Any]) -> int:
-            return sum(sum(e["value"]) for e in s["entries"])
-
         assert total(stats_b) > total(stats_a)
         stash = b["maps"]["cgv_node_stash"]
         assert stash["type"] == "hash" and stash["truncated"] is False

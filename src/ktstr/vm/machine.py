@@ -78,6 +78,15 @@ class VmSpec:
     extra_args: tuple[str, ...] = field(default=())
 
 
+#: Accounting switched on at boot rather than by a sysctl during a test: turning it on
+#: flips static keys, i.e. patches kernel text with int3 breakpoints, and under
+#: multi-threaded TCG another vCPU can run the half-patched code (seen: "Oops: int3" in
+#: sched_balance_rq while a test set kernel.sched_schedstats=1). Writing the sysctls
+#: later is then a no-op. Schedstats feed /proc/<pid>/sched's wait/block/sleep times,
+#: delay accounting the blkio ticks the I/O work types are judged by.
+STATIC_KEYS_ON = ("schedstats=enable", "delayacct")
+
+
 def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str, console_log: Path,
               scratch: Path, scratch_direct: bool = True) -> tuple[QemuArgs, list[Path]]:
     """The command line booting `spec` with its scratch disk image at `scratch` (when
@@ -85,7 +94,8 @@ def qemu_args(spec: VmSpec, sock_dir: Path, run_id: str, console_log: Path,
     q = QemuArgs(QemuBinary.find().path).base().firmware(spec.firmware)
     q.machine(spec.accel, spec.tcg_threads)
     mem_files = q.topology(spec.topology, spec.memory_mb, spec.mem_dir, run_id)
-    q.kernel(spec.image, spec.initrd, ["console=ttyS0", "panic=-1", "oops=panic", *spec.append])
+    q.kernel(spec.image, spec.initrd, ["console=ttyS0", "panic=-1", "oops=panic",
+                                       *STATIC_KEYS_ON, *spec.append])
     if spec.console_stdio:
         q.console_stdio()
     else:
