@@ -13,13 +13,13 @@ the result; it never fails or stops the run.
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ktstr.checks import Assert, AssertResult
+from ktstr.envflag import env_flag
 from ktstr.monitor.checks import judge_monitor
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.guestmem import GuestMemory
@@ -34,7 +34,7 @@ ENV_MONITOR = "KTSTR_MONITOR"
 
 
 def monitor_disabled(env: Mapping[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(ENV_MONITOR, "on").lower() in ("off", "0")
+    return not env_flag(ENV_MONITOR, True, env)
 
 
 @dataclass

@@ -93,6 +93,11 @@ class SnapshotStore:
             return {name: {**c, "hits": self._hits[name]} for name, c in self._latest.items()}
 
 
+def _new_capture(name: str) -> dict[str, Any]:
+    """A capture before its read: "missing" collects the parts that could not be read."""
+    return {"name": name, "taken_at": time.time(), "frozen_ms": 0.0, "missing": []}
+
+
 def enable_state(kernel: GuestKernel) -> str:
     """`scx_enable_state_var` by its enum name ("SCX_ENABLED", ...); "unknown" when the
     kernel has no sched_ext."""
@@ -224,8 +229,7 @@ class SnapshotService:
     # -- captures ----------------------------------------------------------------
 
     def capture(self, name: str) -> dict[str, Any]:
-        capture: dict[str, Any] = {"name": name, "taken_at": time.time(), "frozen_ms": 0.0,
-                                   "missing": []}
+        capture = _new_capture(name)
         try:
             reader: RqReader | None = self._open()
         except (MonitorUnavailable, OSError, ValueError) as e:
@@ -245,8 +249,7 @@ class SnapshotService:
     def capture_stopped(self, name: str) -> dict[str, Any]:
         """A capture while the guest is already stopped (a watchpoint hit): no QMP; its
         `frozen_ms` is the read, the time this capture added to the stop."""
-        capture: dict[str, Any] = {"name": name, "taken_at": time.time(), "frozen_ms": 0.0,
-                                   "missing": []}
+        capture = _new_capture(name)
         began = time.monotonic()
         self._read(self._open(), capture)
         capture["frozen_ms"] = capture["read_ms"] = (time.monotonic() - began) * 1e3

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ktstr.envflag import env_flag
 from ktstr.errors import HostSetupError
 from ktstr.topology import Topology, format_cpulist
 
@@ -39,7 +40,7 @@ ENV_KASLR = "KTSTR_KASLR"
 
 
 def kaslr_enabled(env: Mapping[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(ENV_KASLR, "on").lower() not in ("off", "0")
+    return env_flag(ENV_KASLR, True, env)
 
 
 def qboot_rom() -> Path | None:

@@ -38,10 +38,12 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ktstr.envflag import env_flag
 from ktstr.vm.kernel import TEMP_PREFIX, cache_root, exclusive_lock, remove_tree
 
 log = logging.getLogger(__name__)
@@ -66,10 +68,9 @@ def snapshots_root() -> Path:
     return cache_root() / "snapshots"
 
 
-def cold_forced(env: dict[str, str] | None = None) -> bool:
-    """`KTSTR_COLD=1` (any value but empty or 0): never restore, never save."""
-    value = (env if env is not None else os.environ).get(ENV_COLD, "").strip()
-    return value not in ("", "0")
+def cold_forced(env: Mapping[str, str] | None = None) -> bool:
+    """`KTSTR_COLD=1` (any value but empty, 0 or off): never restore, never save."""
+    return env_flag(ENV_COLD, False, env)
 
 
 def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> str:
