@@ -21,12 +21,15 @@ def ops_pin_then_freeze(ctx: Ctx) -> AssertResult:
         Step(ops=(Op.add_cgroup("a"), Op.set_cpuset("a", CpusetSpec.exact({1})),
                   Op.spawn("a", work.SpinWait(), 1)), hold=HoldSpec.fixed(1.0)),
         Step(ops=(Op.freeze_cgroup("a"),), hold=HoldSpec.fixed(1.0)),
-        Step(ops=(Op.unfreeze_cgroup("a"), Op.stop_cgroup("a")), hold=HoldSpec.fixed(0.1)),
+        # The gap is recorded at the worker's first checkpoint after the thaw: let it run
+        # before stopping it (stopped at once, it could die before that checkpoint).
+        Step(ops=(Op.unfreeze_cgroup("a"),), hold=HoldSpec.fixed(0.5)),
+        Step(ops=(Op.stop_cgroup("a"),), hold=HoldSpec.fixed(0.1)),
     ])
     (report,) = result.reports
     assert report.cpus_used == {1}, f"ran on {sorted(report.cpus_used)}, cpuset was 1"
     assert report.max_gap_ms >= 800, f"a 1 s freeze left only a {report.max_gap_ms} ms gap"
-    assert report.step == 3
+    assert report.step == 4
     return result
 
 
