@@ -96,6 +96,10 @@ class RunResult:
     def passed(self) -> bool:
         return self.outcome in (Outcome.PASSED, Outcome.INCONCLUSIVE)
 
+    def add_to_report(self, *lines: str) -> None:
+        """Append a block (the host's monitor verdict, on_error) after the guest's report."""
+        self.report = "\n".join(filter(None, [self.report.rstrip(), *lines]))
+
 
 def default_deadline(test: KtstrTest, accel: str) -> float:
     """Host-side limit for the whole run: boot, the body with its set-up, and power-off."""
@@ -216,9 +220,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
             if monitor is not None:
                 _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
             elif staged:  # a scheduler ran unwatched: say so where the verdict would be
-                res.report = "\n".join(filter(None, [
-                    res.report.rstrip(),
-                    f"--- monitor ---\nnot judged: {res.monitor.get('reason', '')}"]))
+                res.add_to_report("--- monitor ---",
+                                  f"not judged: {res.monitor.get('reason', '')}")
         machine.shutdown()
     except KtstrError as e:
         res.outcome, res.error = Outcome.ERROR, str(e)
@@ -233,11 +236,9 @@ def _report_on_error(res: RunResult, watch_error: str) -> None:
     capture = res.snapshots.get(ON_ERROR)
     if capture is not None:
         lines = Snapshot(capture).summary(shown=ON_ERROR_ENTRIES)
-        res.report = "\n".join(filter(None, [res.report.rstrip(), "--- on_error snapshot ---",
-                                              *lines]))
+        res.add_to_report("--- on_error snapshot ---", *lines)
     elif watch_error and res.outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE):
-        res.report = "\n".join(filter(None, [
-            res.report.rstrip(), f"--- on_error snapshot ---\nnone: {watch_error}"]))
+        res.add_to_report("--- on_error snapshot ---", f"none: {watch_error}")
 
 
 def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,
@@ -276,7 +277,7 @@ def _monitor_verdict(res: RunResult, outcome: MonitorOutcome, test: KtstrTest, a
     res.monitor = outcome.to_dict()
     text = str(verdict).strip()
     if text and (verdict.details or watched):
-        res.report = "\n".join(filter(None, [res.report.rstrip(), text]))
+        res.add_to_report(text)
     if res.outcome == Outcome.PASSED and not verdict.passed:
         res.outcome = Outcome.FAILED
         res.error = "host-side monitor: " + verdict.details[0].splitlines()[0]
