@@ -40,7 +40,7 @@ def measure(cpus: int, rounds: int, sched: str) -> None:
     if binary is None:
         sys.exit(f"{sched} is not built for {kernel.version} (ktstr sched build)")
     with guest(kernel, TOPOLOGIES[cpus], f"{sleepers(cpus)} {binary} >/dev/null 2>&1 & "
-               "sleep 900", bzimage=False) as machine:
+               "sleep 900", bzimage=False, tcg_threads="single") as machine:
         k = GuestKernel.open(GuestMemory.from_fds(machine.memory_fds), cpus)
         bpfstate._LAYOUTS.clear()
         t = time.perf_counter()

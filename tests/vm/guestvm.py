@@ -37,6 +37,8 @@ def sleepers(cpus: int) -> str:
 @contextlib.contextmanager
 def guest(kernel: Kernel, topo: str, command: str, *, bzimage: bool,
           tcg_threads: str = "multi") -> Iterator[Machine]:
+    """A guest running `command`; one that loads a sched_ext scheduler needs
+    `tcg_threads="single"` (ktstr.vm.accel.choose_tcg_threads says why)."""
     accel = choose_accel()
     spec = vm_spec(kernel, Topology.parse(topo), 1024, accel, tcg_threads=tcg_threads)
     if bzimage:

@@ -63,7 +63,7 @@ def test_scheduler_maps_and_globals_from_the_host(kernel):
         pytest.skip("scx_qmap / scx_flatcg are not built (ktstr sched build)")
     command = (f"{sleepers(CPUS)} (sleep 4; {qmap} >/dev/null 2>&1; "
                f"{flatcg} >/dev/null 2>&1) & sleep 600")
-    with guest(kernel, "1n1l2c1t", command, bzimage=False) as machine:
+    with guest(kernel, "1n1l2c1t", command, bzimage=False, tcg_threads="single") as machine:
         k = GuestKernel.open(GuestMemory.from_fds(machine.memory_fds), CPUS)
         before, _ = _frozen(machine, k)
         if before["scheduler"] is None:  # the guest's 4 s head start may be over already

@@ -11,18 +11,18 @@ of a passing result. Assertions are on presence, not figures (slow emulation).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from ktstr import AssertResult, CgroupDef, Ctx, execute_defs, ktstr_test, work
+from ktstr import AssertResult, CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test, work
 from ktstr.system import proc
 from ktstr.work.policy import SCHED_DEADLINE, SCHED_EXT, CloneMode, SchedPolicy, sched_getattr
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
 
 RUN_S = 0.6
 SCX_STATE = Path("/sys/kernel/sched_ext/state")
+SIMPLE = Scheduler("scx_simple")
 
 
 def _sched(leader: int, tid: int) -> dict[str, float]:
@@ -164,14 +164,7 @@ def cgroup_def_pcomm_and_policy_pass_through(ctx: Ctx) -> AssertResult:
     return result
 
 
-def _scx_binary() -> Path | None:
-    for p in sorted(Path.home().glob(".cache/ktstr/kernels/*/sched/scx_simple")):
-        if os.access(p, os.X_OK):
-            return p
-    return None
-
-
-@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3)
+@ktstr_test(llcs=1, cores=2, threads=1, duration_s=3, staged_schedulers=[SIMPLE])
 def ext_policy_follows_the_kernel(ctx: Ctx) -> AssertResult:
     """SCHED_EXT: refused clearly without CONFIG_SCHED_CLASS_EXT; accepted (policy 7,
     fair class) with it and no scheduler loaded; under scx_simple, run by sched_ext."""
@@ -192,38 +185,17 @@ def ext_policy_follows_the_kernel(ctx: Ctx) -> AssertResult:
         assert seen[r.tid].get("ext.enabled", 0) == 0, seen[r.tid]
     out.append(f"no scheduler: accepted, policy_seen={[seen[r.tid]['policy'] for r in reports]}"
                f" ext.enabled={[seen[r.tid].get('ext.enabled') for r in reports]}")
-    binary = _scx_binary()
-    if binary is None:
-        out.append("scx_simple not reachable in the guest: loaded-scheduler case not run")
-        return AssertResult(details=out)
-    sched = subprocess.Popen([str(binary)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+    ctx.scheduler.attach(SIMPLE)  # staged: the run knows a scheduler may load
     try:
-        deadline = time.monotonic() + 20
-        while SCX_STATE.read_text().strip() != "enabled" and time.monotonic() < deadline:
-            if sched.poll() is not None:
-                break
-            time.sleep(0.05)  # waiting for the BPF scheduler to attach
-        state = SCX_STATE.read_text().strip()
-        if state != "enabled":
-            done = sched.poll() is not None and sched.stderr is not None
-            err = sched.stderr.read().decode()[-300:] if done and sched.stderr else ""
-            out.append(f"scx_simple did not enable (state={state}): {err}")
-            return AssertResult(details=out)
         seen, reports = _spawn_sample_collect(ctx, "ext_loaded", cfg)
         ops = Path("/sys/kernel/sched_ext/root/ops")
         for r in reports:
             assert seen[r.tid]["policy"] == SCHED_EXT and r.work_units > 0, (r, seen[r.tid])
             assert seen[r.tid].get("ext.enabled", 1) == 1, seen[r.tid]  # run by sched_ext
-        out.append(f"scx_simple loaded ({ops.read_text().strip() if ops.exists() else '?'}): "
+        out.append(f"scx_simple loaded ({ops.read_text().strip()}): "
                    f"policy_seen={[seen[r.tid]['policy'] for r in reports]} "
                    f"ext.enabled={[seen[r.tid].get('ext.enabled') for r in reports]} "
                    f"units={[r.work_units for r in reports]}")
     finally:
-        sched.terminate()
-        try:
-            sched.wait(10)
-        except subprocess.TimeoutExpired:
-            sched.kill()
-            sched.wait()
+        ctx.scheduler.detach()
     return AssertResult(details=out)

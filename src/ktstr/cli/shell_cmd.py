@@ -8,6 +8,7 @@ from typing import Any
 from ktstr.errors import ConfigError
 from ktstr.runner.shell import main_exit, run_shell
 from ktstr.topology import Topology
+from ktstr.vm.accel import choose_tcg_threads
 from ktstr.vm.machine import SCRATCH_DISK_MB
 from ktstr.vm.qemu import TCG_THREADS
 
@@ -27,10 +28,10 @@ def register(sub: Any) -> None:
                    "(default: an interactive shell on this terminal)")
     p.add_argument("--cold", action="store_true", help="boot instead of restoring a snapshot "
                    "(an interactive shell always boots)")
-    p.add_argument("--tcg-threads", choices=TCG_THREADS, default="multi",
-                   help="under emulation: a host thread per vCPU (multi), or one for all "
-                   "(single: slower, but qemu 7.2 survives loading and unloading sched_ext "
-                   "schedulers only this way)")
+    p.add_argument("--tcg-threads", choices=TCG_THREADS, default=None,
+                   help="under emulation: a host thread per vCPU (multi, the default, or "
+                   "$KTSTR_TCG_THREADS), or one for all (single: slower, but qemu 7.2 "
+                   "survives loading and unloading sched_ext schedulers only this way)")
     p.set_defaults(func=run)
 
 
@@ -41,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
                           "or 0 for no scratch disk")
     result = run_shell(topology, kernel_spec=args.kernel, command=args.command,
                        memory_mb=args.memory_mb, cold=args.cold,
-                       tcg_threads=args.tcg_threads, disk_mb=args.disk_mb)
+                       tcg_threads=args.tcg_threads or choose_tcg_threads(False),
+                       disk_mb=args.disk_mb)
     return main_exit(result)

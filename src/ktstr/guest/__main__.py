@@ -18,6 +18,7 @@ from ktstr.guest import init
 def main() -> None:
     try:
         init.mount_all()
+        init.hold_static_keys()
         socket.sethostname("ktstr")  # what a shell prompt shows instead of "(none)"
         agent = os.fork()
         if agent == 0:

@@ -1,4 +1,5 @@
-"""PID 1 duties of the guest: the mount table, the host root, power-off, the clock.
+"""PID 1 duties of the guest: the mount table, static keys, the host root, power-off,
+the clock.
 
 The agent starts from the initramfs (see ktstr.vm.initramfs). Once it has its
 orders, `enter_host_root` makes the host's root (read-only 9p under a tmpfs
@@ -39,6 +40,16 @@ MOUNTS: tuple[tuple[str, str, str, str], ...] = (
 
 NEW_ROOT = "/mnt/root"
 
+#: A cgroup with the cpuset controller, made before the guest says hello (so it is in
+#: every snapshot) and never removed. The kernel turns its cpuset static keys on with
+#: the first cpuset cgroup and off with the last; a flip patches kernel text with int3
+#: breakpoints, and qemu 7.2's multi-threaded TCG lets another vCPU keep running the
+#: half-patched code ("Oops: int3" in __alloc_frozen_pages_noprof, seen when a test's
+#: cgroups came and went). Held here, the count never returns to zero. The kernel
+#: command line does the same for schedstats and delay accounting
+#: (ktstr.vm.machine.STATIC_KEYS_ON).
+KEYS_CGROUP = "ktstr-keys"
+
 RB_POWER_OFF = 0x4321FEDC
 MS_BIND, MS_REC = 0x1000, 0x4000
 RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07)
@@ -55,6 +66,18 @@ def mount(source: str, target: str, fstype: str, data: str = "", flags: int = 0)
 def mount_all() -> None:
     for source, target, fstype, data in MOUNTS:
         mount(source, target, fstype, data)
+
+
+def hold_static_keys() -> None:
+    from ktstr.errors import KtstrError
+    from ktstr.system.cgroup import CgroupFs
+
+    cgroups = CgroupFs()
+    try:
+        cgroups.enable_controllers("", ["cpuset"])
+        cgroups.create(KEYS_CGROUP)
+    except (OSError, KtstrError) as e:  # a kernel without cpusets has no such key either
+        kmsg(f"cpuset static keys not held: {e}")
 
 
 def enter_host_root() -> None:

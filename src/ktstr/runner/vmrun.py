@@ -37,7 +37,7 @@ from ktstr.runner.snapshots import SnapshotService
 from ktstr.scenario.snapshot import Snapshot
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
-from ktstr.vm.accel import choose_accel
+from ktstr.vm.accel import choose_accel, choose_tcg_threads, text_patch_race
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
@@ -178,11 +178,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
                   workdir: Path, res: RunResult, order: dict[str, Any] | None,
                   staged: dict[str, dict[str, Any]], *,
                   snapshots: bool) -> None:
-    # qemu 7.2's multi-threaded TCG corrupts guests that load and unload sched_ext
-    # schedulers (QemuArgs.machine): one host thread for all vCPUs where one may run.
     spec = vm_spec(kernel, test.topology, test.memory_mb, accel,
-                   append=_kargs(test),
-                   tcg_threads="single" if staged else "multi")
+                   append=_kargs(test), tcg_threads=choose_tcg_threads(bool(staged)))
     deadline = time.monotonic() + default_deadline(test, accel)
     res.console_log = str(workdir / "console.log")
     req = TestRequest(module_file=where.module_file, module_name=where.module_name,
@@ -228,6 +225,9 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     finally:
         machine.kill()  # a no-op once it has shut down
         res.console_tail = machine.console_tail()
+        if res.outcome == CRASHED and (why := text_patch_race(machine.console_text(),
+                                                               spec.tcg_threads)):
+            res.error = f"{res.error}; {why}"
 
 
 def _report_on_error(res: RunResult, watch_error: str) -> None:

@@ -70,7 +70,7 @@ class VmSpec:
     memory_mb: int
     accel: str
     append: tuple[str, ...] = ()
-    tcg_threads: str = "multi"  # "single" where sched_ext schedulers load (QemuArgs.machine)
+    tcg_threads: str = "multi"  # ktstr.vm.accel.choose_tcg_threads
     firmware: Path | None = None  # -bios ROM; None: qemu's default (SeaBIOS)
     console_stdio: bool = False  # ttyS0 on this process's terminal (`ktstr shell`)
     mem_dir: Path = Path("/dev/shm")
@@ -445,12 +445,14 @@ class Machine:
 
     # -- evidence -----------------------------------------------------------
 
-    def console_tail(self, lines: int = 40) -> str:
+    def console_text(self) -> str:
         try:
-            text = self.console_log.read_text(errors="replace")
+            return self.console_log.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def console_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.console_text().rstrip().splitlines()[-lines:])
 
     def _qemu_said(self) -> str:
         try:

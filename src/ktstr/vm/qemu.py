@@ -92,9 +92,8 @@ class QemuArgs:
 
     def machine(self, accel: str, tcg_threads: str = "multi") -> QemuArgs:
         """q35 with `accel`. Under TCG, `tcg_threads="multi"` gives each vCPU a host
-        thread (vCPUs really run in parallel); "single" runs them all on one, which
-        is what survives sched_ext schedulers being loaded and unloaded on qemu 7.2
-        (its multi-threaded TCG races with the kernel's text patching)."""
+        thread (vCPUs really run in parallel); "single" runs them all on one (which
+        to use: ktstr.vm.accel.choose_tcg_threads)."""
         self.add("-machine", "q35")
         if accel == "kvm":
             return self.add("-accel", "kvm", "-cpu", "host")
