@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests.vm.guestvm import guest  # noqa: E402
+from tests.vm.guestvm import guest, kernel_symbol  # noqa: E402
 
 from ktstr.monitor.guestkernel import GuestKernel  # noqa: E402
 from ktstr.monitor.guestmem import GuestMemory  # noqa: E402
@@ -56,9 +56,7 @@ def guest_loops(writes: int, forks: int, simple: Path) -> str:
 class Timer:
     def __init__(self, k: GuestKernel) -> None:
         self.k = k
-        addr = k.symtab().address("vm_swappiness", k.info.kernel_offset)
-        assert addr is not None
-        self.addr = addr
+        self.addr = kernel_symbol(k, "vm_swappiness")
 
     def run(self, signal: int, timeout: float = 600.0) -> float:
         """Start loop `signal`; its duration in host seconds."""

@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ktstr.guest.protocol import ShellRequest
+from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.rqreader import RqReader
 from ktstr.monitor.sample import MonitorSample
 from ktstr.runner.boot import boot
@@ -64,6 +66,27 @@ def wait_for(what: str, sample: Callable[[], MonitorSample],
             return s
         time.sleep(0.1)
     raise AssertionError(f"{what} not seen within {timeout}s; last sample: {s}")
+
+
+def kernel_symbol(k: GuestKernel, name: str) -> int:
+    """`name`'s address in this boot, from the whole kallsyms table (the monitor's layout
+    names only the symbols it reads)."""
+    addr = k.symtab().address(name, k.info.kernel_offset)
+    assert addr is not None, f"{name} is not in the guest's kallsyms"
+    return addr
+
+
+def until(what: str, probe: Callable[[], Any], *, timeout: float = 90.0, every: float = 0.05,
+          state: Callable[[], str] = lambda: "") -> Any:
+    """Poll `probe` every `every` seconds until it returns something true; return that.
+    Fails naming `what` (and `state()`, what was seen) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"{what} not seen within {timeout}s {state()}"
+        time.sleep(every)
 
 
 def sample_cost_us(reader: RqReader, n: int = 500) -> float:

@@ -8,9 +8,9 @@ snapshot does it.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from ktstr.vm.kernel import Kernel, resolve_kernel
 from ktstr.vm.machine import Machine
 from ktstr.vm.sched.cache import discover
 
-from .guestvm import guest, sleepers
+from .guestvm import guest, sleepers, until
 
 CPUS = 2
 
@@ -42,14 +42,8 @@ def _frozen(machine: Machine, k: GuestKernel, **kw: Any) -> tuple[dict[str, Any]
         machine.qmp("cont")
 
 
-def _until(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen within {timeout}s")
+#: Each probe here freezes the guest (QMP stop) to read it: poll slowly, wait longer.
+_until = functools.partial(until, timeout=120.0, every=0.2)
 
 
 def _attached(machine: Machine, k: GuestKernel, ops: str) -> dict[str, Any] | None:

@@ -11,16 +11,13 @@ and go: the count rises with it and falls back, but never to 0.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.guestmem import GuestMemory
 from ktstr.vm.kernel import Kernel, resolve_kernel
 
-from .guestvm import guest
+from .guestvm import guest, kernel_symbol, until
 
 SWAPPINESS = "/proc/sys/vm/swappiness"
 PROBE = "/sys/fs/cgroup/kt-probe"
@@ -36,13 +33,6 @@ def _wait_swappiness(value: int) -> str:
     return f"until [ $(cat {SWAPPINESS}) = {value} ]; do sleep 0.1; done"
 
 
-def _until(what: str, cond: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout}s"
-        time.sleep(0.05)
-
-
 def test_keys_a_test_could_flip_are_held_on_from_boot(kernel):
     # The guest makes its cgroup when the host sets swappiness to 77 and removes it at
     # 78, so that each step follows a host read, whatever the emulation's speed.
@@ -51,23 +41,18 @@ def test_keys_a_test_could_flip_are_held_on_from_boot(kernel):
     with guest(kernel, "1n1l2c1t", cmd, bzimage=False) as m:
         k = GuestKernel.open(GuestMemory.from_fds(m.memory_fds), 2)
 
-        def at(symbol: str) -> int:
-            addr = k.symtab().address(symbol, k.info.kernel_offset)
-            assert addr is not None, f"{symbol} is not in the guest's kallsyms"
-            return addr
-
-        def count(symbol: str) -> int:
-            return k.aspace.u32(at(symbol))
+        def word(symbol: str) -> int:
+            return k.aspace.u32(kernel_symbol(k, symbol))
 
         def signal(value: int) -> None:
-            k.aspace.write(at("vm_swappiness"), value.to_bytes(4, "little"))
+            k.aspace.write(kernel_symbol(k, "vm_swappiness"), value.to_bytes(4, "little"))
 
-        held = {key: count(key) for key in HELD}
+        held = {key: word(key) for key in HELD}
         assert all(n >= 1 for n in held.values()), f"off before any test cgroup: {held}"
         base = held["cpusets_enabled_key"]
         signal(77)
-        _until("the probe cgroup counted", lambda: count("cpusets_enabled_key") == base + 1)
+        until("the probe cgroup counted", lambda: word("cpusets_enabled_key") == base + 1)
         signal(78)
-        _until("the probe cgroup removed", lambda: k.aspace.u32(at("vm_swappiness")) == 79)
-        after = {key: count(key) for key in HELD}
+        until("the probe cgroup removed", lambda: word("vm_swappiness") == 79)
+        after = {key: word(key) for key in HELD}
         assert after == held, f"before the probe cgroup {held}, after it {after}"

@@ -22,7 +22,7 @@ from ktstr.monitor.watch import WatchSet
 from ktstr.vm.kernel import Kernel, resolve_kernel
 from ktstr.vm.sched.cache import discover
 
-from .guestvm import guest
+from .guestvm import guest, kernel_symbol, until
 
 SWAPPINESS = "/proc/sys/vm/swappiness"
 RR = "/proc/sys/kernel/sched_rr_timeslice_ms"
@@ -44,18 +44,9 @@ def on_signal(cases: dict[int, str]) -> str:
 def signal(k: GuestKernel, value: int) -> None:
     """Set swappiness to `value` once the guest has taken the last signal (reset it to
     10): a signal written while the guest still runs the last case would be lost."""
-    addr = k.symtab().address("vm_swappiness", k.info.kernel_offset)
-    assert addr is not None
+    addr = kernel_symbol(k, "vm_swappiness")
     until("the guest done with the last signal", lambda: k.aspace.u32(addr) < 70)
     k.aspace.write(addr, value.to_bytes(4, "little"))
-
-
-def until(what: str, cond, timeout: float = 90.0,  # type: ignore[no-untyped-def]
-          state=lambda: "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout}s {state()}"
-        time.sleep(0.05)
 
 
 def test_sysctl_write_hits_once_and_the_guest_runs_on(kernel):
@@ -105,8 +96,7 @@ def map_names(k: GuestKernel) -> list[str]:
     """The names of every BPF map in the kernel's `map_idr` (an xarray) right now."""
     btf = Btf(k.aspace.read(k.require("__start_BTF"),
                             k.require("__stop_BTF") - k.require("__start_BTF")))
-    head = k.symtab().address("map_idr", k.info.kernel_offset)
-    assert head is not None
+    head = kernel_symbol(k, "map_idr")
     head += btf.offsetof("idr.idr_rt") + btf.offsetof("xarray.xa_head")
     shift_off, slots_off = btf.offsetof("xa_node.shift"), btf.offsetof("xa_node.slots")
     name_off = btf.offsetof("bpf_map.name")
