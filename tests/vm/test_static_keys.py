@@ -54,5 +54,10 @@ def test_keys_a_test_could_flip_are_held_on_from_boot(kernel):
         until("the probe cgroup counted", lambda: word("cpusets_enabled_key") == base + 1)
         signal(78)
         until("the probe cgroup removed", lambda: word("vm_swappiness") == 79)
+        # rmdir returns before the kernel takes the cgroup's cpuset offline (an RCU
+        # grace period and a work item later): wait for the count to come back down.
+        until("the probe cgroup's cpuset offline",
+              lambda: word("cpusets_enabled_key") == base,
+              state=lambda: f"(count {word('cpusets_enabled_key')})")
         after = {key: word(key) for key in HELD}
         assert after == held, f"before the probe cgroup {held}, after it {after}"
