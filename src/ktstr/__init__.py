@@ -8,7 +8,7 @@ live in `ktstr.work` (`from ktstr import work`).
 from ktstr import work
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
-from ktstr.payload import MetricCheck, MetricHint, OutputFormat, Payload, PayloadResult, Polarity
+from ktstr.payloads import MetricCheck, MetricHint, OutputFormat, Payload, PayloadResult, Polarity
 from ktstr.scenario import (
     Backdrop,
     CgroupDef,

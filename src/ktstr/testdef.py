@@ -18,7 +18,7 @@ from typing import Any
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload
+from ktstr.payloads import Payload
 from ktstr.scheduler import Scheduler
 from ktstr.topology import Topology
 

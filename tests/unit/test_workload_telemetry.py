@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ktstr.workload.report import WakeLatency
+from ktstr.work.report import WakeLatency
 from ktstr.workload.signals import Gate, SharedBlock, StopFlag
 from ktstr.workload.telemetry import Counters, own_cgroup, percentile, wake_latency
 

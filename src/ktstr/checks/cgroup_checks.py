@@ -31,7 +31,7 @@ from ktstr.checks import profile as prof
 from ktstr.checks.result import AssertResult
 from ktstr.checks.stats import CgroupStats, mean_and_cv, off_cpu_pcts, work_rate
 from ktstr.topology import format_cpulist
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 def check_worker_errors(reports: Sequence[WorkerReport], result: AssertResult) -> None:

@@ -1,6 +1,6 @@
 """Payload checks: `MetricCheck`, the record of one payload run, and its verdict.
 
-A payload (ktstr.payload) is an external binary run inside the guest; what it
+A payload (ktstr.payloads) is an external binary run inside the guest; what it
 leaves behind is a `PayloadResult`: exit code or signal, the numeric metrics
 taken from its output (dotted paths, `jobs.0.read.iops`), and the detail lines
 of the checks that failed. The checks follow seed 003's `MetricCheck` and its

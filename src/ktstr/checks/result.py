@@ -23,7 +23,7 @@ from typing import Any
 from ktstr.checks.payload_checks import PayloadResult
 from ktstr.checks.stats import ScenarioStats
 from ktstr.errors import KtstrError
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(slots=True)

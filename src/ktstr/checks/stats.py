@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from ktstr.checks import profile as prof
 from ktstr.checks.result import AssertResult
 from ktstr.checks.stats import cgroup_stats
 from ktstr.errors import ConfigError
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 _BOOL_FIELDS = frozenset({"not_starved", "isolation", "fail_on_stall"})
 _INT_FIELDS = frozenset({"max_dsq_depth", "sustained_samples"})

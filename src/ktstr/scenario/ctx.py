@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload, PayloadResult
-from ktstr.payload import start as start_payload
+from ktstr.payloads import Payload, PayloadResult
+from ktstr.payloads import start as start_payload
 from ktstr.scenario.cgroups import CgroupManager
 from ktstr.scenario.snapshot import SnapshotControl, Snapshots
 from ktstr.scenario.topo import TestTopology

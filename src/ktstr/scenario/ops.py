@@ -7,7 +7,7 @@ describes the change: `execute_steps` (steps.py) applies it through
 to, so a step list can be checked for unknown names before anything runs.
 
 Payload ops (`run_payload`, `wait_payload`, `kill_payload`) address a run by
-its payload's name and cgroup; their rules are in ktstr.payload.run and steps.py.
+its payload's name and cgroup; their rules are in ktstr.payloads.run and steps.py.
 The scheduler ops drive `ctx.scheduler` (the run's scheduler slot);
 `Op.snapshot` asks `ctx.snapshot_control` (the host, in a VM) for a capture.
 """
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload
+from ktstr.payloads import Payload
 from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scheduler import Scheduler
 from ktstr.work import SpinWait, WorkType

@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType
 from ktstr.work.loop import StopSignal
-
-if TYPE_CHECKING:
-    from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,9 +81,7 @@ from ktstr.work.wake import _sys_futex
 
 _native_math: Callable[[array[int], int, int], None] | None
 try:  # built by `pip install -e .` (make venv) from src/ktstr/_native.c
-    from ktstr import _native
-
-    _native_math = _native.schbench_math
+    from ktstr._native import schbench_math as _native_math
 except ImportError:
     _native_math = None
 
@@ -448,7 +446,7 @@ class _Thread:
         self.csw = thread_voluntary_csw()
 
 
-class _Run:
+class _SchbenchThreads:
     """One schbench run: the threads, the shared stop flag and the per-CPU locks."""
 
     def __init__(self, cfg: SchbenchConfig, cpus: int) -> None:
@@ -674,7 +672,7 @@ class Schbench(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         cfg = self.config
-        run = _Run(cfg, len(os.sched_getaffinity(0)))
+        run = _SchbenchThreads(cfg, len(os.sched_getaffinity(0)))
         rps_stats = Stats()
         busy_prev: list[int] = []
         run.start()
@@ -704,7 +702,7 @@ class Schbench(WorkType):
         self._report(loop, run, rps_stats, wall)
 
     @staticmethod
-    def _report(loop: WorkLoop, run: _Run, rps_stats: Stats, wall: float) -> None:
+    def _report(loop: WorkLoop, run: _SchbenchThreads, rps_stats: Stats, wall: float) -> None:
         cfg = run.cfg
         wakeup, request = Stats(), Stats()
         workers = [w for ws in run.workers for w in ws]

@@ -20,7 +20,7 @@ import resource
 from dataclasses import dataclass
 
 from ktstr.system import fs, proc
-from ktstr.workload.report import WakeLatency
+from ktstr.work.report import WakeLatency
 
 
 @dataclass(frozen=True, slots=True)

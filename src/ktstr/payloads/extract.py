@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any
 
-from ktstr.payload.defs import OutputFormat
+from ktstr.payloads.defs import OutputFormat
 
 #: Deeper subtrees are dropped (fio reaches depth 8): a guard against a runaway document.
 MAX_DEPTH = 64

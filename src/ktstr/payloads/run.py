@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ktstr.checks.payload_checks import PayloadResult, evaluate, tail
 from ktstr.errors import ConfigError
-from ktstr.payload.defs import Payload
-from ktstr.payload.extract import extract
+from ktstr.payloads.defs import Payload
+from ktstr.payloads.extract import extract
 from ktstr.workload.process import ChildExit, ChildProcess
 
 
