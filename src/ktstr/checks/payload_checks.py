@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_int, is_number
 
 if TYPE_CHECKING:
     from ktstr.checks.result import AssertResult
@@ -33,8 +34,7 @@ REPORT_METRICS = 12
 
 
 def _number(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise ConfigError(f"{what}={value!r} is not a finite number; hint: pass e.g. 1.0")
     return float(value)
 
@@ -86,7 +86,7 @@ class MetricCheck:
     @classmethod
     def exit_code_eq(cls, code: int) -> MetricCheck:
         """Fail when the payload's exit code is not `code` (a death by signal never is)."""
-        if isinstance(code, bool) or not isinstance(code, int):
+        if not is_int(code):
             raise ConfigError(f"MetricCheck.exit_code_eq({code!r}): the exit code must be an "
                               "integer; hint: e.g. MetricCheck.exit_code_eq(0)")
         return cls("exit_code_eq", expected=code)

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from ktstr.payloads.defs import OutputFormat
+from ktstr.validators import is_number
 
 #: Deeper subtrees are dropped (fio reaches depth 8): a guard against a runaway document.
 MAX_DEPTH = 64
@@ -176,8 +177,7 @@ def _walk(node: Any, path: str, depth: int, out: dict[str, float]) -> None:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             _walk(v, f"{path}.{i}" if path else str(i), depth + 1, out)
-    elif isinstance(node, int | float) and not isinstance(node, bool) \
-            and math.isfinite(node):
+    elif is_number(node) and math.isfinite(node):
         out[path] = float(node)
 
 

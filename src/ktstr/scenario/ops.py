@@ -22,6 +22,7 @@ from ktstr.errors import ConfigError
 from ktstr.payloads import Payload
 from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scheduler import Scheduler
+from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 
 
@@ -228,9 +229,7 @@ class Spawn(Op):
         if not isinstance(self.work, WorkType):
             raise ConfigError(f"Op.spawn: work {self.work!r} is not a work type; hint: pass "
                               "e.g. work.SpinWait()")
-        if self.workers is not None and (isinstance(self.workers, bool)
-                                         or not isinstance(self.workers, int)
-                                         or self.workers < 1):
+        if self.workers is not None and (not is_int(self.workers) or self.workers < 1):
             raise ConfigError(f"Op.spawn: workers={self.workers!r} is not a positive count; "
                               "hint: spawn at least one worker, or None for "
                               "ctx.workers_per_cgroup")

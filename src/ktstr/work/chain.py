@@ -35,10 +35,10 @@ import time
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import count, seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, Seat, group_key
-from ktstr.work.params import count
 from ktstr.work.wake import WAIT_SLICE_S, futex_wait, futex_wake
 
 

@@ -44,10 +44,9 @@ from dataclasses import dataclass
 from ktstr.system import fs
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs, cgroup2_mount
 from ktstr.system.cpu import online_cpus
+from ktstr.validators import count, milliseconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.numa import positive_ms
-from ktstr.work.params import count
 
 CROSS_AFFINITY_SPIN_ITERS = 1024
 #: Iterations between two re-reads of the cgroup's member list.
@@ -246,7 +245,7 @@ class CgroupChurn(WorkType):
     def __init__(self, groups: int = CGROUP_CHURN_GROUPS,
                  cycle_ms: float = CGROUP_CHURN_CYCLE_MS) -> None:
         object.__setattr__(self, "groups", count(groups, "CgroupChurn groups"))
-        object.__setattr__(self, "cycle_ms", positive_ms(cycle_ms, "CgroupChurn cycle_ms"))
+        object.__setattr__(self, "cycle_ms", milliseconds(cycle_ms, "CgroupChurn cycle_ms"))
 
     def run(self, loop: WorkLoop) -> None:
         cycle_s = self.cycle_ms / 1000

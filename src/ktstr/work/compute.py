@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
 from ktstr.system.cpu import thread_siblings
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import PairArena, pair_key
-from ktstr.work.params import count
 
 #: Multiply-add steps per chain in one `AluHot` work unit.
 ALU_HOT_BATCH = 256

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
 BURSTY_BURST_S = 0.050

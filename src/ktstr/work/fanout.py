@@ -54,10 +54,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, Seat, group_key
-from ktstr.work.params import count
 from ktstr.work.wake import WAIT_SLICE_S, _sys_futex, futex_wait, futex_wake
 
 FUTEX_FAN_OUT_FAN_OUT = 4

@@ -69,10 +69,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ktstr.errors import ConfigError, SystemError_
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import count, seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import GroupArena, Seat, group_key
-from ktstr.work.params import count
 from ktstr.work.wake import WAIT_SLICE_S, FutexPingPong
 
 MUTEX_CONTENTION_CONTENDERS = 4

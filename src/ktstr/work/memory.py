@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ktstr.errors import ConfigError
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.params import count
 
 PAGE_BYTES = 4096
 PAGE_FAULT_REGION_KIB = 4096

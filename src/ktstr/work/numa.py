@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import math
 import mmap
 import os
 import platform
 from dataclasses import dataclass
 
-from ktstr.errors import ConfigError
 from ktstr.system import fs
 from ktstr.system.cpu import SYS_ROOT, numa_nodes
 from ktstr.system.proc import task_status
 from ktstr.topology import parse_cpulist
+from ktstr.validators import milliseconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
@@ -59,15 +58,6 @@ _ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
 _INCREMENT = bytes((b + 1) & 0xFF for b in range(256))
 
 
-def positive_ms(value: object, what: str) -> float:
-    """`value` as a positive, finite number of milliseconds, or ConfigError naming `what`."""
-    if (not isinstance(value, int | float) or isinstance(value, bool)
-            or not math.isfinite(value) or value <= 0):
-        raise ConfigError(f"{what} = {value!r} is not a positive number of milliseconds; "
-                          "hint: pass e.g. 10 for 10 ms")
-    return float(value)
-
-
 def node_cpu_masks(nodes: dict[int, frozenset[int]], allowed: set[int]) -> list[frozenset[int]]:
     """Each node's CPUs within `allowed`, nodes with none left out, in node order."""
     return [cpus & allowed for _, cpus in sorted(nodes.items()) if cpus & allowed]
@@ -90,7 +80,7 @@ class NumaMigrationChurn(WorkType):
 
     def __init__(self, period_ms: float = NUMA_MIGRATION_PERIOD_MS) -> None:
         object.__setattr__(self, "period_ms",
-                           positive_ms(period_ms, "NumaMigrationChurn period_ms"))
+                           milliseconds(period_ms, "NumaMigrationChurn period_ms"))
 
     def run(self, loop: WorkLoop) -> None:
         period_s = self.period_ms / 1000

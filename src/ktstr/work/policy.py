@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_int, seconds
 
 SCHED_NORMAL = 0
 SCHED_FIFO = 1
@@ -117,16 +118,7 @@ def sched_getattr(pid: int = 0) -> SchedAttr:
 
 def _ns(what: str, value: object) -> int:
     """A duration in seconds (int/float) or a timedelta, as whole nanoseconds."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        seconds = float("nan")
-    if not seconds > 0:  # also rejects NaN
-        raise ConfigError(f"SchedPolicy.deadline: {what} = {value!r} is not a positive "
-                          "duration; hint: pass seconds (e.g. 0.01) or a timedelta")
-    return round(seconds * 1e9)
+    return round(seconds(value, f"SchedPolicy.deadline {what}") * 1e9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +137,7 @@ class SchedPolicy:
                               f"{sorted(_POLICY_NAMES)}; hint: use SchedPolicy.fifo(10) etc.")
         if self.policy in (SCHED_FIFO, SCHED_RR):
             p = self.priority
-            if not isinstance(p, int) or isinstance(p, bool) or not (
-                    RT_PRIO_MIN <= p <= RT_PRIO_MAX):
+            if not is_int(p) or not RT_PRIO_MIN <= p <= RT_PRIO_MAX:
                 raise ConfigError(
                     f"SchedPolicy.{self.name}: priority {p!r} is outside "
                     f"{RT_PRIO_MIN}..{RT_PRIO_MAX}; hint: pick a real-time priority in that range")

@@ -74,9 +74,9 @@ from dataclasses import dataclass
 from operator import mul
 
 from ktstr.errors import ConfigError
+from ktstr.validators import count, is_int
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, sched_getcpu
-from ktstr.work.params import count
 from ktstr.work.wake import _sys_futex
 
 _native_math: Callable[[array[int], int, int], None] | None
@@ -321,8 +321,7 @@ class SchbenchConfig:
                               "hint: pass True to skip the per-CPU lock")
         put(self, "no_locking", no_locking)
         put(self, "rps", count(rps, "SchbenchConfig rps (-R; 0 = off)", 0))
-        if not isinstance(auto_rps, int) or isinstance(auto_rps, bool) \
-                or not 0 <= auto_rps <= 100:
+        if not is_int(auto_rps) or not 0 <= auto_rps <= 100:
             raise ConfigError(f"SchbenchConfig auto_rps (-A) = {auto_rps!r} is not a busy "
                               "percentage; hint: pass 0 (off) or 1..100")
         put(self, "auto_rps", auto_rps)

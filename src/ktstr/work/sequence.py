@@ -25,7 +25,8 @@ from datetime import timedelta
 from typing import ClassVar
 
 from ktstr.errors import ConfigError
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import seconds
+from ktstr.work.base import WorkType
 from ktstr.work.compute import ALU_HOT_BATCH, ALU_HOT_WIDTH, AluWidth, chain_seed, multiply_chains
 from ktstr.work.io import IO_BLOCK_BYTES, aligned_block, sync_write_target
 from ktstr.work.loop import WorkLoop

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import SystemError_
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.cpu import Bursty
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.params import count
 
 AFFINITY_CHURN_SPIN_ITERS = 1024
 IDLE_CHURN_BURST_S = 0.0002

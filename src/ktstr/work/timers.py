@@ -40,10 +40,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import PairArena, Seat, pair_key
-from ktstr.work.params import count
 
 #: cyclictest's default interval (`-i 1000`).
 TIMER_LATENCY_INTERVAL_US = 1000

@@ -37,10 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import PairArena, Seat, pair_key
-from ktstr.work.params import count
 
 FUTEX_PING_PONG_SPIN_ITERS = 1024
 #: Multiply-add steps of a `PipeIo` worker's burst before each hand-over.

@@ -44,6 +44,7 @@ from typing import Protocol
 
 from ktstr.errors import ConfigError
 from ktstr.topology import Topology, format_cpulist
+from ktstr.validators import is_int
 
 Masks = tuple[frozenset[int], ...]
 
@@ -84,7 +85,7 @@ class AffinityIntent:
     def resolve(self, topo: CpuTopology, cpus: Iterable[int] | None, workers: int) -> Masks:
         """One mask per worker (index order) on `topo` for a cgroup on `cpus` (None: every
         CPU of `topo`); raises ConfigError when the intent cannot be met there."""
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ConfigError(f"affinity {self}: workers={workers!r} is invalid: it must be "
                               "an integer >= 1")
         allowed = topo.all_cpus if cpus is None else frozenset(cpus) & topo.all_cpus

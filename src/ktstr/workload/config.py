@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 from ktstr.work.policy import CloneMode
 from ktstr.workload.affinity import AffinityIntent, Masks
@@ -46,7 +47,7 @@ NICE_MIN, NICE_MAX = -20, 19
 
 def _cpu_set(value: object) -> frozenset[int]:
     cpus = list(value) if isinstance(value, Iterable) else [value]
-    if not cpus or any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in cpus):
+    if not cpus or any(not is_int(c) or c < 0 for c in cpus):
         raise ConfigError(
             f"affinity {value!r} is not a non-empty set of CPU numbers; "
             "hint: pass e.g. frozenset({0, 1}), or None to keep the inherited mask")
@@ -101,8 +102,7 @@ class WorkloadConfig:
         return self.clone_mode is CloneMode.THREAD or self.pcomm is not None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
-                or self.workers < 1:
+        if not is_int(self.workers) or self.workers < 1:
             raise ConfigError(f"workers = {self.workers!r} is not a positive count; "
                               "hint: spawn at least one worker")
         if not isinstance(self.work, WorkType):
