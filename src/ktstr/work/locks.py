@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ktstr.errors import ConfigError, SystemError_
+from ktstr.system.libc import LIBC, Timespec
 from ktstr.validators import count, seconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
@@ -113,11 +114,6 @@ _PTHREAD_PRIO_INHERIT = 1
 _PTHREAD_MUTEX_ROBUST = 1
 _I64 = struct.Struct("=q")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class FutexLockMode(enum.Enum):
@@ -152,25 +148,25 @@ class SharedMutex:
     def __init__(self, word: ctypes.c_int32) -> None:
         self.word = word  # the mutex's first int: glibc's lock word (the futex)
         self.addr = ctypes.addressof(word)
-        self._try = _libc.pthread_mutex_trylock
-        self._timed = _libc.pthread_mutex_timedlock
-        self._unlock = _libc.pthread_mutex_unlock
-        self._abs = _Timespec()
+        self._try = LIBC.pthread_mutex_trylock
+        self._timed = LIBC.pthread_mutex_timedlock
+        self._unlock = LIBC.pthread_mutex_unlock
+        self._abs = Timespec()
 
     @staticmethod
     def init(addr: int, mode: FutexLockMode) -> None:
         """Initialise the mutex at `addr` (once per group, before anyone locks it)."""
         attr = ctypes.create_string_buffer(64)  # pthread_mutexattr_t is 4-8 bytes
-        _check(_libc.pthread_mutexattr_init(attr), "pthread_mutexattr_init")
-        _check(_libc.pthread_mutexattr_setpshared(attr, _PTHREAD_PROCESS_SHARED),
+        _check(LIBC.pthread_mutexattr_init(attr), "pthread_mutexattr_init")
+        _check(LIBC.pthread_mutexattr_setpshared(attr, _PTHREAD_PROCESS_SHARED),
                "pthread_mutexattr_setpshared")
-        _check(_libc.pthread_mutexattr_setrobust(attr, _PTHREAD_MUTEX_ROBUST),
+        _check(LIBC.pthread_mutexattr_setrobust(attr, _PTHREAD_MUTEX_ROBUST),
                "pthread_mutexattr_setrobust")
         if mode is FutexLockMode.PI:
-            _check(_libc.pthread_mutexattr_setprotocol(attr, _PTHREAD_PRIO_INHERIT),
+            _check(LIBC.pthread_mutexattr_setprotocol(attr, _PTHREAD_PRIO_INHERIT),
                    "pthread_mutexattr_setprotocol(PTHREAD_PRIO_INHERIT)")
-        _check(_libc.pthread_mutex_init(ctypes.c_void_p(addr), attr), "pthread_mutex_init")
-        _libc.pthread_mutexattr_destroy(attr)
+        _check(LIBC.pthread_mutex_init(ctypes.c_void_p(addr), attr), "pthread_mutex_init")
+        LIBC.pthread_mutexattr_destroy(attr)
 
     def try_lock(self) -> bool:
         """Take the lock if it is free (True), else False without waiting."""
@@ -203,7 +199,7 @@ class SharedMutex:
 
     def _owned(self, rc: int) -> None:
         if rc == errno.EOWNERDEAD:  # the last holder died holding it: repair, keep it
-            _check(_libc.pthread_mutex_consistent(ctypes.c_void_p(self.addr)),
+            _check(LIBC.pthread_mutex_consistent(ctypes.c_void_p(self.addr)),
                    "pthread_mutex_consistent")
         elif rc != 0:
             _check(rc, "pthread_mutex_lock")

@@ -25,11 +25,11 @@ import ctypes
 import errno
 import mmap
 import os
-import platform
 from dataclasses import dataclass
 
 from ktstr.system import fs
 from ktstr.system.cpu import SYS_ROOT, numa_nodes
+from ktstr.system.libc import syscall, syscall_nr
 from ktstr.system.proc import task_status
 from ktstr.topology import parse_cpulist
 from ktstr.validators import milliseconds
@@ -46,12 +46,7 @@ MPOL_BIND = 2
 MPOL_MF_MOVE = 1 << 1
 #: mbind(2) and move_pages(2) numbers: x86_64 has its own table, the generic one
 #: (aarch64, riscv64) another.
-_SYS_MBIND = {"x86_64": 237, "aarch64": 235, "riscv64": 235}
-_SYS_MOVE_PAGES = {"x86_64": 279, "aarch64": 239, "riscv64": 239}
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 _ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
 
 #: byte -> byte + 1 (mod 256): the write that touches each page.
@@ -109,17 +104,13 @@ class NumaMigrationChurn(WorkType):
         loop.metrics["nodes"] = len(masks)
 
 
-def _nr(table: dict[str, int]) -> int | None:
-    return table.get(platform.machine())
-
-
 class _Mbind:
     """mbind(2) to one node with MPOL_MF_MOVE, its arguments built once."""
 
     def __init__(self, addr: int, length: int, max_node: int) -> None:
         self.words = max_node // _ULONG_BITS + 1
         self.mask = (ctypes.c_ulong * self.words)()
-        self.nr = _nr(_SYS_MBIND)
+        self.nr = syscall_nr("mbind")
         self.args = (ctypes.c_void_p(addr), ctypes.c_ulong(length), ctypes.c_int(MPOL_BIND))
         self.maxnode = ctypes.c_ulong(self.words * _ULONG_BITS + 1)
         self.flags = ctypes.c_uint(MPOL_MF_MOVE)
@@ -131,7 +122,7 @@ class _Mbind:
         for w in range(self.words):
             self.mask[w] = 0
         self.mask[node // _ULONG_BITS] = 1 << (node % _ULONG_BITS)
-        rc = _syscall(ctypes.c_long(self.nr), *self.args, self.mask, self.maxnode, self.flags)
+        rc = syscall(ctypes.c_long(self.nr), *self.args, self.mask, self.maxnode, self.flags)
         return 0 if rc == 0 else ctypes.get_errno()
 
 
@@ -139,7 +130,7 @@ class _Where:
     """move_pages(2) with no target nodes: the node of every page, in one call."""
 
     def __init__(self, addr: int, pages: int) -> None:
-        self.nr = _nr(_SYS_MOVE_PAGES)
+        self.nr = syscall_nr("move_pages")
         self.count = pages
         self.ptrs = (ctypes.c_void_p * pages)(*(addr + i * PAGE_BYTES for i in range(pages)))
         self.status = (ctypes.c_int * pages)()
@@ -148,7 +139,7 @@ class _Where:
         """How many pages are on `node` (None when the query failed)."""
         if self.nr is None:
             return None
-        rc = _syscall(ctypes.c_long(self.nr), ctypes.c_int(0), ctypes.c_ulong(self.count),
+        rc = syscall(ctypes.c_long(self.nr), ctypes.c_int(0), ctypes.c_ulong(self.count),
                       self.ptrs, None, self.status, ctypes.c_int(0))
         if rc != 0:
             return None

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import syscall, syscall_nr
 from ktstr.validators import is_int, seconds
 
 SCHED_NORMAL = 0
@@ -65,7 +66,6 @@ _POLICY_NAMES = {
 }
 
 #: (sched_setattr, sched_getattr) syscall numbers by machine.
-_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
 
 
 class SchedAttr(ctypes.Structure):
@@ -83,24 +83,19 @@ class SchedAttr(ctypes.Structure):
     ]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-def _nr(which: int) -> int:
-    machine = platform.machine()
-    try:
-        return _SYSCALLS[machine][which]
-    except KeyError:
-        raise ConfigError(f"sched_setattr: no syscall number known for machine {machine!r}; "
-                          "hint: add it to ktstr.work.policy._SYSCALLS") from None
+def _nr(name: str) -> int:
+    nr = syscall_nr(name)
+    if nr is None:
+        raise ConfigError(f"{name}: no syscall number known for machine "
+                          f"{platform.machine()!r}; hint: add it to "
+                          "ktstr.system.libc.SYSCALL_NUMBERS")
+    return nr
 
 
 def sched_setattr(pid: int, attr: SchedAttr) -> None:
     """sched_setattr(2) on `pid` (0: the calling thread); OSError with the errno."""
     attr.size = ctypes.sizeof(SchedAttr)
-    if _syscall(ctypes.c_long(_nr(0)), ctypes.c_long(pid), ctypes.byref(attr),
+    if syscall(ctypes.c_long(_nr("sched_setattr")), ctypes.c_long(pid), ctypes.byref(attr),
                 ctypes.c_uint(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -109,7 +104,7 @@ def sched_setattr(pid: int, attr: SchedAttr) -> None:
 def sched_getattr(pid: int = 0) -> SchedAttr:
     """sched_getattr(2) of `pid` (0: the calling thread): policy, nice, priority, dl params."""
     attr = SchedAttr()
-    if _syscall(ctypes.c_long(_nr(1)), ctypes.c_long(pid), ctypes.byref(attr),
+    if syscall(ctypes.c_long(_nr("sched_getattr")), ctypes.c_long(pid), ctypes.byref(attr),
                 ctypes.c_uint(ctypes.sizeof(SchedAttr)), ctypes.c_uint(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

@@ -74,10 +74,11 @@ from dataclasses import dataclass
 from operator import mul
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import Timespec, syscall
 from ktstr.validators import count, is_int
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, sched_getcpu
-from ktstr.work.wake import _sys_futex
+from ktstr.work.wake import futex_nr
 
 _native_math: Callable[[array[int], int, int], None] | None
 try:  # built by `pip install -e .` (make venv) from src/ktstr/_native.c
@@ -113,13 +114,6 @@ FUTEX_BLOCKED = 0
 FUTEX_RUNNING = 1
 _FUTEX_WAIT_PRIVATE = 0 | 128
 _FUTEX_WAKE_PRIVATE = 1 | 128
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 # -- schbench's latency histogram (fio's "plat" buckets) ----------------------------
@@ -240,15 +234,15 @@ class Futex:
     def __init__(self) -> None:
         self.word = ctypes.c_int32(FUTEX_BLOCKED)
         self._addr = ctypes.c_void_p(ctypes.addressof(self.word))
-        self._nr = ctypes.c_long(_sys_futex())
+        self._nr = ctypes.c_long(futex_nr())
         sec = int(WAIT_SLICE_S)
-        self._ts = ctypes.byref(_Timespec(sec, int((WAIT_SLICE_S - sec) * 1e9)))
+        self._ts = ctypes.byref(Timespec(sec, int((WAIT_SLICE_S - sec) * 1e9)))
 
     def post(self) -> None:
         """Wake the waiter if it is blocked (schbench's `fpost`)."""
         if self.word.value == FUTEX_BLOCKED:
             self.word.value = FUTEX_RUNNING
-            _syscall(self._nr, self._addr, _FUTEX_WAKE_PRIVATE, 1, None, None, 0)
+            syscall(self._nr, self._addr, _FUTEX_WAKE_PRIVATE, 1, None, None, 0)
 
     def wait(self, stopping: threading.Event) -> None:
         """Sleep until posted (schbench's `fwait`), or until `stopping` is set."""
@@ -259,7 +253,7 @@ class Futex:
                 return
             if stopping.is_set():
                 return
-            _syscall(self._nr, self._addr, _FUTEX_WAIT_PRIVATE, FUTEX_BLOCKED, self._ts,
+            syscall(self._nr, self._addr, _FUTEX_WAIT_PRIVATE, FUTEX_BLOCKED, self._ts,
                      None, 0)
 
 

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.system.libc import Timespec, function, timer_slack_ns
 from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
@@ -64,26 +65,16 @@ NSEC = 1_000_000_000
 IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
-PR_GET_TIMERSLACK = 30
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_clock_nanosleep = _libc.clock_nanosleep
-_clock_nanosleep.restype = ctypes.c_int
-_tgkill = _libc.tgkill
-_tgkill.restype = ctypes.c_int
-_prctl = _libc.prctl
-_prctl.restype = ctypes.c_int
+_clock_nanosleep = function("clock_nanosleep", ctypes.c_int)
+_tgkill = function("tgkill", ctypes.c_int)
 
 _MSG = struct.Struct("=qq")  # sequence number, sender's CLOCK_MONOTONIC ns
 _FRAME = struct.Struct("!6s6sH")  # Ethernet header: dst, src, ethertype
 _FRAME_BODY = struct.Struct("=Iq")  # sender pid, sender's CLOCK_MONOTONIC ns
 _IFREQ_FLAGS = struct.Struct("16sh")
-
-
-class Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 def sleep_until(ts: Timespec) -> None:
@@ -154,7 +145,7 @@ class TimerLatency(WorkType):
         wakes = overruns = 0
         # Left as inherited, like cyclictest; reported because a CFS task's hrtimer may
         # fire up to this much late on purpose (the kernel zeroes it for RT tasks).
-        slack = _prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
+        slack = timer_slack_ns()
         target = clock() + interval
         try:
             while loop.running:

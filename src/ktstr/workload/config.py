@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import COMM_MAX_BYTES
 from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 from ktstr.work.policy import CloneMode
 from ktstr.workload.affinity import AffinityIntent, Masks
-from ktstr.workload.libc import COMM_MAX_BYTES
 
 NICE_MIN, NICE_MAX = -20, 19
 

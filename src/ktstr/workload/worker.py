@@ -60,10 +60,10 @@ from typing import Any
 
 from ktstr.errors import ConfigError, SystemError_
 from ktstr.system import fs, proc
+from ktstr.system.libc import set_comm, set_pdeathsig
 from ktstr.work import Custom, WorkerCtx, WorkLoop
 from ktstr.work.report import WorkerReport
 from ktstr.workload.config import WorkloadConfig
-from ktstr.workload.libc import set_comm, set_pdeathsig
 from ktstr.workload.signals import Gate, SharedBlock, StopFlag
 from ktstr.workload.telemetry import Counters, own_cgroup, wake_latency
 
