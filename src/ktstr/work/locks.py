@@ -70,6 +70,7 @@ from datetime import timedelta
 
 from ktstr.errors import ConfigError, SystemError_
 from ktstr.system.libc import LIBC, Timespec
+from ktstr.system.proc import ThreadPriority
 from ktstr.validators import count, seconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
@@ -315,13 +316,6 @@ def _init_mutex(arena: GroupArena, mode: FutexLockMode) -> Callable[[Seat], None
     return on_seat
 
 
-def _stat_priority(fd: int) -> int:
-    """Field 18 of /proc/thread-self/stat: the kernel's effective priority (`p->prio`
-    - 100; `-1 - rt_priority` for RT tasks), which a PI boost lowers."""
-    raw = os.pread(fd, 1024, 0)
-    return int(raw.rsplit(b")", 1)[1].split()[15])
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class PriorityInversion(WorkType):
     """Low, mid and high tiers; low and high share one lock, mid preempts low."""
@@ -382,8 +376,8 @@ class PriorityInversion(WorkType):
              stats: _LockStats) -> None:
         """Hold the lock long; while someone waits on it, look at our own effective
         priority: below the base one means the kernel boosted us (PI)."""
-        stat = os.open("/proc/thread-self/stat", os.O_RDONLY | os.O_CLOEXEC)
-        base = _stat_priority(stat)
+        prio = ThreadPriority()  # p->prio - 100, lowered by a PI boost
+        base = prio.read()
         boosts = checks = 0
         chunk = max(1, self.hold_iters // 4)
         x = 1
@@ -394,7 +388,7 @@ class PriorityInversion(WorkType):
                     x = spin_batch(chunk, x)
                     if not boosted and mutex.has_waiters():  # /proc only then: it is dear
                         waited_on = True
-                        boosted = _stat_priority(stat) < base
+                        boosted = prio.read() < base
                 checks += waited_on
                 boosts += boosted
                 _release(mutex, stamp)
@@ -402,7 +396,7 @@ class PriorityInversion(WorkType):
                 loop.spin()
                 loop.sleep_for(PI_LOW_PAUSE_S)
         finally:
-            os.close(stat)
+            prio.close()
             loop.metrics["base_priority"] = float(base)
             loop.metrics["holds_with_waiters"] = float(checks)
             loop.metrics["pi_boosts_seen"] = float(boosts)

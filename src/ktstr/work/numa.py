@@ -26,8 +26,9 @@ import errno
 import mmap
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from ktstr.system import fs
+from ktstr.system import cpu
 from ktstr.system.cpu import SYS_ROOT, numa_nodes
 from ktstr.system.libc import syscall, syscall_nr
 from ktstr.system.proc import task_status
@@ -58,10 +59,9 @@ def node_cpu_masks(nodes: dict[int, frozenset[int]], allowed: set[int]) -> list[
     return [cpus & allowed for _, cpus in sorted(nodes.items()) if cpus & allowed]
 
 
-def memory_nodes(root: str = str(SYS_ROOT)) -> list[int]:
+def memory_nodes(root: Path = SYS_ROOT) -> list[int]:
     """Nodes that have memory and that this process may allocate on (its Mems_allowed)."""
-    text = fs.read_optional(f"{root}/devices/system/node/has_memory")
-    nodes = set(parse_cpulist(text)) if text else {0}
+    nodes = set(cpu.memory_nodes(root))
     allowed = parse_cpulist(task_status(os.getpid()).get("Mems_allowed_list", ""))
     nodes &= allowed or nodes
     return sorted(nodes)

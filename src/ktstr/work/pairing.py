@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ktstr.errors import ConfigError, SystemError_
+from ktstr.system.proc import task_cgroup
 from ktstr.validators import is_int
 
 #: Slot size granularity: slots start on cache-line boundaries.
@@ -78,8 +79,7 @@ _I64 = struct.Struct("=q")
 
 def pair_key() -> int:
     """The calling worker's grouping key: its parent pid and cgroup (never 0)."""
-    with open("/proc/self/cgroup", "rb") as f:
-        cgroup = f.read()
+    cgroup = task_cgroup("self").encode("utf-8", "surrogateescape")
     return ((os.getppid() << 32) | zlib.crc32(cgroup)) | 1 << 63
 
 

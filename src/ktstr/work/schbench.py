@@ -61,7 +61,6 @@ Futex words are process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
 import os
@@ -74,7 +73,9 @@ from dataclasses import dataclass
 from operator import mul
 
 from ktstr.errors import ConfigError
+from ktstr.system.fs import SysIoError
 from ktstr.system.libc import Timespec, syscall
+from ktstr.system.proc import cpu_times, task_schedstat, task_status
 from ktstr.validators import count, is_int
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, sched_getcpu
@@ -254,29 +255,23 @@ class Futex:
             if stopping.is_set():
                 return
             syscall(self._nr, self._addr, _FUTEX_WAIT_PRIVATE, FUTEX_BLOCKED, self._ts,
-                     None, 0)
+                    None, 0)
 
 
 def thread_schedstat() -> tuple[int, int, int]:
     """The calling thread's (on-CPU ns, run-queue delay ns, runs) from the kernel."""
     try:
-        with open("/proc/thread-self/schedstat") as f:
-            run, delay, pcount = (int(x) for x in f.read().split()[:3])
-        return run, delay, pcount
-    except (OSError, ValueError):
+        return task_schedstat("thread-self")
+    except SysIoError:  # no CONFIG_SCHEDSTATS/CONFIG_SCHED_INFO
         return 0, 0, 0
 
 
 def thread_voluntary_csw() -> int:
     """The calling thread's voluntary context switches, from /proc/thread-self/status."""
     try:
-        with open("/proc/thread-self/status") as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+        return int(task_status("thread-self").get("voluntary_ctxt_switches", "0"))
+    except (SysIoError, ValueError):
+        return 0
 
 
 # -- configuration -----------------------------------------------------------------
@@ -614,8 +609,7 @@ class _SchbenchThreads:
 
 def read_busy(prev: list[int]) -> float | None:
     """Non-idle share of all CPUs since the last call (/proc/stat), in percent."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
+    vals = cpu_times()
     total, idle = sum(vals), vals[3]
     if not prev:
         prev[:] = [total, idle]
@@ -728,8 +722,7 @@ class Schbench(WorkType):
         m["thread_voluntary_csw"] = float(sum(t.csw for t in (*run.msgs, *workers)))
         if cfg.auto_rps or cfg.rps:
             m["requests_per_sec_target"] = float(run.requests_per_sec * cfg.message_threads)
-        with contextlib.suppress(OSError):
-            if not os.path.exists("/proc/thread-self/schedstat"):
-                loop.note("Schbench: no /proc/thread-self/schedstat (CONFIG_SCHEDSTATS/"
-                          "CONFIG_SCHED_INFO off): sched_delay_* are 0")
+        if thread_schedstat() == (0, 0, 0):
+            loop.note("Schbench: no /proc/thread-self/schedstat (CONFIG_SCHEDSTATS/"
+                      "CONFIG_SCHED_INFO off): sched_delay_* are 0")
         wakeup.feed(loop)

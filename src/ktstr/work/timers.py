@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
 from ktstr.system.libc import Timespec, function, timer_slack_ns
+from ktstr.system.net import IFF_UP, net_device_flags, net_devices
 from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
@@ -62,7 +63,6 @@ NET_TRAFFIC_FRAME_BYTES = 60
 CLOCK_MONOTONIC = 1
 TIMER_ABSTIME = 1
 NSEC = 1_000_000_000
-IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 SOL_PACKET = 263
@@ -175,9 +175,8 @@ class TimerLatency(WorkType):
 
 def ensure_loopback_up(loop: WorkLoop) -> None:
     """Bring `lo` up if it is down (the guest's init leaves it so); note that we did."""
-    with open("/sys/class/net/lo/flags") as f:
-        if int(f.read(), 16) & IFF_UP:
-            return
+    if net_device_flags("lo") & IFF_UP:
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = _IFREQ_FLAGS.pack(b"lo", 0)
         try:
@@ -288,7 +287,7 @@ class NetTraffic(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         ensure_loopback_up(loop)
-        nics = sorted(n for n in os.listdir("/sys/class/net") if n != "lo")
+        nics = [n for n in net_devices() if n != "lo"]
         loop.note("NetTraffic runs on lo: " + (
             f"NICs {', '.join(nics)} are not used" if nics else "no virtio-net device in the guest")
             + ": no NIC RX hardirq or NAPI poll is exercised, only the NET_RX softirq "
