@@ -3,10 +3,10 @@
 A payload (ktstr.payloads) is an external binary run inside the guest; what it
 leaves behind is a `PayloadResult`: exit code or signal, the numeric metrics
 taken from its output (dotted paths, `jobs.0.read.iops`), and the detail lines
-of the checks that failed. The checks follow seed 003's `MetricCheck` and its
-evaluation order: `exit_code_eq` first, and a mismatch stops there (a binary
-that failed to run has no metrics worth judging); then `min`/`max`/`range`/
-`exists`, where a missing metric is a failure, never a silent pass.
+of the checks that failed. Checks are evaluated in this order: `exit_code_eq`
+first, and a mismatch stops there (a binary that failed to run has no metrics
+worth judging); then `min`/`max`/`range`/`exists`, where a missing metric is a
+failure, never a silent pass.
 
 Detail lines name the payload, the metric, its value and the bound:
 `payload stress-ng: metric 'metrics.0.bogo-ops' = 12 below minimum 100`,
@@ -48,7 +48,7 @@ def _metric_name(what: str, name: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MetricCheck:
-    """One assertion on a payload's exit code or on one of its metrics (seed 003)."""
+    """One assertion on a payload's exit code or on one of its metrics."""
 
     kind: str  # "min" | "max" | "range" | "exists" | "exit_code_eq"
     metric: str = ""
@@ -140,7 +140,7 @@ class PayloadResult:
 
     `judged` says whether the verdict counts: a run through `ctx.payload` or the
     test's primary payload is judged; a run through `Op.run_payload` is recorded
-    for the sidecar only (seed 004: op payload checks do not fail the test).
+    for the sidecar only (the checks of a payload started by an op never fail the test).
     """
 
     name: str

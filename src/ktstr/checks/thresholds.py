@@ -66,7 +66,7 @@ class Assert:
 
     @classmethod
     def default_checks(cls, emulated: bool = False) -> Assert:
-        """The seed's defaults; `emulated` picks the emulation profile (looser spread/gap)."""
+        """The default thresholds; `emulated` picks the emulation profile (looser spread/gap)."""
         profile = prof.EMULATION if emulated else prof.RELEASE
         return cls(
             not_starved=True,

@@ -9,8 +9,8 @@ a general YAML parser (no flow collections, anchors or multi-line scalars).
 
 Every finite numeric leaf becomes a metric named by its dotted path: object
 keys joined by `.`, list items by their index (`jobs.0.read.iops`,
-`metrics.0.bogo-ops`). Strings, booleans and nulls are not metrics. As in
-seed 003, stdout is read first and stderr only when stdout yields nothing.
+`metrics.0.bogo-ops`). Strings, booleans and nulls are not metrics. Stdout is read
+first, and stderr only when stdout yields no metric.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The work-type catalogue: what each worker process does (seed 002).
+"""The work-type catalogue: what each worker process does.
 
 One module per family, each type a frozen dataclass deriving from `WorkType`
 with a `run(loop)` method (see `ktstr.work.base`): CPU primitives (`cpu`,

@@ -1,4 +1,4 @@
-"""`WakeChain(depth, wake, work_per_hop)` (seed 002, "Cross-CPU wake latency"): a
+"""`WakeChain(depth, wake, work_per_hop)`, cross-CPU wake latency: a
 ring of `depth` workers passing one token, waker to wakee, hop after hop.
 
 The worker holding the token spins `work_per_hop` seconds of work units, then

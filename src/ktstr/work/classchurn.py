@@ -1,5 +1,5 @@
-"""Cross-task affinity, scheduling-class and cgroup churn (seed 002, "Affinity churn",
-"Scheduling-class transitions", "Cgroup migration paths").
+"""Cross-task affinity, scheduling-class and cgroup churn: affinity changes made by
+other tasks, scheduling-class transitions, cgroup migration paths.
 
 - `CrossAffinityChurn`: each worker rewrites its cgroup siblings' affinity: it
   lists its own cgroup's `cgroup.procs`, picks a sibling and pins it to one

@@ -1,4 +1,4 @@
-"""`Custom(name, fn, cfg=None)`: a user-supplied work function (seed 000).
+"""`Custom(name, fn, cfg=None)`: a user-supplied work function.
 
 `fn(wctx: WorkerCtx) -> WorkerReport` runs inside each forked worker after the
 start barrier and owns its loop: it should return when `wctx.stop.is_set()`.

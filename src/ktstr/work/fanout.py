@@ -1,5 +1,5 @@
-"""Group wake work types (seed 002, "Fan-out wake storms", "Broadcast wakeups",
-"epoll exclusive-wake paths").
+"""Group wake work types: fan-out wake storms, broadcast wakeups, epoll exclusive-wake
+paths.
 
 - `FutexFanOut(fan_out, spin_iters)`: groups of one messenger and `fan_out`
   receivers. The messenger spins `spin_iters` multiply-add steps, bumps the
@@ -15,7 +15,7 @@
   waiters parked on ONE futex word; once all are back, the waker sleeps
   `inter_batch_ms` (so they are really parked) and broadcast-wakes the herd
   with `FUTEX_WAKE(INT_MAX)`. After `batches` broadcasts the waker stops
-  waking and idles until the run ends (the seed's "total batches").
+  waking and idles until the run ends (`batches` is a total, not a rate).
 - `EpollStorm(producers, consumers, events_per_burst)`: per group one eventfd
   (`EFD_SEMAPHORE`: one read takes one event). Each consumer has its own epoll
   instance watching it with `EPOLLEXCLUSIVE`, so an event write wakes one

@@ -1,4 +1,4 @@
-"""Block-I/O work types (seed 002, "Block I/O").
+"""Block-I/O work types.
 
 Each worker does its I/O in its own region of the VM's scratch disk (a raw
 virtio-blk device found by its serial, see ktstr.system.blockdev; regions

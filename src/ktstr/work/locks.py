@@ -1,5 +1,5 @@
-"""Lock, class-mismatch and producer/consumer work types (seed 002, "Lock contention",
-"Wake placement and cross-CPU paths", "Producer/consumer imbalance").
+"""Lock, class-mismatch and producer/consumer work types: lock contention, wake
+placement across CPUs, producer/consumer imbalance.
 
 - `MutexContention(contenders, hold_iters, work_iters)`: `contenders` workers share
   one mutex: lock, `hold_iters` multiply-add steps inside, unlock, `work_iters`

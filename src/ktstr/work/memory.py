@@ -1,4 +1,4 @@
-"""Memory-pressure work types (seed 002, "Memory pressure", "Cache pressure").
+"""Memory-pressure and cache-pressure work types.
 
 - `PageFaultChurn(region_kib, touches_per_cycle, spin_iters)`: one anonymous
   private mapping of `region_kib` KiB; each cycle writes one byte to

@@ -1,5 +1,5 @@
-"""NUMA churn: CPUs and memory rotated across nodes (seed 002, "Affinity churn",
-"NUMA locality under migration").
+"""NUMA churn: CPUs and memory rotated across nodes (affinity churn, NUMA locality
+under migration).
 
 - `NumaMigrationChurn(period_ms)`: every `period_ms` the worker's affinity moves
   to the CPUs of the next NUMA node (`/sys/devices/system/node/node<N>/cpulist`

@@ -1,6 +1,6 @@
 """How a worker is scheduled and how workers are shaped: `SchedPolicy` and `CloneMode`.
 
-`SchedPolicy` is the seed's scheduling-policy enum as one frozen value with
+`SchedPolicy` is a Linux scheduling policy and its parameters as one frozen value with
 constructors: `SchedPolicy.normal()`, `.batch()`, `.idle()`, `.fifo(p)`,
 `.round_robin(p)`, `.deadline(runtime, deadline, period)` and `.ext()`.
 `WorkloadConfig(policy=...)` / `CgroupDef(policy=...)` take it; the worker calls
@@ -14,7 +14,7 @@ It is applied with `sched_setattr(2)` (a ctypes `struct sched_attr`; Python's
 - `fifo`/`round_robin` priorities are 1..99 (checked here); they, and
   `deadline`, need CAP_SYS_NICE (root in the guest has it).
 - `deadline(runtime, deadline, period)` takes seconds (or `timedelta`); the
-  seed's rule runtime <= deadline <= period is checked before the syscall, as is
+  rule runtime <= deadline <= period is checked before the syscall, as is
   the kernel's floor of 1024 ns for runtime. The kernel also refuses it (EPERM)
   for a task whose CPU affinity or cpuset is narrower than its root domain
   (admission control accounts bandwidth per root domain), and (EBUSY) when the
@@ -154,7 +154,7 @@ class SchedPolicy:
             raise ConfigError(f"SchedPolicy.{self.name} takes no runtime/deadline/period; "
                               "hint: only SchedPolicy.deadline(...) has them")
 
-    # -- the seed's variants -------------------------------------------------------
+    # -- the policies ----------------------------------------------------------------
 
     @classmethod
     def normal(cls) -> SchedPolicy:

@@ -1,4 +1,4 @@
-"""Real-time pressure on CFS (seed 002, "Signal / preemption pressure").
+"""Real-time pressure on CFS: preemption by RT tasks.
 
 - `PreemptStorm`: one worker per cgroup (the first to start) switches itself to
   `SCHED_FIFO` and wakes every `PREEMPT_STORM_PERIOD_US` µs on an absolute

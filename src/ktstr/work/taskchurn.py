@@ -1,5 +1,5 @@
-"""Lifecycle, affinity, priority and idle churn (seed 002, "Lifecycle and class churn",
-"Burst-and-sleep").
+"""Lifecycle, affinity, priority and idle churn: task creation and exit, class and
+priority changes, burst-and-sleep.
 
 - `ForkExit`: `fork()`, the child `_exit(0)`s at once, the worker `waitpid`s it;
   one child is one work unit. Drives `wake_up_new_task` and the exit path

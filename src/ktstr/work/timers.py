@@ -1,5 +1,5 @@
-"""Timer, IRQ and signal work types (seed 002, "Timer and IRQ wakes", "Signal / preemption
-pressure").
+"""Timer, IRQ and signal work types: timer and IRQ wakes, signal and preemption
+pressure.
 
 - `TimerLatency(interval_us)`: cyclictest's measuring loop. The worker sleeps in
   `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` until an absolute deadline
@@ -16,7 +16,7 @@ pressure").
 - `NetTraffic`: each worker sends raw Ethernet frames through an `AF_PACKET`
   socket on `lo` and receives them back through the same socket (the loopback
   device hands every transmitted frame to `netif_rx`: NET_RX softirq, then
-  `packet_rcv`). The seed's variant drives a virtio-net NIC's RX hardirq and
+  `packet_rcv`). Driving a virtio-net NIC's RX hardirq and
   NAPI poll; a guest without a NIC cannot, and the worker says so in a note.
 - `SignalStorm`: the two workers of a pair spin a burst, then
   `tgkill(partner, SIGUSR2)`; a Python handler counts what arrives.

@@ -1,4 +1,4 @@
-"""Paired wake-placement work types (seed 002, "Wake placement and cross-CPU paths").
+"""Paired wake-placement work types: wake placement and cross-CPU wake paths.
 
 - `FutexPingPong(spin_iters)`: two workers take turns through a futex word in
   shared memory: spin `spin_iters` multiply-add steps plus one work unit, hand

@@ -22,7 +22,7 @@ construction (ConfigError naming the value and the fix).
   scenario resolves it itself with `intent.resolve(ctx.topo, cpus, workers)`.
 - `clone_mode`: `CloneMode.FORK` (default), one process per worker, or
   `CloneMode.THREAD`: every worker is a thread of one forked leader process.
-- `pcomm`: the seed's fork-then-thread path: one forked leader whose `comm` is
+- `pcomm`: the fork-then-thread path: one forked leader whose `comm` is
   `pcomm` (at most 15 bytes) hosts all the workers as its threads (they
   inherit the name), whatever `clone_mode` says: the shape of a real
   multi-threaded application, which schedulers group by its leader.
