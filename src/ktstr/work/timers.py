@@ -16,8 +16,8 @@ pressure.
 - `NetTraffic`: each worker sends raw Ethernet frames through an `AF_PACKET`
   socket on `lo` and receives them back through the same socket (the loopback
   device hands every transmitted frame to `netif_rx`: NET_RX softirq, then
-  `packet_rcv`). Driving a virtio-net NIC's RX hardirq and
-  NAPI poll; a guest without a NIC cannot, and the worker says so in a note.
+  `packet_rcv`). A NIC's RX hardirq and NAPI poll are not exercised: a guest
+  has no NIC to drive, and the worker says so in a note.
 - `SignalStorm`: the two workers of a pair spin a burst, then
   `tgkill(partner, SIGUSR2)`; a Python handler counts what arrives.
 
