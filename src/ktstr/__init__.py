@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ktstr import work
     from ktstr.checks import Assert, AssertResult
     from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
-    from ktstr.payload import (
+    from ktstr.payloads import (
         MetricCheck,
         MetricHint,
         OutputFormat,
@@ -67,7 +67,7 @@ _PUBLIC: dict[str, str] = {
     **dict.fromkeys(["ConfigError", "HostSetupError", "KernelError", "KtstrError"],
                     "ktstr.errors"),
     **dict.fromkeys(["MetricCheck", "MetricHint", "OutputFormat", "Payload", "PayloadResult",
-                     "Polarity"], "ktstr.payload"),
+                     "Polarity"], "ktstr.payloads"),
     **dict.fromkeys(["Backdrop", "CgroupDef", "CgroupManager", "CpusetSpec", "Ctx", "HoldSpec",
                      "Op", "Snapshot", "SnapshotMap", "Step", "TestTopology", "collect_all",
                      "dfl_wl", "execute_defs", "execute_steps", "setup_cgroups",

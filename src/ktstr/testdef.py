@@ -10,17 +10,16 @@ so pytest marks (`@pytest.mark.xfail`) can be stacked on it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload
+from ktstr.payloads import Payload
 from ktstr.scheduler import Scheduler
 from ktstr.topology import Topology
+from ktstr.validators import is_int, seconds
 
 TestBody = Callable[..., Any]
 
@@ -29,17 +28,6 @@ WATCHDOG_SLACK_S = 2.0
 
 _CONSTRAINTS = ("min_llcs", "max_llcs", "min_cpus", "max_cpus", "requires_smt",
                 "required_flags", "excluded_flags")
-
-
-def seconds(name: str, value: Any) -> float:
-    """Accept float seconds or a timedelta; reject what is not a positive finite duration."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} is not a duration; hint: seconds as a number")
-    if value <= 0:
-        raise ConfigError(f"{name}={value!r} must be > 0 seconds")
-    return float(value)
 
 
 @dataclass(eq=False)  # not frozen: pytest stores marks on the object (`pytestmark`)
@@ -151,10 +139,10 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     dims = ("numa_nodes", "llcs", "cores", "threads")
     topo = Topology(*(attrs.pop(d) if d in attrs else default
                       for d, default in zip(dims, scheduler.topology, strict=True)))
-    duration = seconds("duration_s", attrs.pop("duration_s", 2.0))
+    duration = seconds(attrs.pop("duration_s", 2.0), "duration_s")
     explicit_watchdog = "watchdog_timeout_s" in attrs
     if explicit_watchdog:
-        watchdog = seconds("watchdog_timeout_s", attrs.pop("watchdog_timeout_s"))
+        watchdog = seconds(attrs.pop("watchdog_timeout_s"), "watchdog_timeout_s")
     else:
         # The seed's default of 4 s, stretched for longer runs so that a test that
         # only sets duration_s (API.md's custom scenario) is not invalid.
@@ -164,10 +152,10 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
                           f"{duration:g}: the sched_ext watchdog would fire before the workload "
                           "ends; hint: watchdog_timeout_s >= duration_s + slack")
     workers = attrs.pop("workers_per_cgroup", 2)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+    if not is_int(workers) or workers < 1:
         raise ConfigError(f"workers_per_cgroup={workers!r} must be an integer >= 1")
     memory = attrs.pop("memory_mb", 2048)
-    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 256:
+    if not is_int(memory) or memory < 256:
         raise ConfigError(f"memory_mb={memory!r} must be an integer >= 256")
     timeout = attrs.pop("timeout_s", None)
     payload, workloads = _payloads(attrs.pop("payload", None), attrs.pop("workloads", ()))
@@ -184,7 +172,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         constraints=constraints, payload=payload, workloads=workloads, config=config,
         performance_mode=bool(attrs.pop("performance_mode", False)),
         auto_repro=bool(attrs.pop("auto_repro", True)),
-        timeout_s=None if timeout is None else seconds("timeout_s", timeout),
+        timeout_s=None if timeout is None else seconds(timeout, "timeout_s"),
         scheduler_vars=sched_vars)
 
 

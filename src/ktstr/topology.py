@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_int
 
 _TOPO_RE = re.compile(r"^(\d+)n(\d+)l(\d+)c(\d+)t$")
 
@@ -45,7 +46,7 @@ class Topology:
     def __post_init__(self) -> None:
         for field in ("numa_nodes", "llcs", "cores", "threads"):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ConfigError(
                     f"topology {field}={value!r} is invalid: it must be an integer >= 1; "
                     f"hint: e.g. {field}=1")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from ktstr.checks import Assert
-from ktstr.workload.report import WakeLatency, WorkerReport
+from ktstr.work.report import WakeLatency, WorkerReport
 
 WALL_NS = 10_000_000_000  # 10 s
 

@@ -8,7 +8,7 @@ import pytest
 
 from ktstr.checks import Assert, AssertResult, CgroupStats, ScenarioStats
 from ktstr.errors import KtstrError
-from ktstr.workload.report import WakeLatency, WorkerReport
+from ktstr.work.report import WakeLatency, WorkerReport
 
 WALL_NS = 10_000_000_000
 
@@ -142,7 +142,7 @@ def test_from_dict_malformed_raises_ktstr_error_with_hint() -> None:
 
 def test_judged_reports_travel_with_the_result() -> None:
     from ktstr.checks import Assert
-    from ktstr.workload.report import WorkerReport
+    from ktstr.work.report import WorkerReport
 
     reports = [WorkerReport(tid=7, work_units=10, cpu_time_ns=10**9, wall_time_ns=10**9,
                             cpus_used=frozenset({1, 2}), cgroup="ktstr/cg_0")]

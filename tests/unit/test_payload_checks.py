@@ -90,7 +90,7 @@ def test_payload_binary_defaults_and_validation() -> None:
 
 def test_a_binary_that_cannot_be_found_names_the_package_to_install(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("ktstr.payload.defs.SYSTEM_PATH", str(tmp_path))
+    monkeypatch.setattr("ktstr.payloads.defs.SYSTEM_PATH", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match=r"payload stress-ng: binary 'stress-ng' not found .*"
                        r"hint: apt-get install stress-ng \(scripts/setup-host.sh"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ktstr.payload import OutputFormat
-from ktstr.payload.extract import extract, find_json, numeric_leaves, parse_yaml
+from ktstr.payloads import OutputFormat
+from ktstr.payloads.extract import extract, find_json, numeric_leaves, parse_yaml
 
 DATA = Path(__file__).parent / "data" / "payload"
 

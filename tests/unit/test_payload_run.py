@@ -20,7 +20,7 @@ from ktstr import (
 )
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
-from ktstr.payload import LivePayloads, start
+from ktstr.payloads import LivePayloads, start
 from ktstr.scenario import TestTopology
 from ktstr.scenario.validate import validate_steps
 from ktstr.system.cgroup import cgroup2_mount

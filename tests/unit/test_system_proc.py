@@ -140,3 +140,39 @@ def test_task_cpus_allowed_matches_sched_getaffinity_of_a_pinned_thread() -> Non
     t.join()
     assert seen == [frozenset({target})]
     assert proc.task_cpus_allowed(os.getpid()) == frozenset(os.sched_getaffinity(0))
+
+
+def test_task_cgroup_is_the_cgroup2_line_relative_to_the_root(tmp_path: Path) -> None:
+    root = proc_tree(tmp_path, 9, cgroup="1:name=systemd:/x\n0::/ktstr/cg_0\n")
+    assert proc.task_cgroup(9, root) == "ktstr/cg_0"
+    assert proc.parse_cgroup("0::/\n") == ""
+    assert proc.parse_cgroup("3:cpu:/v1only\n") == ""
+
+
+def test_task_cgroup_of_self_matches_the_kernels_file() -> None:
+    with open(f"/proc/{os.getpid()}/cgroup") as f:
+        line = next(ln for ln in f if ln.startswith("0::"))
+    assert proc.task_cgroup("self") == line[3:].strip().strip("/")
+
+
+def test_thread_priority_is_20_plus_nice_for_a_normal_thread() -> None:
+    with proc.ThreadPriority() as prio:
+        assert prio.read() == 20 + os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_thread_priority_reads_field_18_of_a_fake_tree(tmp_path: Path) -> None:
+    (tmp_path / "thread-self").mkdir()
+    rest = [str(i) for i in range(3, 53)]
+    rest[18 - 3] = "-51"  # an RT task at rt_priority 50
+    (tmp_path / "thread-self" / "stat").write_text("5 (a) b) " + " ".join(rest) + "\n")
+    with proc.ThreadPriority(tmp_path) as prio:
+        assert prio.read() == -51
+
+
+def test_cpu_times_reads_the_cpu_line(tmp_path: Path) -> None:
+    (tmp_path / "stat").write_text("cpu  10 0 5 100 1 0 0 0 0 0\ncpu0 10 0 5 100 1 0 0 0 0 0\n")
+    assert proc.cpu_times(tmp_path) == (10, 0, 5, 100, 1, 0, 0, 0, 0, 0)
+    (tmp_path / "stat").write_text("intr 1 2\n")
+    with pytest.raises(fs.SysIoError, match="is not the cpu line"):
+        proc.cpu_times(tmp_path)
+    assert len(proc.cpu_times()) >= 4  # the running kernel's

@@ -17,6 +17,7 @@ import pytest
 from procs import run_workers
 
 from ktstr.errors import ConfigError
+from ktstr.system.mounts import mount_fstype
 from ktstr.work import WorkType
 from ktstr.work.compute import (
     ALU_HOT_WIDTH,
@@ -28,7 +29,7 @@ from ktstr.work.compute import (
     multiply_chains,
     smt_cores,
 )
-from ktstr.work.io import IO_BLOCK_BYTES, IoConvoy, IoRandRead, fs_type
+from ktstr.work.io import IO_BLOCK_BYTES, IoConvoy, IoRandRead
 from ktstr.work.memory import CachePressure, CacheYield
 from ktstr.work.sequence import AluHotPhase, Io, Phase, Sequence, Spin
 from ktstr.workload import WorkerReport, WorkloadConfig, WorkloadHandle
@@ -136,15 +137,6 @@ def test_phases_validate_and_carry_the_seed_names() -> None:
     assert [type(p).__name__ for p in seq.phases] == ["Io", "AluHotPhase"]
 
 
-def test_fs_type_takes_the_longest_mount_point() -> None:
-    info = ("22 1 0:21 / / rw - ext4 /dev/vda rw\n"
-            "30 22 0:30 / /tmp rw,nosuid - tmpfs tmpfs rw\n"
-            "31 22 0:31 / /tmpx rw - xfs /dev/vdb rw\n")
-    assert fs_type("/tmp/a/b", info) == "tmpfs"
-    assert fs_type("/tmpx", info) == "xfs"
-    assert fs_type("/usr", info) == "ext4"
-
-
 # -- real runs ---------------------------------------------------------------------------
 
 
@@ -231,8 +223,8 @@ def test_io_convoy_writes_reads_and_syncs() -> None:
         assert after["rchar"] - before["rchar"] >= IO_BLOCK_BYTES
         assert r.metrics["write_bytes"] == r.metrics["read_bytes"] == r.work_units * 4096
         assert r.metrics["syncs"] == r.work_units // 16
-        assert r.notes and fs_type("/tmp") in r.notes[0]
-        if fs_type("/tmp") in DISK_FILESYSTEMS:  # direct reads reach the block layer
+        assert r.notes and mount_fstype("/tmp") in r.notes[0]
+        if mount_fstype("/tmp") in DISK_FILESYSTEMS:  # direct reads reach the block layer
             assert after["read_bytes"] > before["read_bytes"], (before, after)
 
 
@@ -259,7 +251,7 @@ def test_io_rand_read_reads_a_given_file_read_only(tmp_path: Path) -> None:
     for r in _run(IoRandRead(str(data))):
         assert r.metrics["reads"] == r.work_units
         assert r.notes == [f"{data} is not a block device: O_DIRECT reads of a file on "
-                           f"{fs_type(str(data))}"] or "refuses O_DIRECT" in r.notes[0]
+                           f"{mount_fstype(str(data))}"] or "refuses O_DIRECT" in r.notes[0]
     assert data.read_bytes() == before
 
 

@@ -37,8 +37,8 @@ from ktstr.work.fanout import (
 )
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, PairArena, Seat
 from ktstr.work.policy import CloneMode
+from ktstr.work.report import WorkerReport
 from ktstr.workload.config import WorkloadConfig
-from ktstr.workload.report import WorkerReport
 
 # -- GroupArena ---------------------------------------------------------------------
 

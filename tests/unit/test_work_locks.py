@@ -178,15 +178,6 @@ def test_a_waiter_sets_futex_waiters_and_lock_gives_up_once_stopped() -> None:
     mm.close()
 
 
-def test_stat_priority_reads_the_kernels_prio_field() -> None:
-    fd = os.open("/proc/thread-self/stat", os.O_RDONLY)
-    try:
-        # A SCHED_OTHER task's priority field is 20 + nice.
-        assert locks._stat_priority(fd) == 20 + os.getpriority(os.PRIO_PROCESS, 0)
-    finally:
-        os.close(fd)
-
-
 # -- short real runs -----------------------------------------------------------------
 
 def test_mutex_contention_counts_acquisitions_and_contention() -> None:

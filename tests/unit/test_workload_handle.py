@@ -22,6 +22,7 @@ import pytest
 from ktstr import work
 from ktstr.errors import ConfigError, SystemError_
 from ktstr.system import proc
+from ktstr.system.libc import set_child_subreaper
 from ktstr.work import CloneMode
 from ktstr.workload import (
     AffinityIntent,
@@ -30,7 +31,6 @@ from ktstr.workload import (
     WorkloadConfig,
     WorkloadHandle,
 )
-from ktstr.workload.libc import set_child_subreaper
 
 
 def _cgroup2_mount() -> Path | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ktstr import AssertResult
 from ktstr.system.proc import parse_sched
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 def read(path: str) -> str | None:

@@ -19,8 +19,8 @@ from ktstr.system.cpu import thread_siblings
 from ktstr.work.compute import AluHot, AluWidth, IpcVariance, SmtSiblingSpin
 from ktstr.work.io import IO_BLOCK_BYTES, IoConvoy, IoRandRead, IoSyncWrite
 from ktstr.work.memory import CachePressure, CacheYield
+from ktstr.work.report import WorkerReport
 from ktstr.work.sequence import AluHotPhase, Io, Sequence
-from ktstr.workload.report import WorkerReport
 from tests.vm.probes import Sampler, cgroup_pids, read, reports_by_cgroup, sched_field
 
 SAMPLE_S = 0.02

@@ -12,7 +12,7 @@ from ktstr import CgroupDef, Ctx, execute_defs, ktstr_test
 from ktstr.checks import AssertResult
 from ktstr.work.chain import WakeChain, WakeMechanism
 from ktstr.work.fanout import EpollStorm, FanOutCompute, FutexFanOut, ThunderingHerd
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 #: A generous p99 gate: 5 s. Emulated guests on a loaded host still pass it.
 GENEROUS_P99_US = 5_000_000.0

@@ -14,9 +14,9 @@ import time
 from ktstr import CgroupDef, Ctx, WorkloadConfig, WorkloadHandle, execute_defs, ktstr_test
 from ktstr.checks import AssertResult
 from ktstr.system import proc
+from ktstr.work.report import WorkerReport
 from ktstr.work.rt import PreemptStorm, RtStarvation
 from ktstr.work.timers import IrqWake, NetTraffic, SignalStorm, TimerLatency
-from ktstr.workload.report import WorkerReport
 
 
 def _net_rx() -> int:

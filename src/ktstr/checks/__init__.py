@@ -3,7 +3,7 @@
 `Assert.assert_cgroup(reports, cpuset)` judges one cgroup's `WorkerReport`s
 (starvation, fairness spread, scheduling gap, isolation, throughput CV,
 minimum work rate, p99 wake latency) and returns an `AssertResult` carrying
-the detail lines and per-cgroup stats of seed 001.
+the detail lines and per-cgroup stats of a failure report.
 """
 
 from ktstr.checks.payload_checks import MetricCheck, PayloadResult

@@ -2,7 +2,7 @@
 
 Semantics and detail-line formats follow the Rust ktstr (`src/assert.rs`:
 `assert_not_starved`, `assert_isolation`, `assert_throughput_parity`,
-`assert_benchmarks`) and seed 001:
+`assert_benchmarks`):
 
 - starvation: a worker with 0 work units -> `tid 7 starved (0 work units)`;
 - fairness spread: max - min off-CPU % over the workers that have a wall time,
@@ -11,7 +11,7 @@ Semantics and detail-line formats follow the Rust ktstr (`src/assert.rs`:
   the union of their `cpus_used`; figures rounded to whole percent;
 - scheduling gap: a worker whose longest checkpoint gap is strictly above the
   threshold -> `tid 7 stuck 1500ms on cpu3 at +4200ms (threshold 2000ms)`
-  (the seed's format; the Rust code omits the tid);
+  (the Rust code omits the tid);
 - isolation: a worker that ran on a CPU outside the cpuset, when one is given;
 - throughput CV: population stddev / mean of work units per CPU-second across
   the workers, judged only with two or more workers and a positive mean;
@@ -31,7 +31,7 @@ from ktstr.checks import profile as prof
 from ktstr.checks.result import AssertResult
 from ktstr.checks.stats import CgroupStats, mean_and_cv, off_cpu_pcts, work_rate
 from ktstr.topology import format_cpulist
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 def check_worker_errors(reports: Sequence[WorkerReport], result: AssertResult) -> None:

@@ -1,12 +1,12 @@
 """Payload checks: `MetricCheck`, the record of one payload run, and its verdict.
 
-A payload (ktstr.payload) is an external binary run inside the guest; what it
+A payload (ktstr.payloads) is an external binary run inside the guest; what it
 leaves behind is a `PayloadResult`: exit code or signal, the numeric metrics
 taken from its output (dotted paths, `jobs.0.read.iops`), and the detail lines
-of the checks that failed. The checks follow seed 003's `MetricCheck` and its
-evaluation order: `exit_code_eq` first, and a mismatch stops there (a binary
-that failed to run has no metrics worth judging); then `min`/`max`/`range`/
-`exists`, where a missing metric is a failure, never a silent pass.
+of the checks that failed. Checks are evaluated in this order: `exit_code_eq`
+first, and a mismatch stops there (a binary that failed to run has no metrics
+worth judging); then `min`/`max`/`range`/`exists`, where a missing metric is a
+failure, never a silent pass.
 
 Detail lines name the payload, the metric, its value and the bound:
 `payload stress-ng: metric 'metrics.0.bogo-ops' = 12 below minimum 100`,
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_int, is_number
 
 if TYPE_CHECKING:
     from ktstr.checks.result import AssertResult
@@ -33,8 +34,7 @@ REPORT_METRICS = 12
 
 
 def _number(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise ConfigError(f"{what}={value!r} is not a finite number; hint: pass e.g. 1.0")
     return float(value)
 
@@ -48,7 +48,7 @@ def _metric_name(what: str, name: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MetricCheck:
-    """One assertion on a payload's exit code or on one of its metrics (seed 003)."""
+    """One assertion on a payload's exit code or on one of its metrics."""
 
     kind: str  # "min" | "max" | "range" | "exists" | "exit_code_eq"
     metric: str = ""
@@ -86,7 +86,7 @@ class MetricCheck:
     @classmethod
     def exit_code_eq(cls, code: int) -> MetricCheck:
         """Fail when the payload's exit code is not `code` (a death by signal never is)."""
-        if isinstance(code, bool) or not isinstance(code, int):
+        if not is_int(code):
             raise ConfigError(f"MetricCheck.exit_code_eq({code!r}): the exit code must be an "
                               "integer; hint: e.g. MetricCheck.exit_code_eq(0)")
         return cls("exit_code_eq", expected=code)
@@ -140,7 +140,7 @@ class PayloadResult:
 
     `judged` says whether the verdict counts: a run through `ctx.payload` or the
     test's primary payload is judged; a run through `Op.run_payload` is recorded
-    for the sidecar only (seed 004: op payload checks do not fail the test).
+    for the sidecar only (the checks of a payload started by an op never fail the test).
     """
 
     name: str

@@ -1,8 +1,8 @@
 """Threshold profiles: real hardware ("release") versus a TCG guest ("emulation").
 
 Under TCG the vCPUs are threads of an oversubscribed host, so some measured
-figures carry noise the guest cannot see (DESIGN.md, "Thresholds under
-emulation", 24 boots of a 4-vCPU guest):
+figures carry noise the guest cannot see (measured over 24 boots of a 4-vCPU guest,
+2 LLCs, EEVDF, on a 2-core host; the README's "emulation profile"):
 
 - off-CPU based checks (starvation, spread, isolation) stay sound; the spread
   and gap thresholds are only loosened, as the Rust ktstr does for its debug
@@ -25,7 +25,7 @@ EMULATION: Final = "emulation"
 PROFILES: Final = (RELEASE, EMULATION)
 
 # Fairness spread (percentage points of off-CPU time) and scheduling gap (ms)
-# per profile: the seed's release and debug defaults.
+# per profile: the Rust ktstr's release and debug-build defaults.
 SPREAD_PCT: Final = {RELEASE: 15.0, EMULATION: 35.0}
 GAP_MS: Final = {RELEASE: 2000.0, EMULATION: 3000.0}
 

@@ -4,14 +4,14 @@ A result has three possible readings:
 
 - passed, nothing inconclusive: every enabled check held;
 - failed (`passed` False): `details` holds one line per violation, in the
-  exact formats of seed 001 (`tid 7 starved (0 work units)`, ...);
+  formats ktstr_test failure reports use (`tid 7 starved (0 work units)`, ...);
 - inconclusive (`inconclusive` set): some check could not be judged (its data
   was untrustworthy, or the figure lies inside the noise of an emulated CPU).
   That never turns `passed` False, but it is shown by `str()` and `to_dict()`
   so nobody mistakes it for a clean pass.
 
-Results of several cgroups are folded together with `merge` (in place, as the
-seeds' `AssertResult::merge` does). They cross the guest/host boundary as JSON
+Results of several cgroups are folded together with `merge` (in place: the
+result of the first cgroup collects the others'). They cross the guest/host boundary as JSON
 through `to_dict`/`from_dict`.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from ktstr.checks.payload_checks import PayloadResult
 from ktstr.checks.stats import ScenarioStats
 from ktstr.errors import KtstrError
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(slots=True)
@@ -79,7 +79,7 @@ class AssertResult:
             self.profile = other.profile
 
     def __str__(self) -> str:
-        """Detail lines (indented two spaces), then the `--- stats ---` block of seed 001.
+        """Detail lines (indented two spaces), then the `--- stats ---` block.
 
         The runner puts its own header (`ktstr_test 'name' [topo=...] failed:`) above.
         """

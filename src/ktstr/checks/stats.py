@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class ScenarioStats:
         return worst
 
     def render(self) -> str:
-        """The seed's `--- stats ---` block (without the blank line before it)."""
+        """The `--- stats ---` block of a failure report (without the blank line before it)."""
         lines = [
             "--- stats ---",
             f"{self.total_workers} workers, {self.total_cpus} cpus, "

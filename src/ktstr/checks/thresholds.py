@@ -28,7 +28,8 @@ from ktstr.checks import profile as prof
 from ktstr.checks.result import AssertResult
 from ktstr.checks.stats import cgroup_stats
 from ktstr.errors import ConfigError
-from ktstr.workload.report import WorkerReport
+from ktstr.validators import is_number
+from ktstr.work.report import WorkerReport
 
 _BOOL_FIELDS = frozenset({"not_starved", "isolation", "fail_on_stall"})
 _INT_FIELDS = frozenset({"max_dsq_depth", "sustained_samples"})
@@ -65,7 +66,7 @@ class Assert:
 
     @classmethod
     def default_checks(cls, emulated: bool = False) -> Assert:
-        """The seed's defaults; `emulated` picks the emulation profile (looser spread/gap)."""
+        """The default thresholds; `emulated` picks the emulation profile (looser spread/gap)."""
         profile = prof.EMULATION if emulated else prof.RELEASE
         return cls(
             not_starved=True,
@@ -165,7 +166,7 @@ def _validate(name: str, value: object) -> None:
         if not isinstance(value, bool):
             _bad(name, value, "must be True or False", f"write {name}=True or {name}=False")
         return
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         _bad(name, value, "must be a number", f"write e.g. {name}=10")
     if name in _INT_FIELDS and not isinstance(value, int):
         _bad(name, value, "must be a whole number", f"write e.g. {name}={int(value)}")

@@ -19,10 +19,7 @@ import os
 from pathlib import Path
 
 from ktstr.guest.protocol import ROOT_TAG
-
-# The interpreter's own symbols include libc's. Not ctypes.util.find_library: it runs
-# `ldconfig -p` in a subprocess, seconds of PID 1's start-up under emulation.
-_libc = ctypes.CDLL(None, use_errno=True)
+from ktstr.system.libc import LIBC
 
 #: (source, target, fstype, data). Order matters: /sys before its children.
 MOUNTS: tuple[tuple[str, str, str, str], ...] = (
@@ -57,7 +54,7 @@ RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07)
 
 def mount(source: str, target: str, fstype: str, data: str = "", flags: int = 0) -> None:
     Path(target).mkdir(parents=True, exist_ok=True)
-    if _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+    if LIBC.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
                    flags, data.encode() or None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount -t {fstype} {source} {target}: {os.strerror(err)}")
@@ -130,7 +127,7 @@ def kmsg(text: str) -> None:
 
 def power_off() -> None:
     os.sync()
-    _libc.reboot(RB_POWER_OFF)
+    LIBC.reboot(RB_POWER_OFF)
     os._exit(1)  # only reached when reboot() failed
 
 
@@ -140,4 +137,4 @@ def set_wall_clock(seconds: float) -> None:
         _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
     ts = Timespec(int(seconds), int((seconds % 1) * 1e9))
-    _libc.clock_settime(0, ctypes.byref(ts))  # CLOCK_REALTIME
+    LIBC.clock_settime(0, ctypes.byref(ts))  # CLOCK_REALTIME

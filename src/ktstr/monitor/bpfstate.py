@@ -23,12 +23,12 @@ import struct
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ktstr.atomicfile import atomic_write
 from ktstr.errors import KtstrError, MonitorUnavailable
 from ktstr.monitor.btf import DATASEC, STRUCT, UNION, Btf, BtfError
 from ktstr.monitor.btfvalue import datasec_vars, encode_scalar, render, render_datasec
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.kallsyms import read_kallsyms
-from ktstr.monitor.layout import _write_atomic
 from ktstr.vm.kernel import cache_root
 
 BPF_LAYOUT_VERSION = 2  # bump when FIELDS or what is derived changes
@@ -120,7 +120,8 @@ def bpf_layout(kernel: GuestKernel) -> BpfLayout:
         raise MonitorUnavailable(f"the guest kernel ({kernel.info.osrelease}) has no "
                                  "map_idr symbol: cannot find its BPF maps")
     layout = bpf_layout_from_btf(vmlinux, bid, found["map_idr"] - kernel.info.kernel_offset)
-    _write_atomic(path, json.dumps(asdict(layout), indent=1, sort_keys=True))
+    with atomic_write(path) as f:
+        f.write(json.dumps(asdict(layout), indent=1, sort_keys=True))
     _LAYOUTS[bid] = layout
     return layout
 

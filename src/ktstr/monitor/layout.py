@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ktstr.atomicfile import atomic_write
 from ktstr.errors import MonitorUnavailable
 from ktstr.monitor.btf import Btf, BtfError
 from ktstr.monitor.kallsyms import read_kallsyms
@@ -144,18 +143,7 @@ def load_layout(aspace: AddressSpace, info: VmcoreInfo) -> KernelLayout:
         if cached.version == LAYOUT_VERSION and cached.build_id == info.build_id:
             return cached
     layout = derive_layout(aspace, info)
-    _write_atomic(path, layout.to_json())
+    with atomic_write(path) as f:
+        f.write(layout.to_json())
     return layout
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

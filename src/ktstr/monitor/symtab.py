@@ -15,8 +15,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ktstr.atomicfile import atomic_write
 from ktstr.monitor.kallsyms import read_kallsyms_typed
-from ktstr.monitor.layout import _write_atomic
 from ktstr.monitor.translate import START_KERNEL_MAP, AddressSpace
 from ktstr.monitor.vmcoreinfo import VmcoreInfo
 from ktstr.vm.kernel import cache_root
@@ -109,5 +109,6 @@ def load_symtab(aspace: AddressSpace, info: VmcoreInfo) -> SymbolTable:
     table = SymbolTable(info.build_id, {
         name: (addr - info.kernel_offset if addr >= START_KERNEL_MAP else addr, t)
         for name, (addr, t) in found.items()})
-    _write_atomic(symtab_cache_path(info.build_id), table.to_text())
+    with atomic_write(symtab_cache_path(info.build_id)) as f:
+        f.write(table.to_text())
     return table

@@ -8,11 +8,11 @@ timed out: the outcome then says so and the console tail is inside.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ktstr.atomicfile import atomic_write
 
 SCHEMA = 1
 
@@ -23,17 +23,8 @@ def safe_name(test_id: str) -> str:
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, durable=True) as f:
+        json.dump(doc, f, indent=2, sort_keys=True, default=str)
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ktstr.errors import ConfigError
 from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import check_cgroup_name
+from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 from ktstr.workload.affinity import AffinityIntent, Masks
 
@@ -53,8 +54,7 @@ class CgroupDef:
         """Raise ConfigError for values that are wrong on every topology."""
         check_cgroup_name(self.name)
         if self.workers is not None:
-            if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
-                    or self.workers < 1:
+            if not is_int(self.workers) or self.workers < 1:
                 raise ConfigError(f"cgroup {self.name!r}: workers={self.workers!r} is invalid: "
                                   "it must be an integer >= 1; hint: workers=2, or None for "
                                   "ctx.workers_per_cgroup")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from ktstr.errors import ConfigError
 from ktstr.scenario.topo import TestTopology
 from ktstr.topology import format_cpulist
+from ktstr.validators import is_int
 
 
 def _check_frac(what: str, value: float) -> None:
@@ -36,7 +37,7 @@ def _check_frac(what: str, value: float) -> None:
 
 
 def _check_index(what: str, value: int, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ConfigError(f"cpuset {what}={value!r} is invalid: it must be an integer >= "
                           f"{minimum}")
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload, PayloadResult
-from ktstr.payload import start as start_payload
+from ktstr.payloads import Payload, PayloadResult
+from ktstr.payloads import start as start_payload
 from ktstr.scenario.cgroups import CgroupManager
 from ktstr.scenario.snapshot import SnapshotControl, Snapshots
 from ktstr.scenario.topo import TestTopology
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs
+from ktstr.validators import seconds
 from ktstr.work import WorkType
 
 if TYPE_CHECKING:
@@ -30,15 +31,6 @@ if TYPE_CHECKING:
 
 #: Seconds to let the scheduler see new cgroups and workers before the measured hold.
 DEFAULT_SETTLE_S = 0.5
-
-
-def seconds(value: float | timedelta, what: str) -> float:
-    """`value` in seconds; rejects negative and non-numbers with a ConfigError."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{what}={value!r} is invalid: it must be a number of seconds >= 0")
-    return float(value)
 
 
 class SchedulerControl(Protocol):
@@ -83,23 +75,19 @@ class Ctx:
     snapshot_control: SnapshotControl | None = None
 
     @classmethod
-    def create(cls, *, checks: Assert, duration: float | timedelta,
+    def create(cls, *, checks: Assert, duration: float,
                workers_per_cgroup: int = 2, settle: float | timedelta = DEFAULT_SETTLE_S,
                scheduler: SchedulerControl | None = None, topo: TestTopology | None = None,
                cgroup_root: Path = CGROUP_ROOT, parent: str = "ktstr",
                work_type_override: WorkType | None = None,
                snapshot_control: SnapshotControl | None = None) -> Ctx:
-        """Read the topology (unless given) and set up the parent cgroup."""
-        duration_s = seconds(duration, "duration")
-        settle_s = seconds(settle, "settle")
-        if isinstance(workers_per_cgroup, bool) or not isinstance(workers_per_cgroup, int) \
-                or workers_per_cgroup < 1:
-            raise ConfigError(f"workers_per_cgroup={workers_per_cgroup!r} is invalid: it must "
-                              "be an integer >= 1")
+        """Read the topology (unless given) and set up the parent cgroup. `duration` and
+        `workers_per_cgroup` are the test's, validated by `@ktstr_test` where they enter."""
+        settle_s = seconds(settle, "settle", allow_zero=True)
         if topo is None:
             topo = TestTopology.from_system()
         cgroups = CgroupManager(CgroupFs(cgroup_root), parent, topo=topo)
-        return cls(cgroups=cgroups, topo=topo, checks=checks, duration=duration_s,
+        return cls(cgroups=cgroups, topo=topo, checks=checks, duration=float(duration),
                    settle=settle_s, workers_per_cgroup=workers_per_cgroup,
                    scheduler=scheduler, work_type_override=work_type_override,
                    snapshot_control=snapshot_control)

@@ -19,6 +19,8 @@ from datetime import timedelta
 from typing import ClassVar, Literal
 
 from ktstr.errors import ConfigError
+from ktstr.validators import is_number
+from ktstr.validators import seconds as valid_seconds  # `fixed` has a parameter `seconds`
 
 HoldKind = Literal["frac", "fixed", "loop"]
 
@@ -33,17 +35,6 @@ def _rust_f64(f: float) -> str:
     if f == int(f) and abs(f) < 1e16:
         return ("-" if math.copysign(1.0, f) < 0 else "") + str(abs(int(f)))
     return repr(f)
-
-
-def _duration_s(value: float | timedelta, what: str) -> float:
-    """Seconds from a number or timedelta; refuses what a Rust `Duration` cannot be."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{what}({value!r}) is not a duration: it must be a finite number "
-                          "of seconds >= 0; hint: e.g. HoldSpec.fixed(1.5)")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +52,7 @@ class HoldSpec:
     @classmethod
     def frac(cls, f: float) -> HoldSpec:
         """Hold `f * ctx.duration` seconds; `f` must be finite and > 0 (see `validate`)."""
-        if isinstance(f, bool) or not isinstance(f, int | float):
+        if not is_number(f):
             raise ConfigError(f"HoldSpec.frac({f!r}) needs a number; hint: e.g. "
                               "HoldSpec.frac(0.5) for half the scenario duration")
         return cls("frac", float(f))
@@ -69,13 +60,13 @@ class HoldSpec:
     @classmethod
     def fixed(cls, seconds: float | timedelta) -> HoldSpec:
         """Hold `seconds` of wall-clock time (0 is valid: apply ops, hold nothing)."""
-        return cls("fixed", _duration_s(seconds, "HoldSpec.fixed"))
+        return cls("fixed", valid_seconds(seconds, "HoldSpec.fixed seconds", allow_zero=True))
 
     @classmethod
     def loop_at(cls, interval: float | timedelta) -> HoldSpec:
         """Re-apply the step's ops every `interval` seconds until the scenario's time
         is used up; must be non-zero (see `validate`)."""
-        return cls("loop", _duration_s(interval, "HoldSpec.loop_at"))
+        return cls("loop", valid_seconds(interval, "HoldSpec.loop_at interval", allow_zero=True))
 
     @property
     def is_loop(self) -> bool:

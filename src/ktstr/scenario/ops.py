@@ -7,7 +7,7 @@ describes the change: `execute_steps` (steps.py) applies it through
 to, so a step list can be checked for unknown names before anything runs.
 
 Payload ops (`run_payload`, `wait_payload`, `kill_payload`) address a run by
-its payload's name and cgroup; their rules are in ktstr.payload.run and steps.py.
+its payload's name and cgroup; their rules are in ktstr.payloads.run and steps.py.
 The scheduler ops drive `ctx.scheduler` (the run's scheduler slot);
 `Op.snapshot` asks `ctx.snapshot_control` (the host, in a VM) for a capture.
 """
@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload
+from ktstr.payloads import Payload
 from ktstr.scenario.cpuset import CpusetSpec
 from ktstr.scheduler import Scheduler
+from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 
 
@@ -228,9 +229,7 @@ class Spawn(Op):
         if not isinstance(self.work, WorkType):
             raise ConfigError(f"Op.spawn: work {self.work!r} is not a work type; hint: pass "
                               "e.g. work.SpinWait()")
-        if self.workers is not None and (isinstance(self.workers, bool)
-                                         or not isinstance(self.workers, int)
-                                         or self.workers < 1):
+        if self.workers is not None and (not is_int(self.workers) or self.workers < 1):
             raise ConfigError(f"Op.spawn: workers={self.workers!r} is not a positive count; "
                               "hint: spawn at least one worker, or None for "
                               "ctx.workers_per_cgroup")

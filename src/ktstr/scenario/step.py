@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import overload
 
 from ktstr.errors import ConfigError
-from ktstr.payload import Payload
+from ktstr.payloads import Payload
 from ktstr.scenario.cgroup_def import CgroupDef
 from ktstr.scenario.ctx import Ctx
 from ktstr.scenario.hold import HoldSpec

@@ -45,8 +45,8 @@ from dataclasses import replace
 
 from ktstr.checks import AssertResult, PayloadResult
 from ktstr.errors import ConfigError
-from ktstr.payload import LivePayloads, RunningPayload
-from ktstr.payload import start as start_payload
+from ktstr.payloads import LivePayloads, RunningPayload
+from ktstr.payloads import start as start_payload
 from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.ctx import Ctx
 from ktstr.scenario.execute import kill_and_remove, placed_config, plan_defs

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ktstr.errors import ConfigError
-from ktstr.payload.run import already_running, not_one
+from ktstr.payloads.run import already_running, not_one
 from ktstr.scenario.backdrop import Backdrop
 from ktstr.scenario.ctx import Ctx, SchedulerControl
 from ktstr.scenario.execute import plan_defs
@@ -165,7 +165,7 @@ def _check_group(where: str, op: Spawn, workers: int) -> None:
 
 
 def _check_payload_ops(where: str, ops: Sequence[Op], running: list[tuple[str, str]]) -> None:
-    """Apply the payload rules of ktstr.payload.run to `running`, raising where broken."""
+    """Apply the payload rules of ktstr.payloads.run to `running`, raising where broken."""
     for op in ops:
         try:
             if isinstance(op, RunPayload):

@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.system import fs, proc
+from ktstr.system.libc import syscall, syscall_nr
 
 PROC = Path("/proc")
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_BTF_GET_FD_BY_ID = 19
@@ -141,12 +141,10 @@ def session_progs(sid: int, root: Path = PROC) -> list[FdProg]:
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-    nr = _SYS_BPF.get(platform.machine())
+    nr = syscall_nr("bpf")
     if nr is None:
         raise OSError(f"bpf(2): no syscall number known for {platform.machine()}")
-    libc = ctypes.CDLL(None, use_errno=True)
-    ret = int(libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr,
-                           ctypes.c_uint(len(attr))))
+    ret = int(syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr))))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf(cmd={cmd}): {os.strerror(err)}")

@@ -3,7 +3,8 @@
 Readers take `root` (the sysfs mount, `/sys` by default) so unit tests build a
 fake tree. LLCs come from `cpu<N>/cache/index<M>/shared_cpu_list` of the
 highest cache level each CPU has (level 3 on x86; level 2 where there is no L3);
-NUMA nodes from `node/node<N>/cpulist`; SMT siblings from
+NUMA nodes from `node/node<N>/cpulist` (those with memory from `node/has_memory`);
+SMT siblings from
 `cpu<N>/topology/thread_siblings_list`.
 
 Not supported: CPU hotplug while a test runs (callers read once), hybrid CPUs
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ktstr.system import fs
+from ktstr.topology import parse_cpulist
 
 SYS_ROOT = Path("/sys")
 
@@ -84,6 +86,12 @@ def numa_nodes(root: Path = SYS_ROOT) -> dict[int, frozenset[int]]:
     if not nodes:
         return {0: online_cpus(root)}
     return dict(sorted(nodes.items()))
+
+
+def memory_nodes(root: Path = SYS_ROOT) -> frozenset[int]:
+    """Nodes that have memory (`node/has_memory`); {0} on a kernel without NUMA sysfs."""
+    text = fs.read_optional(root / "devices" / "system" / "node" / "has_memory")
+    return parse_cpulist(text) if text else frozenset({0})
 
 
 def thread_siblings(cpu: int, root: Path = SYS_ROOT) -> frozenset[int]:

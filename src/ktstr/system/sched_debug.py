@@ -13,6 +13,9 @@ Nanosecond fields are printed `%Ld.%06ld` (milliseconds, six decimals), so they
 parse back to exact nanoseconds. The kernel prints each CPU's section in turn
 without stopping the others: one read is not one instant (a 4-CPU guest under
 TCG takes ~50 ms to print the whole file, most of it the task tables).
+
+`has_fair_server` says whether debugfs has `sched/fair_server/` (the CFS deadline
+server of Linux 6.12+).
 """
 
 from __future__ import annotations
@@ -110,3 +113,9 @@ def sched_debug(root: Path = DEBUGFS_ROOT) -> SchedDebug:
         return parse_sched_debug(text)
     except ValueError as e:
         raise fs.SysIoError(f"cannot parse {path}: {e}", str(path)) from None
+
+
+def has_fair_server(root: Path = DEBUGFS_ROOT) -> bool:
+    """Whether debugfs shows `sched/fair_server/` (Linux 6.12+: CFS runs under a deadline
+    server); False also when debugfs is not mounted."""
+    return (root / "sched" / "fair_server").is_dir()

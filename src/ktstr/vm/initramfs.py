@@ -15,6 +15,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from ktstr.atomicfile import atomic_write
 from ktstr.errors import HostSetupError
 from ktstr.vm.cpio import CpioWriter
 from ktstr.vm.pyroot import TreeEntry
@@ -87,9 +88,7 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
     if out.exists():
         os.utime(out)  # recently used: kept by _prune
         return out
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_write(out, binary=True) as f:
         cpio = CpioWriter(f)
         for d in (TOOLS, "proc", "sys", "dev", "mnt", "modules"):
             cpio.mkdir(d)
@@ -100,7 +99,6 @@ def build_initramfs(modules: list[Path], cache_dir: Path,
         cpio.file("modules/load-order", "".join(f"{n}\n" for n, _ in blobs).encode())
         _write_tree(cpio, tree)
         cpio.close()
-    os.replace(tmp, out)
     _prune(cache_dir)
     return out
 

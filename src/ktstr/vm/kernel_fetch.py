@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ktstr.atomicfile import atomic_write
 from ktstr.errors import KernelError
 from ktstr.vm import debian, kmod
 from ktstr.vm.bzimage import check_bzimage, extract_vmlinux
@@ -125,9 +126,8 @@ def add_missing_modules(kernel: Kernel, *, mirror: str | None = None) -> Kernel:
         for name, ko in added:
             (kernel.modules_dir / f"{name}.ko").write_bytes(ko)
             order.append(f"{name}.ko")
-        tmp_order = kernel.modules_dir / f"{kmod.LOAD_ORDER}.tmp"
-        tmp_order.write_text("".join(f"{n}\n" for n in order))
-        os.replace(tmp_order, kernel.modules_dir / kmod.LOAD_ORDER)
+        with atomic_write(kernel.modules_dir / kmod.LOAD_ORDER) as f:
+            f.write("".join(f"{n}\n" for n in order))
         meta["modules"] = [kmod.module_name(n) for n in order]
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         log.info("kernel %s: added modules %s", kernel.key, ", ".join(n for n, _ in added))

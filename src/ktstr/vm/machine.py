@@ -17,7 +17,6 @@ ever writes to it, so a fresh file of zeros is exactly the disk it saw.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -40,6 +39,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from ktstr.errors import VmLaunchError
 from ktstr.guest.protocol import PORT_NAME, ROOT_TAG, decode, encode
 from ktstr.system.blockdev import SCRATCH_SERIAL
+from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
 from ktstr.vm.qemu import QemuArgs, QemuBinary
@@ -47,8 +47,6 @@ from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 #: The scratch disk's default size: 64 regions of 4 MiB (ktstr.system.blockdev). Sparse:
@@ -57,7 +55,7 @@ SCRATCH_DISK_MB = 256
 
 
 def _die_with_parent() -> None:
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    set_pdeathsig(signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True)

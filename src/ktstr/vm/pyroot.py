@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+from ktstr.atomicfile import atomic_write
+
 #: Prints, as JSON, every file the agent's imports read; runs under the guest's interpreter.
 _LIST_FILES = r"""
 import importlib.util, json, os, site, sys
@@ -134,10 +136,8 @@ def agent_tree(python: str = sys.executable,
     binaries.append(os.path.realpath(python))
     tree = tuple(mirror(set(files) | shared_libraries(binaries)))
     if saved is not None:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps([asdict(e) for e in tree]))
-        os.replace(tmp, saved)
+        with atomic_write(saved) as f:
+            f.write(json.dumps([asdict(e) for e in tree]))
     return tree
 
 

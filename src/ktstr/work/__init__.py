@@ -1,4 +1,4 @@
-"""The work-type catalogue: what each worker process does (seed 002).
+"""The work-type catalogue: what each worker process does.
 
 One module per family, each type a frozen dataclass deriving from `WorkType`
 with a `run(loop)` method (see `ktstr.work.base`): CPU primitives (`cpu`,
@@ -12,7 +12,8 @@ this package registers every type in `WorkType.ALL_NAMES`. Forking workers and
 collecting their reports is `ktstr.workload`'s job.
 """
 
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import seconds
+from ktstr.work.base import WorkType
 from ktstr.work.chain import WakeChain, WakeMechanism
 from ktstr.work.classchurn import CgroupAttachStorm, CgroupChurn, CrossAffinityChurn, PolicyChurn
 from ktstr.work.compute import AluHot, AluWidth, IpcVariance, SmtSiblingSpin

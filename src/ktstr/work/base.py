@@ -1,4 +1,4 @@
-"""`WorkType`: the base every work type derives from, and duration validation.
+"""`WorkType`: the base every work type derives from.
 
 A work type is a frozen, slotted dataclass whose fields are its parameters and
 whose `run(loop)` is what one worker process does until it is told to stop. The
@@ -17,37 +17,19 @@ builds one with default parameters, `WorkType.ALL_NAMES` lists every name.
 Types that need explicit parameters (`Sequence`, `Custom`) set `by_name = False`:
 they are named but cannot be built from a name.
 
-Durations are float seconds (a `datetime.timedelta` is accepted and converted);
-zero, negative, infinite and NaN durations raise `ConfigError`.
+Parameters are validated when a type is built, by ktstr.validators (`count`,
+`seconds`): durations are float seconds (a `datetime.timedelta` is accepted and
+converted); zero, negative, infinite and NaN durations raise `ConfigError`.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from ktstr.errors import ConfigError
 
 if TYPE_CHECKING:
     from ktstr.work.loop import WorkLoop
-
-
-def seconds(value: object, what: str) -> float:
-    """`value` as a positive, finite number of seconds, or ConfigError naming `what`."""
-    if isinstance(value, timedelta):
-        secs = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        secs = float(value)
-    else:
-        raise ConfigError(
-            f"{what} = {value!r} is not a duration; "
-            "hint: pass seconds as a float (0.05 for 50 ms) or a datetime.timedelta")
-    if not math.isfinite(secs) or secs <= 0:
-        raise ConfigError(
-            f"{what} = {value!r} is not a positive duration; "
-            "hint: give a time greater than zero in seconds, e.g. 0.05 for 50 ms")
-    return secs
 
 
 class WorkType:

@@ -1,4 +1,4 @@
-"""`WakeChain(depth, wake, work_per_hop)` (seed 002, "Cross-CPU wake latency"): a
+"""`WakeChain(depth, wake, work_per_hop)`, cross-CPU wake latency: a
 ring of `depth` workers passing one token, waker to wakee, hop after hop.
 
 The worker holding the token spins `work_per_hop` seconds of work units, then
@@ -35,10 +35,10 @@ import time
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import count, seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, Seat, group_key
-from ktstr.work.params import count
 from ktstr.work.wake import WAIT_SLICE_S, futex_wait, futex_wake
 
 

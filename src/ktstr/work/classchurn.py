@@ -1,5 +1,5 @@
-"""Cross-task affinity, scheduling-class and cgroup churn (seed 002, "Affinity churn",
-"Scheduling-class transitions", "Cgroup migration paths").
+"""Cross-task affinity, scheduling-class and cgroup churn: affinity changes made by
+other tasks, scheduling-class transitions, cgroup migration paths.
 
 - `CrossAffinityChurn`: each worker rewrites its cgroup siblings' affinity: it
   lists its own cgroup's `cgroup.procs`, picks a sibling and pins it to one
@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from ktstr.system import fs
 from ktstr.system.cgroup import CGROUP_ROOT, CgroupFs, cgroup2_mount
 from ktstr.system.cpu import online_cpus
+from ktstr.system.proc import task_cgroup
+from ktstr.validators import count, milliseconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.numa import positive_ms
-from ktstr.work.params import count
 
 CROSS_AFFINITY_SPIN_ITERS = 1024
 #: Iterations between two re-reads of the cgroup's member list.
@@ -69,16 +69,14 @@ POLICY_NAMES = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE:
                 os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr"}
 
 
-def own_cgroup() -> str:
-    """This process's cgroup2 path relative to the hierarchy root ("" for the root).
-
-    Read on every call (CgroupChurn moves the process), from `0::/path` in
-    /proc/self/cgroup.
-    """
-    for line in fs.read_text("/proc/self/cgroup").splitlines():
-        if line.startswith("0::"):
-            return line[3:].strip().strip("/")
-    return ""
+def _cgroup_of(pid: int) -> str | None:
+    """The cgroup2 path `pid` is in; None when its /proc entry is gone."""
+    try:
+        return task_cgroup(pid)
+    except fs.SysIoError as err:
+        if err.errno in (errno.ENOENT, errno.ENODEV):
+            return None
+        raise
 
 
 def cgroup_fs() -> CgroupFs | None:
@@ -145,7 +143,7 @@ class CrossAffinityChurn(WorkType):
         me = os.getpid()
         rng = random.Random(me)
         cgfs = cgroup_fs()
-        home = own_cgroup() if cgfs is not None else ""
+        home = task_cgroup("self") if cgfs is not None else ""
         cpus = [(c,) for c in allowed_cpus(cgfs, home)]  # masks built once, not per call
         dedicated = cgfs is not None and home != ""
         if not dedicated:
@@ -246,7 +244,7 @@ class CgroupChurn(WorkType):
     def __init__(self, groups: int = CGROUP_CHURN_GROUPS,
                  cycle_ms: float = CGROUP_CHURN_CYCLE_MS) -> None:
         object.__setattr__(self, "groups", count(groups, "CgroupChurn groups"))
-        object.__setattr__(self, "cycle_ms", positive_ms(cycle_ms, "CgroupChurn cycle_ms"))
+        object.__setattr__(self, "cycle_ms", milliseconds(cycle_ms, "CgroupChurn cycle_ms"))
 
     def run(self, loop: WorkLoop) -> None:
         cycle_s = self.cycle_ms / 1000
@@ -256,7 +254,7 @@ class CgroupChurn(WorkType):
             _spin_until_stopped(loop, cycle_s)
             return
         pid = os.getpid()
-        home = own_cgroup()
+        home = task_cgroup("self")
         names = sibling_names(home, f"churn{pid}", self.groups)
         fds: list[int] = []
         try:
@@ -312,7 +310,7 @@ class CgroupAttachStorm(WorkType):
         if cgfs is None:
             loop.note("no cgroup2 hierarchy mounted: CgroupAttachStorm only forked children")
         else:
-            home = own_cgroup()
+            home = task_cgroup("self")
             names = sibling_names(home, f"storm{pid}", 1)
             try:
                 _make_siblings(cgfs, home, names)
@@ -322,7 +320,7 @@ class CgroupAttachStorm(WorkType):
                           "only forked children")
         # Random child spins drawn up front: no allocation between fork and move.
         spins = [rng.randrange(ATTACH_STORM_CHILD_SPIN_MAX + 1) for _ in range(256)]
-        marker = f"/{names[0]}\n" if names else ""
+        marker = f"/{names[0]}" if names else ""
         accepted = gone = sampled = landed = 0
         try:
             while loop.running:
@@ -341,10 +339,10 @@ class CgroupAttachStorm(WorkType):
                         gone += 1
                     if loop.iterations % ATTACH_STORM_SAMPLE_EVERY == 0:
                         # Not reaped yet, so /proc/<child>/cgroup says where it ended.
-                        text = fs.read_optional(f"/proc/{child}/cgroup")
-                        if text is not None:
+                        landed_in = _cgroup_of(child)
+                        if landed_in is not None:
                             sampled += 1
-                            landed += text.endswith(marker)
+                            landed += f"/{landed_in}".endswith(marker)
                 os.waitpid(child, 0)
                 loop.spin()
                 loop.iterations += 1

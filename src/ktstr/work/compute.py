@@ -1,4 +1,4 @@
-"""High-IPC compute and SMT work types (seed 002, "High-IPC compute, SMT interference").
+"""High-IPC compute and SMT work types: high-IPC compute, SMT sibling interference.
 
 - `AluHot(width)`: independent 64-bit multiply-add chains run side by side.
   Python cannot emit SIMD, so `width` (an `AluWidth`) is the number of
@@ -22,7 +22,7 @@
   `map(buf.__getitem__, offsets)` drained by a zero-length deque, so the misses,
   not the interpreter, dominate it, and nothing is allocated per read). One
   hot+cold pair is one work unit; `period_iters` pairs one iteration.
-  Defaults are the seed's: 100 000, 1024, 64.
+  Defaults: 100 000, 1024, 64.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
 from ktstr.system.cpu import thread_siblings
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import PairArena, pair_key
-from ktstr.work.params import count
 
 #: Multiply-add steps per chain in one `AluHot` work unit.
 ALU_HOT_BATCH = 256
@@ -48,7 +48,7 @@ SMT_SPIN_POLLS = 256
 IPC_VARIANCE_HOT_ITERS = 100_000
 IPC_VARIANCE_COLD_ITERS = 1024
 IPC_VARIANCE_PERIOD_ITERS = 64
-#: The cold phase's working set (the seed's 512 KiB: past L1/L2 on most cores).
+#: The cold phase's working set (512 KiB: past L1/L2 on most cores).
 IPC_VARIANCE_WORKING_SET_KIB = 512
 CACHE_LINE_BYTES = 64
 

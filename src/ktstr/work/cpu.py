@@ -1,12 +1,11 @@
-"""CPU primitives and burst-and-sleep work types (seed 002, "CPU primitives").
+"""CPU primitives and burst-and-sleep work types.
 
 - `SpinWait`: tight spin, pure CPU; basic load balancing and fairness.
 - `YieldHeavy`: `sched_yield` every iteration (one work unit per yield);
   wake/sleep and yield paths.
 - `Mixed`: one spin batch then a yield per iteration; the yield is not a unit.
 - `Bursty(burst, sleep)`: spin for `burst` seconds, sleep `sleep` seconds,
-  repeat; frees CPUs for borrowing and idle balance. Defaults 50 ms / 100 ms as
-  in the seed's `defaults` module.
+  repeat; frees CPUs for borrowing and idle balance. Defaults 50 ms / 100 ms.
 
 All loop until the worker is stopped; one iteration is one pass of the pattern.
 """
@@ -16,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
 BURSTY_BURST_S = 0.050

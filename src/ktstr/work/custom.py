@@ -1,4 +1,4 @@
-"""`Custom(name, fn, cfg=None)`: a user-supplied work function (seed 000).
+"""`Custom(name, fn, cfg=None)`: a user-supplied work function.
 
 `fn(wctx: WorkerCtx) -> WorkerReport` runs inside each forked worker after the
 start barrier and owns its loop: it should return when `wctx.stop.is_set()`.
@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ktstr.errors import ConfigError
 from ktstr.work.base import WorkType
 from ktstr.work.loop import StopSignal
-
-if TYPE_CHECKING:
-    from ktstr.workload.report import WorkerReport
+from ktstr.work.report import WorkerReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The default parameters of every work type (seed 002's `defaults` module).
+"""The default parameters of every work type, by type name.
 
 Read from the types themselves, so they cannot drift from the constructors:
 `defaults.of("Bursty") == {"burst": 0.05, "sleep": 0.1}`, and each value is

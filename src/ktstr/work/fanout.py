@@ -1,5 +1,5 @@
-"""Group wake work types (seed 002, "Fan-out wake storms", "Broadcast wakeups",
-"epoll exclusive-wake paths").
+"""Group wake work types: fan-out wake storms, broadcast wakeups, epoll exclusive-wake
+paths.
 
 - `FutexFanOut(fan_out, spin_iters)`: groups of one messenger and `fan_out`
   receivers. The messenger spins `spin_iters` multiply-add steps, bumps the
@@ -15,7 +15,7 @@
   waiters parked on ONE futex word; once all are back, the waker sleeps
   `inter_batch_ms` (so they are really parked) and broadcast-wakes the herd
   with `FUTEX_WAKE(INT_MAX)`. After `batches` broadcasts the waker stops
-  waking and idles until the run ends (the seed's "total batches").
+  waking and idles until the run ends (`batches` is a total, not a rate).
 - `EpollStorm(producers, consumers, events_per_burst)`: per group one eventfd
   (`EFD_SEMAPHORE`: one read takes one event). Each consumer has its own epoll
   instance watching it with `EPOLLEXCLUSIVE`, so an event write wakes one
@@ -54,11 +54,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import syscall
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import MAX_GROUP_SIZE, GroupArena, Seat, group_key
-from ktstr.work.params import count
-from ktstr.work.wake import WAIT_SLICE_S, _sys_futex, futex_wait, futex_wake
+from ktstr.work.wake import WAIT_SLICE_S, futex_nr, futex_wait, futex_wake
 
 FUTEX_FAN_OUT_FAN_OUT = 4
 FUTEX_FAN_OUT_SPIN_ITERS = 1024
@@ -86,10 +87,6 @@ _FUTEX_OP_CMP_EQ = 0
 #: FUTEX_WAKE_OP's operand and comparison argument are signed 12-bit fields.
 OPARG_MIN, OPARG_MAX = -2048, 2047
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
 # Group words (GroupArena words) of the fan-out and herd types.
 _GEN = 0  # the generation the wakees wait on
 _ACK = 1  # receivers checked in this round (FUTEX_WAKE_OP adds)
@@ -109,8 +106,8 @@ def wake_op(delta: int, wake_if_old: int) -> int:
 def futex_add_wake(addr: int, op: int, waiters: int = 1) -> int:
     """Atomically add to the int32 at `addr` and wake up to `waiters` of its
     waiters if the old value matched (`op` from `wake_op`); how many were woken."""
-    rc = _syscall(ctypes.c_long(_sys_futex()), ctypes.c_void_p(addr),
-                  ctypes.c_int(FUTEX_WAKE_OP), ctypes.c_int(0), ctypes.c_void_p(waiters),
+    rc = syscall(ctypes.c_long(futex_nr()), ctypes.c_void_p(addr),
+                 ctypes.c_int(FUTEX_WAKE_OP), ctypes.c_int(0), ctypes.c_void_p(waiters),
                   ctypes.c_void_p(addr), ctypes.c_int(op))
     if rc < 0:
         err = ctypes.get_errno()

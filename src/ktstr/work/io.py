@@ -1,4 +1,4 @@
-"""Block-I/O work types (seed 002, "Block I/O").
+"""Block-I/O work types.
 
 Each worker does its I/O in its own region of the VM's scratch disk (a raw
 virtio-blk device found by its serial, see ktstr.system.blockdev; regions
@@ -49,6 +49,7 @@ from ktstr.system.blockdev import (
     find_scratch_disk,
     region_count,
 )
+from ktstr.system.mounts import mount_fstype
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
@@ -63,24 +64,6 @@ IO_RAND_READ_FILE_MIB = 1
 IO_CONVOY_FILE_MIB = 4
 #: IoConvoy writes between two fdatasyncs.
 IO_CONVOY_SYNC_EVERY = 16
-
-
-def fs_type(path: str, mountinfo: str | None = None) -> str:
-    """The filesystem type of the mount holding `path` (from /proc/self/mountinfo)."""
-    if mountinfo is None:
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            mountinfo = f.read()
-    path = os.path.realpath(path)
-    best, kind = "", "unknown"
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        point = fields[4].replace("\\040", " ")
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, line.split(" - ", 1)[1].split()[0]
-    return kind
 
 
 def scratch_file(prefix: str, size: int, flags: int) -> int:
@@ -149,7 +132,7 @@ def disk_target(loop: WorkLoop, flags: int, instead: str) -> Target | None:
 def sync_write_target(loop: WorkLoop, what: str) -> Target:
     """`what`'s O_SYNC 4 KiB writes: O_DIRECT to a disk region, else to a temp file."""
     where = tempfile.gettempdir()
-    instead = f"{what} writes a temp file on {fs_type(where)} ({where})"
+    instead = f"{what} writes a temp file on {mount_fstype(where)} ({where})"
     disk = disk_target(loop, os.O_WRONLY | os.O_DIRECT | os.O_SYNC, instead)
     if disk is not None:
         return Target(disk.fd, disk.base, min(disk.blocks, IO_SYNC_WRITE_STRIPES), disk.region)
@@ -167,7 +150,7 @@ def open_rand_read_target(loop: WorkLoop, path: str | None = None) -> tuple[Targ
         return _open_given(loop, path)
     size = IO_RAND_READ_FILE_MIB << 20
     where = tempfile.gettempdir()
-    kind = fs_type(where)
+    kind = mount_fstype(where)
     instead = f"O_DIRECT reads of a {IO_RAND_READ_FILE_MIB} MiB temp file on {kind} ({where})"
     disk = disk_target(loop, os.O_RDONLY | os.O_DIRECT, instead)
     if disk is not None:
@@ -214,7 +197,7 @@ def _open_given(loop: WorkLoop, path: str) -> tuple[Target, bool]:
             f"IoRandRead path = {path!r} cannot be read here ({e.strerror}); hint: name a "
             "block device or a file of at least 4 KiB that exists where the workers run, "
             "or leave path unset for the scratch disk") from None
-    kind = "block device" if stat.S_ISBLK(mode) else f"file on {fs_type(path)}"
+    kind = "block device" if stat.S_ISBLK(mode) else f"file on {mount_fstype(path)}"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
         direct = True
@@ -279,7 +262,7 @@ class IoRandRead(WorkType):
 def convoy_targets(loop: WorkLoop) -> tuple[Target, int]:
     """IoConvoy's buffered write target and a second, O_DIRECT if possible, read fd on it."""
     where = tempfile.gettempdir()
-    kind = fs_type(where)
+    kind = mount_fstype(where)
     disk = disk_target(loop, os.O_RDWR, f"the convoy runs on a temp file on {kind} ({where})")
     if disk is not None:
         assert disk.region is not None

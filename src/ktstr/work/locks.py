@@ -1,5 +1,5 @@
-"""Lock, class-mismatch and producer/consumer work types (seed 002, "Lock contention",
-"Wake placement and cross-CPU paths", "Producer/consumer imbalance").
+"""Lock, class-mismatch and producer/consumer work types: lock contention, wake
+placement across CPUs, producer/consumer imbalance.
 
 - `MutexContention(contenders, hold_iters, work_iters)`: `contenders` workers share
   one mutex: lock, `hold_iters` multiply-add steps inside, unlock, `work_iters`
@@ -69,10 +69,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ktstr.errors import ConfigError, SystemError_
-from ktstr.work.base import WorkType, seconds
+from ktstr.system.libc import LIBC, Timespec
+from ktstr.system.proc import ThreadPriority
+from ktstr.validators import count, seconds
+from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import GroupArena, Seat, group_key
-from ktstr.work.params import count
 from ktstr.work.wake import WAIT_SLICE_S, FutexPingPong
 
 MUTEX_CONTENTION_CONTENDERS = 4
@@ -113,11 +115,6 @@ _PTHREAD_PRIO_INHERIT = 1
 _PTHREAD_MUTEX_ROBUST = 1
 _I64 = struct.Struct("=q")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class FutexLockMode(enum.Enum):
@@ -152,25 +149,25 @@ class SharedMutex:
     def __init__(self, word: ctypes.c_int32) -> None:
         self.word = word  # the mutex's first int: glibc's lock word (the futex)
         self.addr = ctypes.addressof(word)
-        self._try = _libc.pthread_mutex_trylock
-        self._timed = _libc.pthread_mutex_timedlock
-        self._unlock = _libc.pthread_mutex_unlock
-        self._abs = _Timespec()
+        self._try = LIBC.pthread_mutex_trylock
+        self._timed = LIBC.pthread_mutex_timedlock
+        self._unlock = LIBC.pthread_mutex_unlock
+        self._abs = Timespec()
 
     @staticmethod
     def init(addr: int, mode: FutexLockMode) -> None:
         """Initialise the mutex at `addr` (once per group, before anyone locks it)."""
         attr = ctypes.create_string_buffer(64)  # pthread_mutexattr_t is 4-8 bytes
-        _check(_libc.pthread_mutexattr_init(attr), "pthread_mutexattr_init")
-        _check(_libc.pthread_mutexattr_setpshared(attr, _PTHREAD_PROCESS_SHARED),
+        _check(LIBC.pthread_mutexattr_init(attr), "pthread_mutexattr_init")
+        _check(LIBC.pthread_mutexattr_setpshared(attr, _PTHREAD_PROCESS_SHARED),
                "pthread_mutexattr_setpshared")
-        _check(_libc.pthread_mutexattr_setrobust(attr, _PTHREAD_MUTEX_ROBUST),
+        _check(LIBC.pthread_mutexattr_setrobust(attr, _PTHREAD_MUTEX_ROBUST),
                "pthread_mutexattr_setrobust")
         if mode is FutexLockMode.PI:
-            _check(_libc.pthread_mutexattr_setprotocol(attr, _PTHREAD_PRIO_INHERIT),
+            _check(LIBC.pthread_mutexattr_setprotocol(attr, _PTHREAD_PRIO_INHERIT),
                    "pthread_mutexattr_setprotocol(PTHREAD_PRIO_INHERIT)")
-        _check(_libc.pthread_mutex_init(ctypes.c_void_p(addr), attr), "pthread_mutex_init")
-        _libc.pthread_mutexattr_destroy(attr)
+        _check(LIBC.pthread_mutex_init(ctypes.c_void_p(addr), attr), "pthread_mutex_init")
+        LIBC.pthread_mutexattr_destroy(attr)
 
     def try_lock(self) -> bool:
         """Take the lock if it is free (True), else False without waiting."""
@@ -203,7 +200,7 @@ class SharedMutex:
 
     def _owned(self, rc: int) -> None:
         if rc == errno.EOWNERDEAD:  # the last holder died holding it: repair, keep it
-            _check(_libc.pthread_mutex_consistent(ctypes.c_void_p(self.addr)),
+            _check(LIBC.pthread_mutex_consistent(ctypes.c_void_p(self.addr)),
                    "pthread_mutex_consistent")
         elif rc != 0:
             _check(rc, "pthread_mutex_lock")
@@ -319,13 +316,6 @@ def _init_mutex(arena: GroupArena, mode: FutexLockMode) -> Callable[[Seat], None
     return on_seat
 
 
-def _stat_priority(fd: int) -> int:
-    """Field 18 of /proc/thread-self/stat: the kernel's effective priority (`p->prio`
-    - 100; `-1 - rt_priority` for RT tasks), which a PI boost lowers."""
-    raw = os.pread(fd, 1024, 0)
-    return int(raw.rsplit(b")", 1)[1].split()[15])
-
-
 @dataclass(frozen=True, slots=True, init=False)
 class PriorityInversion(WorkType):
     """Low, mid and high tiers; low and high share one lock, mid preempts low."""
@@ -386,8 +376,8 @@ class PriorityInversion(WorkType):
              stats: _LockStats) -> None:
         """Hold the lock long; while someone waits on it, look at our own effective
         priority: below the base one means the kernel boosted us (PI)."""
-        stat = os.open("/proc/thread-self/stat", os.O_RDONLY | os.O_CLOEXEC)
-        base = _stat_priority(stat)
+        prio = ThreadPriority()  # p->prio - 100, lowered by a PI boost
+        base = prio.read()
         boosts = checks = 0
         chunk = max(1, self.hold_iters // 4)
         x = 1
@@ -398,7 +388,7 @@ class PriorityInversion(WorkType):
                     x = spin_batch(chunk, x)
                     if not boosted and mutex.has_waiters():  # /proc only then: it is dear
                         waited_on = True
-                        boosted = _stat_priority(stat) < base
+                        boosted = prio.read() < base
                 checks += waited_on
                 boosts += boosted
                 _release(mutex, stamp)
@@ -406,7 +396,7 @@ class PriorityInversion(WorkType):
                 loop.spin()
                 loop.sleep_for(PI_LOW_PAUSE_S)
         finally:
-            os.close(stat)
+            prio.close()
             loop.metrics["base_priority"] = float(base)
             loop.metrics["holds_with_waiters"] = float(checks)
             loop.metrics["pi_boosts_seen"] = float(boosts)

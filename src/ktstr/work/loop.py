@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ktstr.system.libc import function
+
 #: Multiply-add steps per work unit: small enough that a stop or a stall shows
 #: up within tens of microseconds natively, big enough that checkpoint overhead
 #: stays a small share of the unit.
@@ -49,15 +51,8 @@ class StopSignal(Protocol):
         ...
 
 
-def _libc_sched_getcpu() -> Callable[[], int]:
-    fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
-    fn.restype = ctypes.c_int
-    fn.argtypes = []
-    return fn
-
-
 #: The CPU the calling thread runs on, from glibc's `sched_getcpu(3)` (vDSO/rseq).
-sched_getcpu: Callable[[], int] = _libc_sched_getcpu()
+sched_getcpu: Callable[[], int] = function("sched_getcpu", ctypes.c_int, [])
 
 
 def spin_batch(n: int, x: int) -> int:

@@ -1,4 +1,4 @@
-"""Memory-pressure work types (seed 002, "Memory pressure", "Cache pressure").
+"""Memory-pressure and cache-pressure work types.
 
 - `PageFaultChurn(region_kib, touches_per_cycle, spin_iters)`: one anonymous
   private mapping of `region_kib` KiB; each cycle writes one byte to
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ktstr.errors import ConfigError
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.params import count
 
 PAGE_BYTES = 4096
 PAGE_FAULT_REGION_KIB = 4096

@@ -1,5 +1,5 @@
-"""NUMA churn: CPUs and memory rotated across nodes (seed 002, "Affinity churn",
-"NUMA locality under migration").
+"""NUMA churn: CPUs and memory rotated across nodes (affinity churn, NUMA locality
+under migration).
 
 - `NumaMigrationChurn(period_ms)`: every `period_ms` the worker's affinity moves
   to the CPUs of the next NUMA node (`/sys/devices/system/node/node<N>/cpulist`
@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import math
 import mmap
 import os
-import platform
 from dataclasses import dataclass
+from pathlib import Path
 
-from ktstr.errors import ConfigError
-from ktstr.system import fs
+from ktstr.system import cpu
 from ktstr.system.cpu import SYS_ROOT, numa_nodes
+from ktstr.system.libc import syscall, syscall_nr
 from ktstr.system.proc import task_status
 from ktstr.topology import parse_cpulist
+from ktstr.validators import milliseconds
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 
@@ -47,25 +47,11 @@ MPOL_BIND = 2
 MPOL_MF_MOVE = 1 << 1
 #: mbind(2) and move_pages(2) numbers: x86_64 has its own table, the generic one
 #: (aarch64, riscv64) another.
-_SYS_MBIND = {"x86_64": 237, "aarch64": 235, "riscv64": 235}
-_SYS_MOVE_PAGES = {"x86_64": 279, "aarch64": 239, "riscv64": 239}
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 _ULONG_BITS = ctypes.sizeof(ctypes.c_ulong) * 8
 
 #: byte -> byte + 1 (mod 256): the write that touches each page.
 _INCREMENT = bytes((b + 1) & 0xFF for b in range(256))
-
-
-def positive_ms(value: object, what: str) -> float:
-    """`value` as a positive, finite number of milliseconds, or ConfigError naming `what`."""
-    if (not isinstance(value, int | float) or isinstance(value, bool)
-            or not math.isfinite(value) or value <= 0):
-        raise ConfigError(f"{what} = {value!r} is not a positive number of milliseconds; "
-                          "hint: pass e.g. 10 for 10 ms")
-    return float(value)
 
 
 def node_cpu_masks(nodes: dict[int, frozenset[int]], allowed: set[int]) -> list[frozenset[int]]:
@@ -73,10 +59,9 @@ def node_cpu_masks(nodes: dict[int, frozenset[int]], allowed: set[int]) -> list[
     return [cpus & allowed for _, cpus in sorted(nodes.items()) if cpus & allowed]
 
 
-def memory_nodes(root: str = str(SYS_ROOT)) -> list[int]:
+def memory_nodes(root: Path = SYS_ROOT) -> list[int]:
     """Nodes that have memory and that this process may allocate on (its Mems_allowed)."""
-    text = fs.read_optional(f"{root}/devices/system/node/has_memory")
-    nodes = set(parse_cpulist(text)) if text else {0}
+    nodes = set(cpu.memory_nodes(root))
     allowed = parse_cpulist(task_status(os.getpid()).get("Mems_allowed_list", ""))
     nodes &= allowed or nodes
     return sorted(nodes)
@@ -90,7 +75,7 @@ class NumaMigrationChurn(WorkType):
 
     def __init__(self, period_ms: float = NUMA_MIGRATION_PERIOD_MS) -> None:
         object.__setattr__(self, "period_ms",
-                           positive_ms(period_ms, "NumaMigrationChurn period_ms"))
+                           milliseconds(period_ms, "NumaMigrationChurn period_ms"))
 
     def run(self, loop: WorkLoop) -> None:
         period_s = self.period_ms / 1000
@@ -119,17 +104,13 @@ class NumaMigrationChurn(WorkType):
         loop.metrics["nodes"] = len(masks)
 
 
-def _nr(table: dict[str, int]) -> int | None:
-    return table.get(platform.machine())
-
-
 class _Mbind:
     """mbind(2) to one node with MPOL_MF_MOVE, its arguments built once."""
 
     def __init__(self, addr: int, length: int, max_node: int) -> None:
         self.words = max_node // _ULONG_BITS + 1
         self.mask = (ctypes.c_ulong * self.words)()
-        self.nr = _nr(_SYS_MBIND)
+        self.nr = syscall_nr("mbind")
         self.args = (ctypes.c_void_p(addr), ctypes.c_ulong(length), ctypes.c_int(MPOL_BIND))
         self.maxnode = ctypes.c_ulong(self.words * _ULONG_BITS + 1)
         self.flags = ctypes.c_uint(MPOL_MF_MOVE)
@@ -141,7 +122,7 @@ class _Mbind:
         for w in range(self.words):
             self.mask[w] = 0
         self.mask[node // _ULONG_BITS] = 1 << (node % _ULONG_BITS)
-        rc = _syscall(ctypes.c_long(self.nr), *self.args, self.mask, self.maxnode, self.flags)
+        rc = syscall(ctypes.c_long(self.nr), *self.args, self.mask, self.maxnode, self.flags)
         return 0 if rc == 0 else ctypes.get_errno()
 
 
@@ -149,7 +130,7 @@ class _Where:
     """move_pages(2) with no target nodes: the node of every page, in one call."""
 
     def __init__(self, addr: int, pages: int) -> None:
-        self.nr = _nr(_SYS_MOVE_PAGES)
+        self.nr = syscall_nr("move_pages")
         self.count = pages
         self.ptrs = (ctypes.c_void_p * pages)(*(addr + i * PAGE_BYTES for i in range(pages)))
         self.status = (ctypes.c_int * pages)()
@@ -158,7 +139,7 @@ class _Where:
         """How many pages are on `node` (None when the query failed)."""
         if self.nr is None:
             return None
-        rc = _syscall(ctypes.c_long(self.nr), ctypes.c_int(0), ctypes.c_ulong(self.count),
+        rc = syscall(ctypes.c_long(self.nr), ctypes.c_int(0), ctypes.c_ulong(self.count),
                       self.ptrs, None, self.status, ctypes.c_int(0))
         if rc != 0:
             return None

@@ -57,6 +57,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ktstr.errors import ConfigError, SystemError_
+from ktstr.system.proc import task_cgroup
+from ktstr.validators import is_int
 
 #: Slot size granularity: slots start on cache-line boundaries.
 SLOT_BYTES = 64
@@ -77,8 +79,7 @@ _I64 = struct.Struct("=q")
 
 def pair_key() -> int:
     """The calling worker's grouping key: its parent pid and cgroup (never 0)."""
-    with open("/proc/self/cgroup", "rb") as f:
-        cgroup = f.read()
+    cgroup = task_cgroup("self").encode("utf-8", "surrogateescape")
     return ((os.getppid() << 32) | zlib.crc32(cgroup)) | 1 << 63
 
 
@@ -114,14 +115,12 @@ class GroupArena:
 
     def __init__(self, size: int, *, words: int = 1, stamps: int = 1,
                  slots: int = SLOTS) -> None:
-        if not isinstance(size, int) or isinstance(size, bool) or not (
-                2 <= size <= MAX_GROUP_SIZE):
+        if not is_int(size) or not 2 <= size <= MAX_GROUP_SIZE:
             raise ConfigError(
                 f"group size {size!r} is out of range; hint: a group has 2 to "
                 f"{MAX_GROUP_SIZE} workers")
         for what, n in (("words", words), ("stamps", stamps), ("slots", slots)):
-            if not isinstance(n, int) or isinstance(n, bool) or n < (1 if what == "slots"
-                                                                     else 0):
+            if not is_int(n) or n < (1 if what == "slots" else 0):
                 raise ConfigError(f"GroupArena {what} = {n!r} is invalid; hint: pass a "
                                   "non-negative integer (slots at least 1)")
         self.size = size

@@ -1,6 +1,6 @@
 """How a worker is scheduled and how workers are shaped: `SchedPolicy` and `CloneMode`.
 
-`SchedPolicy` is the seed's scheduling-policy enum as one frozen value with
+`SchedPolicy` is a Linux scheduling policy and its parameters as one frozen value with
 constructors: `SchedPolicy.normal()`, `.batch()`, `.idle()`, `.fifo(p)`,
 `.round_robin(p)`, `.deadline(runtime, deadline, period)` and `.ext()`.
 `WorkloadConfig(policy=...)` / `CgroupDef(policy=...)` take it; the worker calls
@@ -14,7 +14,7 @@ It is applied with `sched_setattr(2)` (a ctypes `struct sched_attr`; Python's
 - `fifo`/`round_robin` priorities are 1..99 (checked here); they, and
   `deadline`, need CAP_SYS_NICE (root in the guest has it).
 - `deadline(runtime, deadline, period)` takes seconds (or `timedelta`); the
-  seed's rule runtime <= deadline <= period is checked before the syscall, as is
+  rule runtime <= deadline <= period is checked before the syscall, as is
   the kernel's floor of 1024 ns for runtime. The kernel also refuses it (EPERM)
   for a task whose CPU affinity or cpuset is narrower than its root domain
   (admission control accounts bandwidth per root domain), and (EBUSY) when the
@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import syscall, syscall_nr
+from ktstr.validators import is_int, seconds
 
 SCHED_NORMAL = 0
 SCHED_FIFO = 1
@@ -64,7 +66,6 @@ _POLICY_NAMES = {
 }
 
 #: (sched_setattr, sched_getattr) syscall numbers by machine.
-_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
 
 
 class SchedAttr(ctypes.Structure):
@@ -82,24 +83,19 @@ class SchedAttr(ctypes.Structure):
     ]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-def _nr(which: int) -> int:
-    machine = platform.machine()
-    try:
-        return _SYSCALLS[machine][which]
-    except KeyError:
-        raise ConfigError(f"sched_setattr: no syscall number known for machine {machine!r}; "
-                          "hint: add it to ktstr.work.policy._SYSCALLS") from None
+def _nr(name: str) -> int:
+    nr = syscall_nr(name)
+    if nr is None:
+        raise ConfigError(f"{name}: no syscall number known for machine "
+                          f"{platform.machine()!r}; hint: add it to "
+                          "ktstr.system.libc.SYSCALL_NUMBERS")
+    return nr
 
 
 def sched_setattr(pid: int, attr: SchedAttr) -> None:
     """sched_setattr(2) on `pid` (0: the calling thread); OSError with the errno."""
     attr.size = ctypes.sizeof(SchedAttr)
-    if _syscall(ctypes.c_long(_nr(0)), ctypes.c_long(pid), ctypes.byref(attr),
+    if syscall(ctypes.c_long(_nr("sched_setattr")), ctypes.c_long(pid), ctypes.byref(attr),
                 ctypes.c_uint(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -108,7 +104,7 @@ def sched_setattr(pid: int, attr: SchedAttr) -> None:
 def sched_getattr(pid: int = 0) -> SchedAttr:
     """sched_getattr(2) of `pid` (0: the calling thread): policy, nice, priority, dl params."""
     attr = SchedAttr()
-    if _syscall(ctypes.c_long(_nr(1)), ctypes.c_long(pid), ctypes.byref(attr),
+    if syscall(ctypes.c_long(_nr("sched_getattr")), ctypes.c_long(pid), ctypes.byref(attr),
                 ctypes.c_uint(ctypes.sizeof(SchedAttr)), ctypes.c_uint(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -117,16 +113,7 @@ def sched_getattr(pid: int = 0) -> SchedAttr:
 
 def _ns(what: str, value: object) -> int:
     """A duration in seconds (int/float) or a timedelta, as whole nanoseconds."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        seconds = float("nan")
-    if not seconds > 0:  # also rejects NaN
-        raise ConfigError(f"SchedPolicy.deadline: {what} = {value!r} is not a positive "
-                          "duration; hint: pass seconds (e.g. 0.01) or a timedelta")
-    return round(seconds * 1e9)
+    return round(seconds(value, f"SchedPolicy.deadline {what}") * 1e9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +132,7 @@ class SchedPolicy:
                               f"{sorted(_POLICY_NAMES)}; hint: use SchedPolicy.fifo(10) etc.")
         if self.policy in (SCHED_FIFO, SCHED_RR):
             p = self.priority
-            if not isinstance(p, int) or isinstance(p, bool) or not (
-                    RT_PRIO_MIN <= p <= RT_PRIO_MAX):
+            if not is_int(p) or not RT_PRIO_MIN <= p <= RT_PRIO_MAX:
                 raise ConfigError(
                     f"SchedPolicy.{self.name}: priority {p!r} is outside "
                     f"{RT_PRIO_MIN}..{RT_PRIO_MAX}; hint: pick a real-time priority in that range")
@@ -168,7 +154,7 @@ class SchedPolicy:
             raise ConfigError(f"SchedPolicy.{self.name} takes no runtime/deadline/period; "
                               "hint: only SchedPolicy.deadline(...) has them")
 
-    # -- the seed's variants -------------------------------------------------------
+    # -- the policies ----------------------------------------------------------------
 
     @classmethod
     def normal(cls) -> SchedPolicy:

@@ -1,4 +1,4 @@
-"""Real-time pressure on CFS (seed 002, "Signal / preemption pressure").
+"""Real-time pressure on CFS: preemption by RT tasks.
 
 - `PreemptStorm`: one worker per cgroup (the first to start) switches itself to
   `SCHED_FIFO` and wakes every `PREEMPT_STORM_PERIOD_US` µs on an absolute
@@ -34,6 +34,10 @@ import struct
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.system.fs import SysIoError
+from ktstr.system.proc import task_sched
+from ktstr.system.sched_debug import has_fair_server as has_fair_server_dir
+from ktstr.system.sysctl import sysctl_int
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
 from ktstr.work.pairing import PairArena, pair_key
@@ -61,13 +65,10 @@ def read_policy() -> int:
     Falls back to `sched_getscheduler` on kernels without `CONFIG_SCHED_DEBUG`.
     """
     try:
-        with open("/proc/self/sched") as f:
-            for line in f:
-                if line.startswith("policy"):
-                    return int(line.split(":", 1)[1])
-    except OSError:
-        pass
-    return os.sched_getscheduler(0)
+        policy = task_sched("self").get("policy")
+    except SysIoError:
+        policy = None
+    return int(policy) if policy is not None else os.sched_getscheduler(0)
 
 
 def become_fifo(loop: WorkLoop, priority: int) -> bool:
@@ -85,7 +86,7 @@ def has_fair_server() -> bool:
     """Whether this kernel runs CFS under a deadline server (Linux 6.12 and later): it
     keeps CFS a share of each CPU (50 ms of every second by default) even when RT
     throttling does not."""
-    if os.path.isdir("/sys/kernel/debug/sched/fair_server"):
+    if has_fair_server_dir():
         return True
     major, minor = (int(p) for p in re.findall(r"\d+", os.uname().release)[:2])
     return (major, minor) >= (6, 12)
@@ -93,14 +94,10 @@ def has_fair_server() -> bool:
 
 def rt_throttle() -> tuple[int, int]:
     """(`sched_rt_runtime_us`, `sched_rt_period_us`); runtime -1 = no throttle."""
-    vals = []
-    for name in ("sched_rt_runtime_us", "sched_rt_period_us"):
-        try:
-            with open(f"/proc/sys/kernel/{name}") as f:
-                vals.append(int(f.read()))
-        except (OSError, ValueError):
-            vals.append(-1 if name == "sched_rt_runtime_us" else RT_DEFAULT_PERIOD_US)
-    return vals[0], vals[1]
+    runtime = sysctl_int("kernel.sched_rt_runtime_us")
+    period = sysctl_int("kernel.sched_rt_period_us")
+    return (-1 if runtime is None else runtime,
+            RT_DEFAULT_PERIOD_US if period is None else period)
 
 
 class Election:

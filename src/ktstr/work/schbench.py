@@ -61,7 +61,6 @@ Futex words are process-private (`FUTEX_WAIT_PRIVATE`/`FUTEX_WAKE_PRIVATE`), as 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
 import os
@@ -74,16 +73,17 @@ from dataclasses import dataclass
 from operator import mul
 
 from ktstr.errors import ConfigError
+from ktstr.system.fs import SysIoError
+from ktstr.system.libc import Timespec, syscall
+from ktstr.system.proc import cpu_times, task_schedstat, task_status
+from ktstr.validators import count, is_int
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, sched_getcpu
-from ktstr.work.params import count
-from ktstr.work.wake import _sys_futex
+from ktstr.work.wake import futex_nr
 
 _native_math: Callable[[array[int], int, int], None] | None
 try:  # built by `pip install -e .` (make venv) from src/ktstr/_native.c
-    from ktstr import _native
-
-    _native_math = _native.schbench_math
+    from ktstr._native import schbench_math as _native_math
 except ImportError:
     _native_math = None
 
@@ -115,13 +115,6 @@ FUTEX_BLOCKED = 0
 FUTEX_RUNNING = 1
 _FUTEX_WAIT_PRIVATE = 0 | 128
 _FUTEX_WAKE_PRIVATE = 1 | 128
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 # -- schbench's latency histogram (fio's "plat" buckets) ----------------------------
@@ -242,15 +235,15 @@ class Futex:
     def __init__(self) -> None:
         self.word = ctypes.c_int32(FUTEX_BLOCKED)
         self._addr = ctypes.c_void_p(ctypes.addressof(self.word))
-        self._nr = ctypes.c_long(_sys_futex())
+        self._nr = ctypes.c_long(futex_nr())
         sec = int(WAIT_SLICE_S)
-        self._ts = ctypes.byref(_Timespec(sec, int((WAIT_SLICE_S - sec) * 1e9)))
+        self._ts = ctypes.byref(Timespec(sec, int((WAIT_SLICE_S - sec) * 1e9)))
 
     def post(self) -> None:
         """Wake the waiter if it is blocked (schbench's `fpost`)."""
         if self.word.value == FUTEX_BLOCKED:
             self.word.value = FUTEX_RUNNING
-            _syscall(self._nr, self._addr, _FUTEX_WAKE_PRIVATE, 1, None, None, 0)
+            syscall(self._nr, self._addr, _FUTEX_WAKE_PRIVATE, 1, None, None, 0)
 
     def wait(self, stopping: threading.Event) -> None:
         """Sleep until posted (schbench's `fwait`), or until `stopping` is set."""
@@ -261,30 +254,24 @@ class Futex:
                 return
             if stopping.is_set():
                 return
-            _syscall(self._nr, self._addr, _FUTEX_WAIT_PRIVATE, FUTEX_BLOCKED, self._ts,
-                     None, 0)
+            syscall(self._nr, self._addr, _FUTEX_WAIT_PRIVATE, FUTEX_BLOCKED, self._ts,
+                    None, 0)
 
 
 def thread_schedstat() -> tuple[int, int, int]:
     """The calling thread's (on-CPU ns, run-queue delay ns, runs) from the kernel."""
     try:
-        with open("/proc/thread-self/schedstat") as f:
-            run, delay, pcount = (int(x) for x in f.read().split()[:3])
-        return run, delay, pcount
-    except (OSError, ValueError):
+        return task_schedstat("thread-self")
+    except SysIoError:  # no CONFIG_SCHEDSTATS/CONFIG_SCHED_INFO
         return 0, 0, 0
 
 
 def thread_voluntary_csw() -> int:
     """The calling thread's voluntary context switches, from /proc/thread-self/status."""
     try:
-        with open("/proc/thread-self/status") as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+        return int(task_status("thread-self").get("voluntary_ctxt_switches", "0"))
+    except (SysIoError, ValueError):
+        return 0
 
 
 # -- configuration -----------------------------------------------------------------
@@ -323,8 +310,7 @@ class SchbenchConfig:
                               "hint: pass True to skip the per-CPU lock")
         put(self, "no_locking", no_locking)
         put(self, "rps", count(rps, "SchbenchConfig rps (-R; 0 = off)", 0))
-        if not isinstance(auto_rps, int) or isinstance(auto_rps, bool) \
-                or not 0 <= auto_rps <= 100:
+        if not is_int(auto_rps) or not 0 <= auto_rps <= 100:
             raise ConfigError(f"SchbenchConfig auto_rps (-A) = {auto_rps!r} is not a busy "
                               "percentage; hint: pass 0 (off) or 1..100")
         put(self, "auto_rps", auto_rps)
@@ -448,7 +434,7 @@ class _Thread:
         self.csw = thread_voluntary_csw()
 
 
-class _Run:
+class _SchbenchThreads:
     """One schbench run: the threads, the shared stop flag and the per-CPU locks."""
 
     def __init__(self, cfg: SchbenchConfig, cpus: int) -> None:
@@ -623,8 +609,7 @@ class _Run:
 
 def read_busy(prev: list[int]) -> float | None:
     """Non-idle share of all CPUs since the last call (/proc/stat), in percent."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
+    vals = cpu_times()
     total, idle = sum(vals), vals[3]
     if not prev:
         prev[:] = [total, idle]
@@ -674,7 +659,7 @@ class Schbench(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         cfg = self.config
-        run = _Run(cfg, len(os.sched_getaffinity(0)))
+        run = _SchbenchThreads(cfg, len(os.sched_getaffinity(0)))
         rps_stats = Stats()
         busy_prev: list[int] = []
         run.start()
@@ -704,7 +689,7 @@ class Schbench(WorkType):
         self._report(loop, run, rps_stats, wall)
 
     @staticmethod
-    def _report(loop: WorkLoop, run: _Run, rps_stats: Stats, wall: float) -> None:
+    def _report(loop: WorkLoop, run: _SchbenchThreads, rps_stats: Stats, wall: float) -> None:
         cfg = run.cfg
         wakeup, request = Stats(), Stats()
         workers = [w for ws in run.workers for w in ws]
@@ -737,8 +722,7 @@ class Schbench(WorkType):
         m["thread_voluntary_csw"] = float(sum(t.csw for t in (*run.msgs, *workers)))
         if cfg.auto_rps or cfg.rps:
             m["requests_per_sec_target"] = float(run.requests_per_sec * cfg.message_threads)
-        with contextlib.suppress(OSError):
-            if not os.path.exists("/proc/thread-self/schedstat"):
-                loop.note("Schbench: no /proc/thread-self/schedstat (CONFIG_SCHEDSTATS/"
-                          "CONFIG_SCHED_INFO off): sched_delay_* are 0")
+        if thread_schedstat() == (0, 0, 0):
+            loop.note("Schbench: no /proc/thread-self/schedstat (CONFIG_SCHEDSTATS/"
+                      "CONFIG_SCHED_INFO off): sched_delay_* are 0")
         wakeup.feed(loop)

@@ -1,4 +1,4 @@
-"""`Sequence(first, *rest)`: ordered phases looped for the whole run (seed 001 step 4).
+"""`Sequence(first, *rest)`: ordered phases looped for the whole run.
 
 Each phase runs for its duration in seconds, then the next; after the last the
 loop restarts from `first`, until the worker is stopped. One iteration is one
@@ -11,9 +11,9 @@ complete pass. Phases:
   the scratch disk, else a temp file (IoSyncWrite's step, see `ktstr.work.io`) for
   `s` seconds, one work unit per write.
 - `AluHotPhase(s, width)`: AluHot's independent multiply chains (see
-  `ktstr.work.compute`) for `s` seconds. The seed calls it `AluHot`, a name
-  the work type `AluHot` already holds in `ktstr.work`; every phase is also an
-  attribute of `Phase`, so `Phase.AluHot(0.1)` is the seed's spelling.
+  `ktstr.work.compute`) for `s` seconds. The phase is called `AluHot` in a
+  sequence, a name the work type `AluHot` already holds in `ktstr.work`; every phase
+  is also an attribute of `Phase`, so `Phase.AluHot(0.1)` spells it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from datetime import timedelta
 from typing import ClassVar
 
 from ktstr.errors import ConfigError
-from ktstr.work.base import WorkType, seconds
+from ktstr.validators import seconds
+from ktstr.work.base import WorkType
 from ktstr.work.compute import ALU_HOT_BATCH, ALU_HOT_WIDTH, AluWidth, chain_seed, multiply_chains
 from ktstr.work.io import IO_BLOCK_BYTES, aligned_block, sync_write_target
 from ktstr.work.loop import WorkLoop
@@ -100,7 +101,7 @@ class Io(Phase):
 
 @dataclass(frozen=True, slots=True, init=False)
 class AluHotPhase(Phase):
-    """AluHot's multiply chains for `seconds` (the seed's `WorkPhase::AluHot`)."""
+    """AluHot's multiply chains for `seconds` (`Phase.AluHot` in a sequence)."""
 
     seconds: float
     width: AluWidth
@@ -130,7 +131,7 @@ class Sequence(WorkType):
 
     def __init__(self, first: Phase, *rest: Phase | Iterable[Phase]) -> None:
         flat: list[object] = []
-        for item in rest:  # the seed's form `Sequence(first, [p2, p3])` is accepted too
+        for item in rest:  # the list form `Sequence(first, [p2, p3])` is accepted too
             if isinstance(item, list | tuple):
                 flat.extend(item)
             else:
@@ -158,7 +159,7 @@ class Sequence(WorkType):
             loop.iterations += 1
 
 
-# The seed's phase names, all in one place: `Phase.AluHot(0.1)` is `AluHotPhase(0.1)`.
+# The phase names, all in one place: `Phase.AluHot(0.1)` is `AluHotPhase(0.1)`.
 Phase.Spin = Spin  # type: ignore[attr-defined]
 Phase.Sleep = Sleep  # type: ignore[attr-defined]
 Phase.Yield = Yield  # type: ignore[attr-defined]

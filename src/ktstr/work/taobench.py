@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from ktstr.errors import ConfigError
+from ktstr.validators import count, is_int, is_number
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop
-from ktstr.work.params import count
 from ktstr.work.schbench import FUTEX_BLOCKED, Futex, Stats
 
 TAOBENCH_FAST_THREADS = 0  # 0: one per CPU
@@ -82,14 +82,13 @@ class TaobenchConfig:
         put(self, "clients", count(clients, "TaobenchConfig clients", 0))
         put(self, "keys", count(keys, "TaobenchConfig keys"))
         put(self, "cache_items", count(cache_items, "TaobenchConfig cache_items"))
-        if not isinstance(get_pct, int) or isinstance(get_pct, bool) or not 0 <= get_pct <= 100:
+        if not is_int(get_pct) or not 0 <= get_pct <= 100:
             raise ConfigError(f"TaobenchConfig get_pct = {get_pct!r} is not a percentage; "
                               "hint: pass 0..100 (90 = nine gets per set)")
         put(self, "get_pct", get_pct)
         put(self, "value_bytes", count(value_bytes, "TaobenchConfig value_bytes"))
         put(self, "miss_latency_us", count(miss_latency_us, "TaobenchConfig miss_latency_us", 0))
-        if not isinstance(zipf_s, int | float) or isinstance(zipf_s, bool) \
-                or not 0 <= zipf_s <= 3:
+        if not is_number(zipf_s) or not 0 <= zipf_s <= 3:
             raise ConfigError(f"TaobenchConfig zipf_s = {zipf_s!r} is not a Zipf exponent; "
                               "hint: pass 0 (uniform keys) .. 3 (very skewed), e.g. 0.9")
         put(self, "zipf_s", float(zipf_s))

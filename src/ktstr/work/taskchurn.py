@@ -1,5 +1,5 @@
-"""Lifecycle, affinity, priority and idle churn (seed 002, "Lifecycle and class churn",
-"Burst-and-sleep").
+"""Lifecycle, affinity, priority and idle churn: task creation and exit, class and
+priority changes, burst-and-sleep.
 
 - `ForkExit`: `fork()`, the child `_exit(0)`s at once, the worker `waitpid`s it;
   one child is one work unit. Drives `wake_up_new_task` and the exit path
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import SystemError_
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.cpu import Bursty
 from ktstr.work.loop import WorkLoop, spin_batch
-from ktstr.work.params import count
 
 AFFINITY_CHURN_SPIN_ITERS = 1024
 IDLE_CHURN_BURST_S = 0.0002

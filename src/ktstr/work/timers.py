@@ -1,5 +1,5 @@
-"""Timer, IRQ and signal work types (seed 002, "Timer and IRQ wakes", "Signal / preemption
-pressure").
+"""Timer, IRQ and signal work types: timer and IRQ wakes, signal and preemption
+pressure.
 
 - `TimerLatency(interval_us)`: cyclictest's measuring loop. The worker sleeps in
   `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` until an absolute deadline
@@ -16,8 +16,8 @@ pressure").
 - `NetTraffic`: each worker sends raw Ethernet frames through an `AF_PACKET`
   socket on `lo` and receives them back through the same socket (the loopback
   device hands every transmitted frame to `netif_rx`: NET_RX softirq, then
-  `packet_rcv`). The seed's variant drives a virtio-net NIC's RX hardirq and
-  NAPI poll; a guest without a NIC cannot, and the worker says so in a note.
+  `packet_rcv`). A NIC's RX hardirq and NAPI poll are not exercised: a guest
+  has no NIC to drive, and the worker says so in a note.
 - `SignalStorm`: the two workers of a pair spin a burst, then
   `tgkill(partner, SIGUSR2)`; a Python handler counts what arrives.
 
@@ -40,10 +40,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.system.libc import Timespec, function, timer_slack_ns
+from ktstr.system.net import IFF_UP, net_device_flags, net_devices
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import PairArena, Seat, pair_key
-from ktstr.work.params import count
 
 #: cyclictest's default interval (`-i 1000`).
 TIMER_LATENCY_INTERVAL_US = 1000
@@ -61,29 +63,18 @@ NET_TRAFFIC_FRAME_BYTES = 60
 CLOCK_MONOTONIC = 1
 TIMER_ABSTIME = 1
 NSEC = 1_000_000_000
-IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
-PR_GET_TIMERSLACK = 30
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_clock_nanosleep = _libc.clock_nanosleep
-_clock_nanosleep.restype = ctypes.c_int
-_tgkill = _libc.tgkill
-_tgkill.restype = ctypes.c_int
-_prctl = _libc.prctl
-_prctl.restype = ctypes.c_int
+_clock_nanosleep = function("clock_nanosleep", ctypes.c_int)
+_tgkill = function("tgkill", ctypes.c_int)
 
 _MSG = struct.Struct("=qq")  # sequence number, sender's CLOCK_MONOTONIC ns
 _FRAME = struct.Struct("!6s6sH")  # Ethernet header: dst, src, ethertype
 _FRAME_BODY = struct.Struct("=Iq")  # sender pid, sender's CLOCK_MONOTONIC ns
 _IFREQ_FLAGS = struct.Struct("16sh")
-
-
-class Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 def sleep_until(ts: Timespec) -> None:
@@ -154,7 +145,7 @@ class TimerLatency(WorkType):
         wakes = overruns = 0
         # Left as inherited, like cyclictest; reported because a CFS task's hrtimer may
         # fire up to this much late on purpose (the kernel zeroes it for RT tasks).
-        slack = _prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
+        slack = timer_slack_ns()
         target = clock() + interval
         try:
             while loop.running:
@@ -184,9 +175,8 @@ class TimerLatency(WorkType):
 
 def ensure_loopback_up(loop: WorkLoop) -> None:
     """Bring `lo` up if it is down (the guest's init leaves it so); note that we did."""
-    with open("/sys/class/net/lo/flags") as f:
-        if int(f.read(), 16) & IFF_UP:
-            return
+    if net_device_flags("lo") & IFF_UP:
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = _IFREQ_FLAGS.pack(b"lo", 0)
         try:
@@ -297,7 +287,7 @@ class NetTraffic(WorkType):
 
     def run(self, loop: WorkLoop) -> None:
         ensure_loopback_up(loop)
-        nics = sorted(n for n in os.listdir("/sys/class/net") if n != "lo")
+        nics = [n for n in net_devices() if n != "lo"]
         loop.note("NetTraffic runs on lo: " + (
             f"NICs {', '.join(nics)} are not used" if nics else "no virtio-net device in the guest")
             + ": no NIC RX hardirq or NAPI poll is exercised, only the NET_RX softirq "

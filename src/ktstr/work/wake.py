@@ -1,4 +1,4 @@
-"""Paired wake-placement work types (seed 002, "Wake placement and cross-CPU paths").
+"""Paired wake-placement work types: wake placement and cross-CPU wake paths.
 
 - `FutexPingPong(spin_iters)`: two workers take turns through a futex word in
   shared memory: spin `spin_iters` multiply-add steps plus one work unit, hand
@@ -37,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
+from ktstr.system.libc import Timespec, syscall, syscall_nr
+from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
 from ktstr.work.pairing import PairArena, Seat, pair_key
-from ktstr.work.params import count
 
 FUTEX_PING_PONG_SPIN_ITERS = 1024
 #: Multiply-add steps of a `PipeIo` worker's burst before each hand-over.
@@ -55,23 +56,15 @@ WAIT_SLICE_S = 0.05
 
 FUTEX_WAIT = 0
 FUTEX_WAKE = 1
-_SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "riscv64": 98, "ppc64le": 221, "s390x": 238}
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def _sys_futex() -> int:
-    nr = _SYS_FUTEX.get(platform.machine())
+def futex_nr() -> int:
+    """futex(2)'s system call number on this machine; SystemError_ where it is unknown."""
+    nr = syscall_nr("futex")
     if nr is None:
         raise SystemError_(
             f"no futex(2) syscall number known for {platform.machine()}; hint: add it "
-            "to ktstr.work.wake._SYS_FUTEX")
+            "to ktstr.system.libc.SYSCALL_NUMBERS")
     return nr
 
 
@@ -81,16 +74,16 @@ def futex_wait(addr: int, expected: int, timeout_s: float) -> int:
     Returns 0 when woken (possibly spuriously), else the errno: EAGAIN (the word
     no longer held `expected`), ETIMEDOUT, EINTR.
     """
-    ts = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
-    rc = _syscall(ctypes.c_long(_sys_futex()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAIT),
-                  ctypes.c_int(expected), ctypes.byref(ts), None, ctypes.c_int(0))
+    ts = Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
+    rc = syscall(ctypes.c_long(futex_nr()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAIT),
+                 ctypes.c_int(expected), ctypes.byref(ts), None, ctypes.c_int(0))
     return 0 if rc == 0 else ctypes.get_errno()
 
 
 def futex_wake(addr: int, waiters: int = 1) -> int:
     """`FUTEX_WAKE` up to `waiters` tasks sleeping on `addr`; how many were woken."""
-    rc = _syscall(ctypes.c_long(_sys_futex()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAKE),
-                  ctypes.c_int(waiters), None, None, ctypes.c_int(0))
+    rc = syscall(ctypes.c_long(futex_nr()), ctypes.c_void_p(addr), ctypes.c_int(FUTEX_WAKE),
+                 ctypes.c_int(waiters), None, None, ctypes.c_int(0))
     if rc < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"futex(FUTEX_WAKE): {os.strerror(err)}")

@@ -7,10 +7,10 @@ worker with the kernel's view of its run. The work types live in `ktstr.work`.
 """
 
 from ktstr.work import WorkerCtx, WorkType
+from ktstr.work.report import WakeLatency, WorkerReport
 from ktstr.workload.affinity import AffinityIntent
 from ktstr.workload.config import WorkloadConfig
 from ktstr.workload.handle import WorkloadHandle
-from ktstr.workload.report import WakeLatency, WorkerReport
 
 __all__ = [
     "AffinityIntent",

@@ -30,27 +30,42 @@ spawn; a custom scenario calls `intent.resolve(ctx.topo, cpus, workers)` and
 passes the masks as `WorkloadConfig(affinity=masks)`. `WorkloadHandle.spawn`
 rejects a `WorkloadConfig` that still holds an intent.
 
-This module needs only the shape of `ktstr.scenario.topo.TestTopology`
-(`all_cpus`, `llc_cpusets`, `core_cpusets`, `node_cpusets`), so the workload
-layer does not import the scenario layer at run time.
+An intent reads the machine's topology through `CpuTopology`, the shape it needs
+(`all_cpus`, `llc_cpusets`, `core_cpusets`, `node_cpusets`, `threads_per_core`,
+`describe()`); `ktstr.scenario.topo.TestTopology` has that shape, and the workload
+layer does not import the scenario layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ktstr.errors import ConfigError
 from ktstr.topology import Topology, format_cpulist
-
-if TYPE_CHECKING:
-    from ktstr.scenario.topo import TestTopology
+from ktstr.validators import is_int
 
 Masks = tuple[frozenset[int], ...]
 
 
-def topology_name(topo: TestTopology) -> str:
+class CpuTopology(Protocol):
+    """The CPUs of the machine by LLC, SMT core and NUMA node, as an intent reads them."""
+
+    @property
+    def all_cpus(self) -> frozenset[int]: ...
+    @property
+    def llc_cpusets(self) -> tuple[frozenset[int], ...]: ...
+    @property
+    def core_cpusets(self) -> tuple[frozenset[int], ...]: ...
+    @property
+    def node_cpusets(self) -> tuple[tuple[int, frozenset[int]], ...]: ...
+    @property
+    def threads_per_core(self) -> int: ...
+    def describe(self) -> str: ...
+
+
+def topology_name(topo: CpuTopology) -> str:
     """`1n2l2c2t` when the topology is uniform (what `@ktstr_test` asks for), else
     the `describe()` line."""
     nodes, llcs, cores = len(topo.node_cpusets), len(topo.llc_cpusets), len(topo.core_cpusets)
@@ -67,10 +82,10 @@ class AffinityIntent:
 
     __slots__ = ()
 
-    def resolve(self, topo: TestTopology, cpus: Iterable[int] | None, workers: int) -> Masks:
+    def resolve(self, topo: CpuTopology, cpus: Iterable[int] | None, workers: int) -> Masks:
         """One mask per worker (index order) on `topo` for a cgroup on `cpus` (None: every
         CPU of `topo`); raises ConfigError when the intent cannot be met there."""
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ConfigError(f"affinity {self}: workers={workers!r} is invalid: it must be "
                               "an integer >= 1")
         allowed = topo.all_cpus if cpus is None else frozenset(cpus) & topo.all_cpus
@@ -83,11 +98,11 @@ class AffinityIntent:
         choices = self._choices(topo, allowed)
         return tuple(choices[i % len(choices)] for i in range(workers))
 
-    def check_topology(self, topo: TestTopology | Topology) -> None:
+    def check_topology(self, topo: CpuTopology | Topology) -> None:
         """Raise ConfigError when no cpuset of `topo` can satisfy this intent (needs no
         cgroup: usable on a requested `Topology` before a VM boots)."""
 
-    def _choices(self, topo: TestTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
+    def _choices(self, topo: CpuTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
         raise NotImplementedError
 
     @staticmethod
@@ -114,7 +129,7 @@ class SingleCpu(AffinityIntent):
     def __str__(self) -> str:
         return "single_cpu()"
 
-    def _choices(self, topo: TestTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
+    def _choices(self, topo: CpuTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
         return [frozenset({c}) for c in sorted(cpus)]
 
 
@@ -125,7 +140,7 @@ class LlcAligned(AffinityIntent):
     def __str__(self) -> str:
         return "llc_aligned()"
 
-    def _choices(self, topo: TestTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
+    def _choices(self, topo: CpuTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
         return [llc & cpus for llc in topo.llc_cpusets if llc & cpus]
 
 
@@ -136,7 +151,7 @@ class SmtSiblingPair(AffinityIntent):
     def __str__(self) -> str:
         return "smt_sibling_pair()"
 
-    def check_topology(self, topo: TestTopology | Topology) -> None:
+    def check_topology(self, topo: CpuTopology | Topology) -> None:
         if isinstance(topo, Topology):
             threads, name = topo.threads, str(topo)
         else:
@@ -145,7 +160,7 @@ class SmtSiblingPair(AffinityIntent):
             raise ConfigError(f"affinity {self} needs SMT, but topology {name} has one "
                               "thread per core; hint: run it with threads=2 in @ktstr_test")
 
-    def _choices(self, topo: TestTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
+    def _choices(self, topo: CpuTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
         cores = [core for core in topo.core_cpusets if len(core) > 1 and core <= cpus]
         if not cores:
             raise ConfigError(f"affinity {self}: the cgroup's CPUs {format_cpulist(cpus)} "
@@ -164,5 +179,5 @@ class CrossCgroup(AffinityIntent):
     def __str__(self) -> str:
         return "cross_cgroup()"
 
-    def _choices(self, topo: TestTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
+    def _choices(self, topo: CpuTopology, cpus: frozenset[int]) -> list[frozenset[int]]:
         return [topo.all_cpus]

@@ -22,7 +22,7 @@ construction (ConfigError naming the value and the fix).
   scenario resolves it itself with `intent.resolve(ctx.topo, cpus, workers)`.
 - `clone_mode`: `CloneMode.FORK` (default), one process per worker, or
   `CloneMode.THREAD`: every worker is a thread of one forked leader process.
-- `pcomm`: the seed's fork-then-thread path: one forked leader whose `comm` is
+- `pcomm`: the fork-then-thread path: one forked leader whose `comm` is
   `pcomm` (at most 15 bytes) hosts all the workers as its threads (they
   inherit the name), whatever `clone_mode` says: the shape of a real
   multi-threaded application, which schedulers group by its leader.
@@ -36,17 +36,18 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ktstr.errors import ConfigError
+from ktstr.system.libc import COMM_MAX_BYTES
+from ktstr.validators import is_int
 from ktstr.work import SpinWait, WorkType
 from ktstr.work.policy import CloneMode
 from ktstr.workload.affinity import AffinityIntent, Masks
-from ktstr.workload.libc import COMM_MAX_BYTES
 
 NICE_MIN, NICE_MAX = -20, 19
 
 
 def _cpu_set(value: object) -> frozenset[int]:
     cpus = list(value) if isinstance(value, Iterable) else [value]
-    if not cpus or any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in cpus):
+    if not cpus or any(not is_int(c) or c < 0 for c in cpus):
         raise ConfigError(
             f"affinity {value!r} is not a non-empty set of CPU numbers; "
             "hint: pass e.g. frozenset({0, 1}), or None to keep the inherited mask")
@@ -101,8 +102,7 @@ class WorkloadConfig:
         return self.clone_mode is CloneMode.THREAD or self.pcomm is not None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
-                or self.workers < 1:
+        if not is_int(self.workers) or self.workers < 1:
             raise ConfigError(f"workers = {self.workers!r} is not a positive count; "
                               "hint: spawn at least one worker")
         if not isinstance(self.work, WorkType):

@@ -36,8 +36,8 @@ from types import TracebackType
 from typing import ClassVar
 
 from ktstr.errors import KtstrError, SystemError_
+from ktstr.work.report import WorkerReport
 from ktstr.workload.config import WorkloadConfig
-from ktstr.workload.report import WorkerReport
 from ktstr.workload.signals import Gate, SharedBlock, StopFlag
 from ktstr.workload.worker import (
     READY,

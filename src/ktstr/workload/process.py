@@ -4,7 +4,7 @@
 (writes 0, "myself", to its `cgroup.procs`), becomes the leader of its own
 process group, then execs. So the program's first instruction already runs in
 its cgroup under its cpuset: a sched_ext scheduler sees it there from the start
-(seed 004's placement-before-exec rule). stdout and stderr are drained by two
+(a payload is placed before it execs, never moved after). stdout and stderr are drained by two
 threads into memory while it runs, so a chatty program never blocks on a full
 pipe. `kill()` sends SIGKILL to the whole group, reaching anything the program
 forked (stress-ng's workers, fio's jobs).

@@ -6,7 +6,7 @@ runqueue-wait nanoseconds (`/proc/<pid>/schedstat` fields 1 and 2), migrations
 (`getrusage(RUSAGE_SELF)`: `ru_nvcsw`/`ru_nivcsw`). A report carries the
 difference of two snapshots, so work done before the start barrier (fork,
 cgroup join, pinning) is not counted. The /proc files are read through
-`ktstr.system.proc`; `own_cgroup` names the cgroup2 the worker ended up in.
+`ktstr.system.proc`.
 
 `wake_latency` turns the loop's sleep-overshoot samples into the report's
 percentiles (microseconds, nearest rank).
@@ -19,8 +19,8 @@ import os
 import resource
 from dataclasses import dataclass
 
-from ktstr.system import fs, proc
-from ktstr.workload.report import WakeLatency
+from ktstr.system import proc
+from ktstr.work.report import WakeLatency
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +51,6 @@ class Counters:
             self.voluntary_csw - before.voluntary_csw,
             self.involuntary_csw - before.involuntary_csw,
         )
-
-
-def own_cgroup() -> str:
-    """The calling process's cgroup2 path relative to the hierarchy root ("" for the root).
-
-    From the `0::/path` line of /proc/self/cgroup (a private reader until
-    `ktstr.system.proc` has one).
-    """
-    for line in fs.read_text("/proc/self/cgroup").splitlines():
-        if line.startswith("0::"):
-            return line[3:].strip().strip("/")
-    return ""
 
 
 def percentile(sorted_values: list[int], pct: float) -> int:

@@ -60,12 +60,13 @@ from typing import Any
 
 from ktstr.errors import ConfigError, SystemError_
 from ktstr.system import fs, proc
+from ktstr.system.libc import set_comm, set_pdeathsig
+from ktstr.system.proc import task_cgroup
 from ktstr.work import Custom, WorkerCtx, WorkLoop
+from ktstr.work.report import WorkerReport
 from ktstr.workload.config import WorkloadConfig
-from ktstr.workload.libc import set_comm, set_pdeathsig
-from ktstr.workload.report import WorkerReport
 from ktstr.workload.signals import Gate, SharedBlock, StopFlag
-from ktstr.workload.telemetry import Counters, own_cgroup, wake_latency
+from ktstr.workload.telemetry import Counters, wake_latency
 
 READY = b"R"
 SETUP_FAILED = b"E"
@@ -312,7 +313,7 @@ def _run(spec: WorkerSpec, tid: int, counters: Callable[[], Counters]) -> Worker
     `tid` is the worker's task id, `counters` reads that task's kernel counters.
     """
     work = spec.cfg.work
-    base = WorkerReport(tid=tid, group_idx=spec.group_idx, cgroup=own_cgroup(),
+    base = WorkerReport(tid=tid, group_idx=spec.group_idx, cgroup=task_cgroup("self"),
                         work_type=work.name)
     if isinstance(work, Custom):
         return _run_custom(spec, work, base, counters)

@@ -1,4 +1,4 @@
-"""Payload definitions (seed 003 "Payload Definitions"): an external binary as a workload.
+"""Payload definitions: an external binary as a workload.
 
 `Payload.binary(name, binary, ...)` describes a program a test runs in the guest
 (`stress-ng`, `fio`, ...): its default arguments, how to read metrics from its
@@ -9,8 +9,9 @@ same paths, so nothing is copied: a binary is found on the host's PATH (or
 given by absolute path) and `locate()` fails with a ConfigError that names the
 package to install before any VM boots.
 
-Not supported: seed 003's `LlmExtract` output format and scheduler-kind
-payloads (a scheduler goes in `ktstr_test(scheduler=...)`).
+Not supported: extracting metrics from free text with a language model (the Rust
+ktstr's `LlmExtract` output format) and scheduler-kind payloads (a scheduler goes
+in `ktstr_test(scheduler=...)`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Polarity(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MetricHint:
-    """A metric the payload is known to emit: its unit and polarity (seed 003)."""
+    """A metric the payload is known to emit: its unit and polarity."""
 
     name: str
     unit: str = ""
@@ -99,7 +100,7 @@ class Payload:
                output: OutputFormat = OutputFormat.EXIT_CODE,
                checks: Iterable[MetricCheck] = (), metrics: Iterable[MetricHint] = (),
                include_files: Iterable[str] = ()) -> Payload:
-        """A binary payload (seed 003's `Payload::binary`); defaults are exit-code only."""
+        """A binary payload; with the defaults only its exit code is kept and nothing is judged."""
         return cls(name, binary, _strings(f"payload {name}: default_args", default_args),
                    output, tuple(checks), tuple(metrics),
                    _strings(f"payload {name}: include_files", include_files))

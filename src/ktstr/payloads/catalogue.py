@@ -1,5 +1,7 @@
 """Ready-made payloads: stress-ng and fio from Debian (scripts/setup-host.sh installs both).
 
+Imported as `ktstr.payloads.STRESS_NG` and `ktstr.payloads.FIO`.
+
 `STRESS_NG` writes its `--metrics-brief` figures as YAML to stdout (its log
 stays on stderr): per stressor `metrics.<i>.bogo-ops`,
 `metrics.<i>.bogo-ops-per-second-real-time`, `...-usr-sys-time`,
@@ -21,7 +23,7 @@ Both require exit code 0. Derive a variant with more checks with
 from __future__ import annotations
 
 from ktstr.checks.payload_checks import MetricCheck
-from ktstr.payload.defs import MetricHint, OutputFormat, Payload, Polarity
+from ktstr.payloads.defs import MetricHint, OutputFormat, Payload, Polarity
 
 HB, LB = Polarity.HIGHER_BETTER, Polarity.LOWER_BETTER
 

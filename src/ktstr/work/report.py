@@ -4,6 +4,10 @@ The telemetry is read from the kernel where the kernel keeps it
 (`/proc/<pid>/schedstat`, `/proc/<pid>/sched`, getrusage), not estimated by the
 worker, so a report shows what the scheduler did. Reports cross process
 boundaries (worker -> parent -> host) as plain dicts: `to_dict`/`from_dict`.
+
+A value type of the work layer (a `Custom` work function returns one); the
+workload layer fills in the kernel's figures and re-exports it as
+`ktstr.workload.WorkerReport`.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ a general YAML parser (no flow collections, anchors or multi-line scalars).
 
 Every finite numeric leaf becomes a metric named by its dotted path: object
 keys joined by `.`, list items by their index (`jobs.0.read.iops`,
-`metrics.0.bogo-ops`). Strings, booleans and nulls are not metrics. As in
-seed 003, stdout is read first and stderr only when stdout yields nothing.
+`metrics.0.bogo-ops`). Strings, booleans and nulls are not metrics. Stdout is read
+first, and stderr only when stdout yields no metric.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import math
 import re
 from typing import Any
 
-from ktstr.payload.defs import OutputFormat
+from ktstr.payloads.defs import OutputFormat
+from ktstr.validators import is_number
 
 #: Deeper subtrees are dropped (fio reaches depth 8): a guard against a runaway document.
 MAX_DEPTH = 64
@@ -176,8 +177,7 @@ def _walk(node: Any, path: str, depth: int, out: dict[str, float]) -> None:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             _walk(v, f"{path}.{i}" if path else str(i), depth + 1, out)
-    elif isinstance(node, int | float) and not isinstance(node, bool) \
-            and math.isfinite(node):
+    elif is_number(node) and math.isfinite(node):
         out[path] = float(node)
 
 

@@ -4,10 +4,10 @@
 its cgroup before exec (ktstr.workload.process) and returns a handle; `wait()`
 or `kill()` reaps it, extracts its metrics and judges its checks into a
 `PayloadResult`. The argv is the binary, then `payload.default_args`, then the
-run's own `args` (seed 003: per-run args append).
+run's own `args` (a run's args append to the defaults, never replace them).
 
 `LivePayloads` keeps the runs started by `Op.run_payload`, keyed by (name,
-cgroup) with "" for the runner's own cgroup, and enforces seed 004's rules:
+cgroup) with "" for the runner's own cgroup, and enforces these rules:
 a second run of a name in a cgroup where it still runs is an error; waiting
 for or killing a name that is not running (never started, or already
 waited/killed) is an error; a bare name that runs in several cgroups is
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ktstr.checks.payload_checks import PayloadResult, evaluate, tail
 from ktstr.errors import ConfigError
-from ktstr.payload.defs import Payload
-from ktstr.payload.extract import extract
+from ktstr.payloads.defs import Payload
+from ktstr.payloads.extract import extract
 from ktstr.workload.process import ChildExit, ChildProcess
 
 
