@@ -1,4 +1,4 @@
-"""spawn_diverse (seed 000): the work-type rotation, the IoSyncWrite worker count, the
+"""spawn_diverse: the work-type rotation, the IoSyncWrite worker count, the
 handles' order, start and cleanup, with test_scenario_execute's fake workers."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def cgroups(ctx: Ctx) -> Ctx:
     return ctx
 
 
-def test_the_rotation_is_the_seeds_and_wraps_and_io_always_gets_two_workers(ctx: Ctx) -> None:
+def test_the_rotation_is_fixed_and_wraps_and_io_always_gets_two_workers(ctx: Ctx) -> None:
     configs = diverse_configs(ctx, 7)
     assert [type(c.work) for c in configs] == [SpinWait, Bursty, IoSyncWrite, Mixed,
                                                YieldHeavy, SpinWait, Bursty]

@@ -1,4 +1,4 @@
-"""HoldSpec: the constructors, the seed 004 validation rules and their exact messages."""
+"""HoldSpec: the constructors, the validation rules and their exact messages."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_full_is_the_whole_duration_and_equals_frac_one() -> None:
 
 @pytest.mark.parametrize(("hold", "duration", "seconds"), [
     (HoldSpec.frac(0.25), 8.0, 2.0),
-    (HoldSpec.frac(2.0), 3.0, 6.0),  # more than the duration is allowed, as in the seed
+    (HoldSpec.frac(2.0), 3.0, 6.0),  # more than the duration is allowed
     (HoldSpec.fixed(1.5), 100.0, 1.5),
     (HoldSpec.fixed(timedelta(milliseconds=250)), 100.0, 0.25),
     (HoldSpec.loop_at(0.1), 100.0, 0.1),

@@ -1,8 +1,8 @@
-"""Every validation rule of seed 004 (steps, holds, ops, backdrops), one test each or
+"""Every validation rule of a scenario (steps, holds, ops, backdrops), one test each or
 one parametrized case each, with the message it must give.
 
-The rules, in order: a Step's hold is validated when the Step is built (seed's
-HoldSpec::validate messages, tested in test_scenario_hold.py); op constructors
+The rules, in order: a Step's hold is validated when the Step is built
+(HoldSpec.validate's messages, tested in test_scenario_hold.py); op constructors
 check their arguments; a step list is checked whole before anything is created
 (no steps; not a Step; not a Backdrop; unknown, removed, step-local-elsewhere
 or own-setup-before-ops cgroups; duplicate names in a step, in a backdrop,

@@ -29,7 +29,9 @@ from ktstr import (
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError
 from ktstr.scenario import TestTopology
+from ktstr.scenario import live as live_mod
 from ktstr.scenario import steps as steps_mod
+from ktstr.scenario.ops import cpuset_ops
 from ktstr.system.cgroup import cgroup2_mount
 from ktstr.topology import Topology
 from ktstr.work import SpinWait, YieldHeavy
@@ -165,7 +167,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def ctx(monkeypatch: pytest.MonkeyPatch, log: list[tuple[Any, ...]], clock: FakeClock) -> Ctx:
     FakeHandle.spawned = []
     FakeHandle.log = log
-    monkeypatch.setattr(steps_mod, "WorkloadHandle", FakeHandle)
+    monkeypatch.setattr(live_mod, "WorkloadHandle", FakeHandle)
     return Ctx(cgroups=FakeCgroups(log),  # type: ignore[arg-type]
                topo=TestTopology.from_topology(Topology(1, 2, 2, 1)),
                checks=FakeChecks(log), duration=4.0, settle=0.0,  # type: ignore[arg-type]
@@ -263,7 +265,7 @@ def test_setup_factory_is_called_at_its_step(ctx: Ctx, log: list[Any]) -> None:
 def test_op_lifecycle_cpusets_moves_and_captures(ctx: Ctx, log: list[Any],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     pinned: list[tuple[int, frozenset[int]]] = []
-    monkeypatch.setattr(steps_mod, "set_affinity", lambda pid, cpus: pinned.append((pid, cpus)))
+    monkeypatch.setattr(cpuset_ops, "set_affinity", lambda pid, cpus: pinned.append((pid, cpus)))
     cg: FakeCgroups = ctx.cgroups  # type: ignore[assignment]
     cg.members = {"b": [41, 42]}
     cg.thread_members = {"b": [41, 42, 4201]}  # 4201: a worker thread of leader 42

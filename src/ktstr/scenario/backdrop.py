@@ -1,4 +1,4 @@
-"""`Backdrop`: the cgroups and ops a step sequence runs on top of (seed 004).
+"""`Backdrop`: the cgroups and ops a step sequence runs on top of.
 
 A step's setup cgroups end with their step; a backdrop's live for the whole
 `execute_steps(ctx, steps, backdrop=...)` call. Before step 1 (at

@@ -36,8 +36,10 @@ DEFAULT_SETTLE_S = 0.5
 class SchedulerControl(Protocol):
     """What the scheduler ops drive: the run's scheduler slot (the guest agent's).
 
-    `name`/`pid` are the attached scheduler's (None under EEVDF). The rules of
-    attach/detach/restart/replace are seed 004's: see ktstr.guest.schedslot.
+    `name`/`pid` are the attached scheduler's (None under EEVDF). Attaching the
+    attached scheduler and detaching with none attached change nothing; attaching
+    over another one and restarting with none attached are errors; `staged` names
+    the schedulers that may be attached (the guest agent's slot implements this).
     """
 
     @property
@@ -54,7 +56,7 @@ class SchedulerControl(Protocol):
 
 @dataclass(slots=True)
 class Ctx:
-    """The scenario context (seed 000's `Ctx`); `checks` is the seed's `ctx.assert`.
+    """The scenario context; `checks` is the test's `Assert` (`assert` is a keyword).
 
     Not frozen: `current_step` advances while steps run (0 = baseline).
     """

@@ -1,4 +1,4 @@
-"""Helpers for custom scenarios (seed 000): `dfl_wl`, `setup_cgroups`, `collect_all`,
+"""Helpers for custom scenarios: `dfl_wl`, `setup_cgroups`, `collect_all`,
 `spawn_diverse`.
 
 A custom scenario keeps control of the run: it sets up `cg_0..cg_{n-1}` with
@@ -19,7 +19,7 @@ from ktstr.scenario.execute import kill_and_remove
 from ktstr.work import Bursty, IoSyncWrite, Mixed, SpinWait, WorkType, YieldHeavy
 from ktstr.workload import WorkloadConfig, WorkloadHandle
 
-#: The rotation of `spawn_diverse`, in the seed's order: cgroup i runs DIVERSE[i % 5].
+#: The rotation of `spawn_diverse`: cgroup i runs DIVERSE[i % 5].
 DIVERSE: tuple[type[WorkType], ...] = (SpinWait, Bursty, IoSyncWrite, Mixed, YieldHeavy)
 #: Workers of an IoSyncWrite cgroup, whatever ctx.workers_per_cgroup says: more
 #: blocking fdatasync writers would drown the scenario in IO wait.

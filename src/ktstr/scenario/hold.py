@@ -1,14 +1,15 @@
-"""`HoldSpec`: how long a step holds after its ops, or how often it loops them (seed 004).
+"""`HoldSpec`: how long a step holds after its ops, or how often it loops them.
 
 Three shapes: `frac(f)` holds `f * ctx.duration` seconds, `fixed(s)` holds `s`
 seconds, `loop_at(i)` re-applies the step's ops every `i` seconds until the
 scenario's time (`ctx.duration`, counted from the start of `execute_steps`) is
 used up. `HoldSpec.FULL` is `frac(1.0)`: the whole `ctx.duration`.
 
-Construction only refuses what the seed's `Duration` type cannot hold (a
-negative or non-finite number of seconds); the vacuous and busy-spinning values
-the seed also allows to be constructed are refused by `validate()`, with the
-seed's messages.
+Construction only refuses what cannot be a duration at all (a negative or
+non-finite number of seconds); the values that can be built but make no sense
+(a vacuous or infinite fraction, a loop that would busy-spin) are refused by
+`validate()`. Its messages keep the wording of the Rust ktstr's, which spells
+a hold `HoldSpec::Frac(0.5)`, so a user of both reads the same error.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ HoldKind = Literal["frac", "fixed", "loop"]
 
 def _rust_f64(f: float) -> str:
     """`f` as Rust's `Display` for f64 writes it (`NaN`, `inf`, `0`, `0.5`), so the
-    messages read exactly as the seed's."""
+    messages read as the Rust ktstr's do."""
     if math.isnan(f):
         return "NaN"
     if math.isinf(f):
@@ -73,8 +74,8 @@ class HoldSpec:
         return self.kind == "loop"
 
     def validate(self) -> None:
-        """Refuse holds that are vacuous or would misbehave downstream (seed 004 rules):
-        `frac` not finite, `frac <= 0`, `loop_at(0)`. `fixed(0)` is valid."""
+        """Refuse holds that are vacuous or would misbehave downstream: `frac` not
+        finite, `frac <= 0`, `loop_at(0)`. `fixed(0)` is valid (a step that holds no time)."""
         if self.kind == "frac":
             f = _rust_f64(self.value)
             if not math.isfinite(self.value):

@@ -1,7 +1,7 @@
-"""`Step`: one phase of a scenario, ops + setup + hold (seed 004's `Step`).
+"""`Step`: one phase of a scenario, ops + setup + hold.
 
-`setup` is a list of CgroupDefs or a function `(ctx) -> defs` (the seed's
-`Setup::Factory`), called when the step starts. A step's hold is validated
+`setup` is a list of CgroupDefs or a function `(ctx) -> defs`, called when
+the step starts (so it can size the cgroups on `ctx.topo`). A step's hold is validated
 when the step is built, so a bad step list at module level fails on the host,
 before any boot. `execute_steps` (steps.py) runs a list of them.
 """
@@ -87,7 +87,7 @@ class Step:
         return cls(ops=(Op.run_payload(payload),), hold=hold)
 
     def set_ops(self, ops: Iterable[Op]) -> Step:
-        """A copy with `ops` REPLACING this step's ops (as the seed's `set_ops`)."""
+        """A copy with `ops` REPLACING this step's ops (`Backdrop.extend_ops` appends)."""
         return Step(ops, self.setup, self._hold)
 
     def set_hold(self, hold: HoldSpec) -> Step:
