@@ -18,7 +18,7 @@ import importlib
 import os
 from pathlib import Path
 
-from ktstr.guest.protocol import ROOT_TAG
+from ktstr.protocol import ROOT_TAG
 
 # The interpreter's own symbols include libc's. Not ctypes.util.find_library: it runs
 # `ldconfig -p` in a subprocess, seconds of PID 1's start-up under emulation.

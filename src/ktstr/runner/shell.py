@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.errors import GuestLostError, KtstrError
-from ktstr.guest.protocol import ShellRequest
+from ktstr.protocol import ShellRequest
 from ktstr.runner.boot import boot
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology
