@@ -171,6 +171,8 @@ class RunOverrides:
 class TestLocation:
     """Where the guest finds the test: the same file at the same path."""
 
+    __test__ = False  # a pytest-style name, not a test class
+
     test_id: str
     module_file: str  # absolute path of the test's source file
     module_name: str  # the name the host imported it under
@@ -192,6 +194,8 @@ class TestLocation:
 class TestRequest:
     """The "go" message of a test run: what the host decided for it, nothing the test's
     own definition says."""
+
+    __test__ = False  # a pytest-style name, not a test class
 
     where: TestLocation
     accel: str  # "kvm" or "tcg": selects the threshold profile

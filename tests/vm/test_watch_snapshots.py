@@ -21,7 +21,8 @@ def test_a_watched_sysctl_write_is_captured_with_its_value(run_vm):
 def test_a_scheduler_error_exit_arrives_with_its_on_error_capture(run_vm):
     r = run_vm(watch_bodies, "qmap_error_exit")
     assert r.outcome == "failed", (r.outcome, r.error)
-    assert r.scheduler_vars["read_back"] == {"qa.test_error_cnt": watch_bodies.ERROR_AFTER}
+    assert r.scheduler_vars is not None
+    assert r.scheduler_vars.read_back == {"qa.test_error_cnt": watch_bodies.ERROR_AFTER}
     cap = r.snapshots.get("on_error")
     assert cap is not None, (r.snapshots.keys(), r.report)
     assert cap["watch"]["symbol"] == "scx_sched.exit_kind"
