@@ -14,7 +14,6 @@ from ktstr.errors import ConfigError
 from ktstr.protocol import Outcome
 from ktstr.runner.result import RunResult
 from ktstr.runner.sidecar import read_sidecar
-from ktstr.scenario.snapshot import Snapshot
 
 WORD = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}
 
@@ -62,8 +61,8 @@ def render(res: RunResult, entries: int = 3) -> list[str]:
                         else f"not written: {vars_.error or '?'}"))
     if res.snapshots:
         lines.append("--- snapshots ---")
-        for capture in res.snapshots.values():
-            lines += ["  " + line for line in Snapshot(capture).summary(entries)]
+        for snap in res.snapshots.values():
+            lines += ["  " + line for line in snap.summary(entries)]
     return lines
 
 

@@ -16,7 +16,6 @@ import pytest
 from ktstr.errors import KtstrError
 from ktstr.protocol import Outcome, SchedEnd, SchedulerRun, TestLocation
 from ktstr.runner.vmrun import RunResult, run_in_vm
-from ktstr.scenario.snapshot import snapshot_lines
 from ktstr.testdef import KtstrTest
 
 RUN_DIR_KEY = pytest.StashKey["Any"]()
@@ -102,7 +101,7 @@ def failure_text(r: RunResult) -> str:
             f"{run.name} ({run.end or 'running'})" for run in r.scheduler_runs)]
     lines += scheduler_block(r.scheduler_run)
     if r.snapshots:  # what the scheduler's state was when the test asked
-        lines += ["", "--- snapshots ---"] + ["  " + line for line in snapshot_lines(r.snapshots)]
+        lines += ["", "--- snapshots ---"] + ["  " + s.line() for s in r.snapshots.values()]
     if r.console_tail:
         lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",
                   r.console_tail.rstrip()]

@@ -14,6 +14,7 @@ from typing import Any
 from ktstr.monitor.sampling import MonitorOutcome
 from ktstr.monitor.schedvars import SchedulerVars
 from ktstr.protocol import Outcome, SchedulerRun
+from ktstr.scenario.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class RunResult:
     scheduler_run: SchedulerRun | None = None  # the one to report: the first that failed
     scheduler_runs: list[SchedulerRun] = field(default_factory=list)  # all, in start order
     monitor: MonitorOutcome | None = None  # None: the run never got that far
-    # Op.snapshot captures by name: the latest of each, with "hits" (ktstr.monitor.captures)
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The captures by name (Op.snapshot, watches, on_error): the latest of each, with hits
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
     scheduler_vars: SchedulerVars | None = None  # None: none requested
     console_log: str = ""
     console_tail: str = ""
@@ -62,6 +63,7 @@ class RunResult:
                                 else self.scheduler_run.to_dict())
         out["scheduler_runs"] = [r.to_dict() for r in self.scheduler_runs]
         out["monitor"] = {} if self.monitor is None else self.monitor.to_dict()
+        out["snapshots"] = {name: s.as_dict() for name, s in self.snapshots.items()}
         out["scheduler_vars"] = ({} if self.scheduler_vars is None
                                  else self.scheduler_vars.to_dict())
         return out
@@ -79,4 +81,5 @@ class RunResult:
         kw["scheduler_runs"] = [SchedulerRun.from_dict(r) for r in d.get("scheduler_runs", [])]
         kw["monitor"] = MonitorOutcome.from_dict(d["monitor"]) if d.get("monitor") else None
         kw["scheduler_vars"] = SchedulerVars.from_dict(d.get("scheduler_vars") or {})
+        kw["snapshots"] = {name: Snapshot(c) for name, c in (d.get("snapshots") or {}).items()}
         return cls(**kw)

@@ -327,7 +327,8 @@ def _result(plan: RunPlan, answer: GuestAnswer, after: MonitorReport,
         report="\n".join(filter(None, [answer.report.rstrip(), *blocks])),
         result=result, profile=answer.profile, topology_seen=answer.topology_seen,
         body_s=answer.body_s, scheduler_run=scheduler_run,
-        scheduler_runs=answer.scheduler_runs, monitor=monitor, snapshots=after.snapshots,
+        scheduler_runs=answer.scheduler_runs, monitor=monitor,
+        snapshots={name: Snapshot(c) for name, c in after.snapshots.items()},
         scheduler_vars=after.scheduler_vars, **values)
 
 
