@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ktstr.errors import KtstrError
-from ktstr.monitor.sampling import WatchdogOverride, judge, watchdog_account
+from ktstr.monitor.sampling import MonitorOutcome, WatchdogOverride, judge, watchdog_account
 from ktstr.monitor.session import MonitorReport, MonitorSession
 from ktstr.monitor.watch import ON_ERROR
 from ktstr.protocol import (
@@ -200,7 +200,8 @@ def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool) -> RunResult
         answer = replace(answer, outcome=Outcome.ERROR, error=failure)
     elif race:
         answer = replace(answer, error=f"{answer.error}; {race}")
-    assert after is not None
+    if after is None:  # the session itself failed to finish
+        after = MonitorReport(MonitorOutcome.not_started(failure), {}, None, "")
     return _result(plan, answer, after, **_boot_values(booted), console_log=console_log,
                    console_tail=console_tail)
 
