@@ -1,4 +1,5 @@
 from ktstr.pytest_plugin.item import failure_text, summary_line
+from ktstr.runner.boot import BootMode
 from ktstr.runner.vmrun import RunResult
 from ktstr.scenario.snapshot import Snapshot
 
@@ -39,7 +40,7 @@ def test_timeout_failure_text_names_the_outcome_and_evidence():
 
 
 def test_pass_line_says_how_the_vm_started():
-    assert summary_line(result("passed", boot_mode="restored")).splitlines()[0].endswith(
+    assert summary_line(result("passed", boot_mode=BootMode.RESTORED)).splitlines()[0].endswith(
         "[topo=1n1l2c1t accel=tcg boot=10.8s restored]")
     assert summary_line(result("passed")).splitlines()[0].endswith("boot=10.8s]")
 

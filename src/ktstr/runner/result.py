@@ -14,6 +14,7 @@ from typing import Any
 from ktstr.monitor.sampling import MonitorOutcome
 from ktstr.monitor.schedvars import SchedulerVars
 from ktstr.protocol import Outcome, SchedulerRun
+from ktstr.runner.boot import BootMode
 from ktstr.scenario.snapshot import Snapshot
 
 
@@ -33,7 +34,7 @@ class RunResult:
     topology_seen: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     boot_s: float = 0.0  # qemu start -> ready for the test (hello, or restored), host wall clock
-    boot_mode: str = ""  # "cold" or "restored" (from a snapshot)
+    boot_mode: BootMode | None = None  # None: no VM came up
     snapshot: str = ""  # key of the snapshot restored or saved by this run
     snapshot_save_s: float = 0.0  # the guest stood still this long while it was saved
     restore_fallback: str = ""  # why a snapshot failed to restore (the run then booted cold)
@@ -59,6 +60,7 @@ class RunResult:
         """The sidecar's fields (every field, under its own name)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["outcome"] = str(self.outcome)
+        out["boot_mode"] = "" if self.boot_mode is None else str(self.boot_mode)
         out["scheduler_run"] = (None if self.scheduler_run is None
                                 else self.scheduler_run.to_dict())
         out["scheduler_runs"] = [r.to_dict() for r in self.scheduler_runs]
@@ -76,6 +78,7 @@ class RunResult:
         for key in ("test_id", "topology", "kernel", "accel", "scheduler"):
             kw.setdefault(key, "")
         kw["outcome"] = Outcome(d.get("outcome", Outcome.CRASHED))
+        kw["boot_mode"] = BootMode(d["boot_mode"]) if d.get("boot_mode") else None
         run = d.get("scheduler_run")
         kw["scheduler_run"] = None if not run else SchedulerRun.from_dict(run)
         kw["scheduler_runs"] = [SchedulerRun.from_dict(r) for r in d.get("scheduler_runs", [])]
