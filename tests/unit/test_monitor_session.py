@@ -149,7 +149,7 @@ def test_write_vars_frozen_and_recorded():
     reply = svc.handle({"id": 1, "op": "write_vars", "vars": {"qa.x": 5, "doubled": 2}})
     assert reply["ok"] and reply["values"] == {"qa.x": 5, "doubled": 4}
     assert qmp.calls == ["stop", "cont"] and written == [("qa.x", 5), ("doubled", 2)]
-    assert svc.vars.record == SchedulerVars(requested={"qa.x": 5, "doubled": 2},
+    assert svc.var_writer.record == SchedulerVars(requested={"qa.x": 5, "doubled": 2},
                                             read_back={"qa.x": 5, "doubled": 4})
     reply = svc.handle({"id": 2, "op": "write_vars", "vars": {"slice_ns": 100}})
     assert not reply["ok"] and "read-only" in reply["error"]

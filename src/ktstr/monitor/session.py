@@ -57,7 +57,7 @@ class MonitorSession:
         self.access = GuestAccess(qmp, memory_fds, nr_cpus,
                                   opened=lambda: sampler.kernel if sampler else None)
         self.captures = Captures(self.access, gdbstub, read_state)
-        self.vars = SchedulerVarWriter(self.access, self.captures.sync_exit_kind, write_var)
+        self.var_writer = SchedulerVarWriter(self.access, self.captures.sync_exit_kind, write_var)
 
     @classmethod
     def open(cls, machine: Machine, nr_cpus: int, *, not_sampled: str,
@@ -91,7 +91,7 @@ class MonitorSession:
         outcome = (self._sampler.stop() if self._sampler is not None
                    else MonitorOutcome.not_started(self._not_sampled))
         return MonitorReport(monitor=outcome, snapshots=self.captures.store.to_dict(),
-                             scheduler_vars=self.vars.record,
+                             scheduler_vars=self.var_writer.record,
                              watch_error=self.captures.watch_error)
 
     # -- requests ----------------------------------------------------------------------
@@ -126,7 +126,7 @@ class MonitorSession:
             values = msg.get("vars")
             if not isinstance(values, dict):
                 raise KtstrError(f"write_vars: vars {values!r} is not a dict")
-            return {"values": self.vars.write(values)}
+            return {"values": self.var_writer.write(values)}
         raise KtstrError(f"unknown request {op!r}; the host serves {', '.join(OPS)}")
 
 
