@@ -101,6 +101,7 @@ class RunPlan:
                            overrides=self.overrides)
 
     def empty_result(self, **values: Any) -> RunResult:
+        """This run's result with `values`; a run that gives none crashed."""
         return RunResult(test_id=self.where.test_id, topology=str(self.test.topology),
                          kernel=self.kernel.key, accel=self.accel,
                          scheduler=self.test.scheduler.name,
