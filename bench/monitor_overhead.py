@@ -48,7 +48,8 @@ def one_run(test: KtstrTest, monitor: bool, run_dir: Path) -> tuple[float, int, 
         raise SystemExit(f"run failed: {res.outcome} {res.error}")
     rate = sum(r["work_units"] / max(1e-9, r["wall_time_ns"] / 1e9)
                for r in res.result["reports"])
-    return rate, len(res.monitor.get("samples", [])), res.monitor.get("sample_cost_us", {})
+    mon = res.monitor
+    return (rate, 0, {}) if mon is None else (rate, len(mon.samples), mon.sample_cost_us)
 
 
 def main() -> None:

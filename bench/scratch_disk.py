@@ -31,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from ktstr.guest.protocol import ShellRequest  # noqa: E402
+from ktstr.protocol import ShellRequest  # noqa: E402
 from ktstr.runner.boot import boot  # noqa: E402
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec  # noqa: E402
 from ktstr.topology import Topology  # noqa: E402

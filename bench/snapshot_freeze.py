@@ -64,7 +64,7 @@ def one_run(test: KtstrTest, qualname: str, run_dir: Path) -> list[tuple[float, 
     if len(res.snapshots) != CAPTURES:
         raise SystemExit(f"{qualname}: {len(res.snapshots)} captures, outcome {res.outcome}: "
                          f"{res.error}")
-    return [(float(c["frozen_ms"]), float(c["read_ms"])) for c in res.snapshots.values()]
+    return [(c.frozen_ms, float(c.as_dict()["read_ms"])) for c in res.snapshots.values()]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""config_file_def and a test's inline config= (seed 003): the pairing rules, checked at
+"""config_file_def and a test's inline config=: the pairing rules, checked at
 declaration/decoration, and what the guest's orders become."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from ktstr.errors import ConfigError
 from ktstr.guest.schedctl import ManagedScheduler, SchedulerFailed, SchedulerOrder
-from ktstr.runner.schedorder import scheduler_orders
+from ktstr.runner.schedorder import resolve_schedulers
 from ktstr.scheduler import Scheduler, SchedulerSpec
 from ktstr.testdef import ktstr_test
 from ktstr.vm.kernel import Kernel
@@ -94,7 +94,8 @@ def test_the_substituted_template_goes_first_and_the_content_travels_in_the_orde
     sched = wrapped(tmp_path, config_file_def=SEAM, sched_args=("--slice", "5"),
                     cgroup_parent="/cells")
     t = ktstr_test(scheduler=sched, config={"x": 1}, extra_sched_args=["-v"])(body)
-    order = SchedulerOrder.from_dict(scheduler_orders(t, KERNEL, "tcg")[0])
+    order = resolve_schedulers(t, KERNEL, "tcg").own
+    assert order is not None
     assert order.argv[1:] == ["--config=/include-files/my.json", "--slice", "5",
                               "--cell-parent-cgroup", "/cells", "-v"]
     assert order.files == [("/include-files/my.json", '{"x": 1}')]
@@ -103,14 +104,16 @@ def test_the_substituted_template_goes_first_and_the_content_travels_in_the_orde
 def test_a_template_of_two_words_gives_two_arguments(tmp_path):
     sched = wrapped(tmp_path, config_file_def=("--config {file}", "/run/c.json"))
     t = ktstr_test(scheduler=sched, config="{}")(body)
-    assert scheduler_orders(t, KERNEL, "tcg")[0]["argv"][1:] == ["--config", "/run/c.json"]
+    order = resolve_schedulers(t, KERNEL, "tcg").own
+    assert order is not None and order.argv[1:] == ["--config", "/run/c.json"]
 
 
 def test_the_orders_survive_the_json_round_trip(tmp_path):
     sched = wrapped(tmp_path, config_file_def=SEAM)
     t = ktstr_test(scheduler=sched, config="{}")(body)
-    order = scheduler_orders(t, KERNEL, "tcg")[0]
-    back = SchedulerOrder.from_dict(json.loads(json.dumps(order)))
+    order = resolve_schedulers(t, KERNEL, "tcg").own
+    assert order is not None
+    back = SchedulerOrder.from_dict(json.loads(json.dumps(order.to_dict())))
     assert back.files == [("/include-files/my.json", "{}")]
 
 

@@ -9,14 +9,14 @@ import pytest
 
 from ktstr.checks import Assert, AssertResult
 from ktstr.errors import ConfigError
-from ktstr.monitor.checks import (
+from ktstr.monitor.report import MonitorSummary, WatchdogResult
+from ktstr.monitor.sample import CpuSample, MonitorSample
+from ktstr.monitor.verdict import (
     default_stall_min_vcpu_ns,
     imbalance_ratio,
     judge_monitor,
     summarize_monitor,
 )
-from ktstr.monitor.report import MonitorSummary
-from ktstr.monitor.sample import CpuSample, MonitorSample
 
 DT = 0.125  # seconds between samples: exact in binary, so rates at a threshold are exact
 NCPU = 4
@@ -374,7 +374,7 @@ def test_summary_figures() -> None:
 def test_block_renders_in_the_result_and_survives_json() -> None:
     samples = series(30, frozen(2, 5, 8),
                      events=counting({"select_cpu_fallback": 1}, 1, 30))
-    r = judge(samples, watchdog_requested_s=12.0, watchdog_observed_s=12.0)
+    r = judge(samples, watchdog=WatchdogResult(12.0, 12.0))
     assert r.passed  # two still intervals: below sustained_samples
     text = str(r)
     assert text.splitlines()[0] == "--- monitor ---"
@@ -389,9 +389,9 @@ def test_block_renders_in_the_result_and_survives_json() -> None:
 
 
 def test_block_watchdog_not_read_back_and_failure_report_layout() -> None:
-    r = judge(series(40, overloaded(10, 22)), watchdog_requested_s=4.0,
-              watchdog_note="this kernel has neither scx_root->watchdog_timeout "
-                            "nor scx_watchdog_timeout")
+    r = judge(series(40, overloaded(10, 22)), watchdog=WatchdogResult(
+        4.0, note="this kernel has neither scx_root->watchdog_timeout "
+                  "nor scx_watchdog_timeout"))
     lines = str(r).splitlines()
     assert lines[0].startswith("  imbalance ratio 8.0 exceeded threshold 4.0")
     assert lines[1].startswith("    at sample 21: cpu0")

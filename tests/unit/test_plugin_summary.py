@@ -1,5 +1,7 @@
 from ktstr.pytest_plugin.item import failure_text, summary_line
+from ktstr.runner.boot import BootMode
 from ktstr.runner.vmrun import RunResult
+from ktstr.scenario.snapshot import Snapshot
 
 REPORT = ("  unfair cgroup: spread=66% (0-67%) 4 workers on 2 cpus (threshold 15%)\n\n"
           "--- stats ---\n4 workers, 2 cpus, 0 migrations, worst_spread=66.4%, worst_gap=0ms\n"
@@ -38,7 +40,7 @@ def test_timeout_failure_text_names_the_outcome_and_evidence():
 
 
 def test_pass_line_says_how_the_vm_started():
-    assert summary_line(result("passed", boot_mode="restored")).splitlines()[0].endswith(
+    assert summary_line(result("passed", boot_mode=BootMode.RESTORED)).splitlines()[0].endswith(
         "[topo=1n1l2c1t accel=tcg boot=10.8s restored]")
     assert summary_line(result("passed")).splitlines()[0].endswith("boot=10.8s]")
 
@@ -55,7 +57,7 @@ def test_failure_text_lists_the_captures_taken():
     caps = {n: {"name": n, "frozen_ms": ms, "hits": h, "missing": [],
                 "rq": {"0": {}, "1": {}}, "scx": {"attached": True, "ops_name": "qmap"}}
             for n, ms, h in (("a", 3.25, 1), ("on_error", 14.0, 2))}
-    text = failure_text(result("failed", snapshots=caps))
+    text = failure_text(result("failed", snapshots={n: Snapshot(c) for n, c in caps.items()}))
     block = text.split("--- snapshots ---\n", 1)[1].splitlines()
     assert block[0] == "  snapshot 'a': 3.2 ms frozen, hits 1, 2 cpus, qmap, 0 maps, 0 vars"
     assert block[1].startswith("  snapshot 'on_error': 14.0 ms frozen, hits 2")

@@ -1,4 +1,4 @@
-"""The scheduler slot's rules (seed 004's scheduler ops), with a fake ManagedScheduler.
+"""The scheduler slot's rules (the scheduler ops), with a fake ManagedScheduler.
 
 The real start/stop against sched_ext is proven in tests/vm/test_scheduler_ops.py;
 here only which scheduler is started or stopped, and when, is checked.

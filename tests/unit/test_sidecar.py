@@ -1,7 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 
+from ktstr.monitor.report import WatchdogResult
+from ktstr.monitor.schedvars import SchedulerVars
+from ktstr.protocol import Outcome, SchedEnd
+from ktstr.runner.result import RunResult
 from ktstr.runner.sidecar import SCHEMA, read_sidecar, safe_name, write_json_atomic
 
 
@@ -28,3 +33,33 @@ def test_wrong_schema_is_refused(tmp_path):
     path.write_text(json.dumps({"schema": 99}))
     with pytest.raises(ValueError, match="schema 99"):
         read_sidecar(path)
+
+
+DATA = Path(__file__).parent / "data" / "sidecar"
+
+
+@pytest.mark.parametrize("path", [DATA / "sidecar_main_failed.json",
+                                  DATA / "sidecar_main_crashed.json",
+                                  DATA.parents[2] / "cli" / "data" /
+                                  "snapshots_qmap_sidecar.json"])  # from a real run
+def test_a_sidecar_written_before_typed_results_reads_back_to_the_same_json(path):
+    """Written by the untyped RunResult (dicts for scheduler_run, monitor, scheduler_vars):
+    read into the typed one and written again, it is the same document."""
+    doc = read_sidecar(path)
+    res = RunResult.from_dict(doc)
+    again = json.loads(json.dumps({"schema": SCHEMA, **res.to_dict()}, default=str))
+    assert again == doc
+
+
+def test_a_sidecar_reads_into_typed_fields():
+    res = RunResult.from_dict(read_sidecar(DATA / "sidecar_main_failed.json"))
+    assert res.outcome is Outcome.FAILED and not res.passed
+    assert res.scheduler_run is not None and res.scheduler_run.end is SchedEnd.ERROR
+    assert [r.name for r in res.scheduler_runs] == ["scx_simple", "scx_qmap"]
+    assert res.monitor is not None and res.monitor.samples[2].cpus[0].vcpu_cpu_ns == 10_000
+    assert res.monitor.watchdog == WatchdogResult(9.0, 9.0, applied=1)
+    assert res.scheduler_vars == SchedulerVars({"slice_ns": 1000}, error="no such var")
+    crashed = RunResult.from_dict(read_sidecar(DATA / "sidecar_main_crashed.json"))
+    assert crashed.outcome is Outcome.CRASHED and crashed.scheduler_run is None
+    assert crashed.monitor is not None and not crashed.monitor.started
+    assert crashed.scheduler_vars is None

@@ -6,6 +6,7 @@ import pytest
 
 from ktstr.errors import ConfigError
 from ktstr.kernelid import KernelEntry
+from ktstr.protocol import Outcome, SchedulerRun
 from ktstr.runner.verifier import Cell, judge, select, sweep_cells, verifier_excerpt
 from ktstr.runner.vmrun import RunResult
 from ktstr.scheduler import Scheduler, SchedulerSpec
@@ -80,8 +81,10 @@ def test_without_a_log_the_excerpt_is_the_outputs_tail():
 
 
 def result(outcome: str, run: dict | None, error: str = "") -> RunResult:
-    return RunResult(test_id="t", outcome=outcome, topology="1n1l2c1t", kernel="k",
-                     accel="tcg", scheduler="scx_simple", error=error, scheduler_run=run)
+    """A run's result as the guest reported its scheduler (a SchedulerRun's fields)."""
+    sched = None if run is None else SchedulerRun.from_dict({"name": "scx_simple", **run})
+    return RunResult(test_id="t", outcome=Outcome(outcome), topology="1n1l2c1t", kernel="k",
+                     accel="tcg", scheduler="scx_simple", error=error, scheduler_run=sched)
 
 
 CELL = Cell(SIMPLE, K72, Topology.parse("1n1l2c1t"))

@@ -33,3 +33,40 @@ def test_deadline_allows_each_scheduler_the_test_may_start_its_attach_timeout():
                                             staged_schedulers=[simple, central])(
         lambda ctx: None), "tcg")
     assert switching - plain == 2 * ATTACH_TIMEOUT_S["tcg"]
+
+
+def _finished(test, outcome: str, monitor_reason: str = "disabled (KTSTR_MONITOR=off)"):
+    """The result the runner builds from a guest answer with `outcome` (no VM)."""
+    from pathlib import Path
+
+    from ktstr.monitor.sampling import MonitorOutcome
+    from ktstr.monitor.session import MonitorReport
+    from ktstr.protocol import Outcome, RunOverrides, TestLocation
+    from ktstr.runner.schedorder import ResolvedSchedulers
+    from ktstr.runner.vmrun import GuestAnswer, RunPlan, _result
+    from ktstr.vm.kernel import Kernel
+
+    kernel = Kernel(key="k", version="7.2.13", image=Path("/k/vmlinuz"), config=None,
+                    modules_dir=None, vmlinux=None)
+    staged = {} if not test.scheduler.spec.has_active_scheduling() else {
+        test.scheduler.name: None}
+    plan = RunPlan(test, TestLocation("t.py::x", "/t.py", "t", "x"), kernel, "tcg",
+                   ResolvedSchedulers({}, None, staged), RunOverrides(), 100.0)  # type: ignore[arg-type]
+    after = MonitorReport(MonitorOutcome.not_started(monitor_reason), {}, None, "")
+    return _result(plan, GuestAnswer(outcome=Outcome(outcome), report="  cg0: starved"),
+                   after)
+
+
+def test_a_failed_sched_ext_test_says_no_auto_repro_ran():
+    from ktstr.runner.vmrun import AUTO_REPRO_NOT_RUN
+    from ktstr.scheduler import Scheduler
+    sched = ktstr_test(scheduler=Scheduler("scx_simple"))(lambda ctx: None)
+    failed = _finished(sched, "failed")
+    assert failed.report.splitlines()[-1] == "auto-repro: not run (not implemented yet)"
+    assert failed.report.splitlines()[-1] == AUTO_REPRO_NOT_RUN
+    assert "--- monitor ---\nnot judged: disabled (KTSTR_MONITOR=off)" in failed.report
+    assert AUTO_REPRO_NOT_RUN in _finished(sched, "timeout").report
+    assert AUTO_REPRO_NOT_RUN not in _finished(sched, "passed").report
+    eevdf = ktstr_test()(lambda ctx: None)
+    assert AUTO_REPRO_NOT_RUN not in _finished(eevdf, "failed").report
+    assert _finished(eevdf, "failed").report == "  cg0: starved"

@@ -15,10 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ktstr.guest.protocol import ShellRequest
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.rqreader import RqReader
 from ktstr.monitor.sample import MonitorSample
+from ktstr.protocol import ShellRequest
 from ktstr.runner.boot import boot
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology

@@ -37,5 +37,6 @@ def test_inline_config_is_written_and_passed_through_the_template(tmp_path, requ
     r = vmrun.run_in_vm(test, where, kernel_spec=spec, run_dir=tmp_path / "run")
     assert r.passed, (r.outcome, r.error, r.traceback, r.scheduler_run)
     run = r.scheduler_run
-    assert run["argv"] == [str(wrapper), f"--config={config_bodies.GUEST_PATH}"], run["argv"]
-    assert run["ops"] == "simple" and run["end"] == "clean", run
+    assert run is not None
+    assert run.argv == [str(wrapper), f"--config={config_bodies.GUEST_PATH}"], run.argv
+    assert run.ops == "simple" and run.end == "clean", run

@@ -55,7 +55,6 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from ktstr.monitor.sample import MonitorSample
 from ktstr.runner.vmrun import RunResult
 from tests.vm import monitor_agree_bodies as bodies
 
@@ -116,7 +115,8 @@ def _agreement(r: RunResult) -> dict[str, object]:
     assert r.passed, (r.outcome, r.error, r.report)
     guest = _steady(_readings(r))
     assert len(guest) >= 5, f"only {len(guest)} steady guest readings"
-    mon = [MonitorSample.from_dict(s) for s in r.monitor["samples"]]
+    assert r.monitor is not None
+    mon = list(r.monitor.samples)
     mon = [s for s in mon if guest[0].jiffies <= s.jiffies <= guest[-1].jiffies]
     assert len(mon) >= 10, f"only {len(mon)} monitor samples in the guest's window"
     cpus = sorted(guest[0].cpus)
@@ -178,12 +178,13 @@ def _agreement(r: RunResult) -> dict[str, object]:
 
 def test_monitor_agrees_with_the_guest_under_eevdf(run_vm):
     r = run_vm(bodies, "pinned_spinners_under_eevdf")
-    assert not any(s["attached"] for s in r.monitor["samples"])
+    assert r.monitor is not None and not any(s.attached for s in r.monitor.samples)
     _agreement(r)
 
 
 def test_monitor_agrees_with_the_guest_under_scx_simple(run_vm):
     r = run_vm(bodies, "pinned_spinners_under_simple")
-    mon = r.monitor["samples"]
-    assert any(s["attached"] and s["ops_name"] == "simple" for s in mon), r.monitor["reason"]
+    assert r.monitor is not None
+    mon = r.monitor.samples
+    assert any(s.attached and s.ops_name == "simple" for s in mon), r.monitor.reason
     _agreement(r)

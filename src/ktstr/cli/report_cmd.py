@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ktstr.errors import ConfigError
+from ktstr.protocol import Outcome
+from ktstr.runner.result import RunResult
 from ktstr.runner.sidecar import read_sidecar
-from ktstr.scenario.snapshot import Snapshot
 
-WORD = {"passed": "PASS", "inconclusive": "INCONCLUSIVE"}
+WORD = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}
 
 
 def register(sub: Any) -> None:
@@ -27,15 +28,15 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=cmd_report)
 
 
-def sidecars(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The run's sidecars in name order; other JSON files there are skipped."""
+def sidecars(run_dir: Path) -> list[tuple[Path, RunResult]]:
+    """The run's results in sidecar name order; other JSON files there are skipped."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory; hint: pass a run directory, e.g. "
                           ".ktstr-runs/<time> (or --ktstr-run-dir of `ktstr test`)")
     found = []
     for path in sorted(run_dir.glob("*.json")):
         try:
-            found.append((path, read_sidecar(path)))
+            found.append((path, RunResult.from_dict(read_sidecar(path))))
         except (ValueError, OSError):
             continue
     if not found:
@@ -44,35 +45,33 @@ def sidecars(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def render(doc: dict[str, Any], entries: int = 3) -> list[str]:
+def render(res: RunResult, entries: int = 3) -> list[str]:
     """One test's block: the outcome line, the report text, each snapshot's summary."""
-    word = WORD.get(str(doc.get("outcome")), "FAIL")
-    lines = [f"{word} {doc.get('test_id')} [{doc.get('outcome')}, topo={doc.get('topology')} "
-             f"sched={doc.get('scheduler')} accel={doc.get('accel')} "
-             f"wall={float(doc.get('wall_s', 0.0)):.1f}s]"]
-    if doc.get("error"):
-        lines += ["  " + line for line in str(doc["error"]).splitlines()]
-    if doc.get("report"):
-        lines.append(str(doc["report"]).rstrip())
-    vars_ = doc.get("scheduler_vars") or {}
-    if vars_:
-        lines.append(f"  scheduler_vars: requested {vars_.get('requested')}, "
-                     + (f"read back {vars_['read_back']}" if "read_back" in vars_
-                        else f"not written: {vars_.get('error', '?')}"))
-    captures = doc.get("snapshots") or {}
-    if captures:
+    word = WORD.get(res.outcome, "FAIL")
+    lines = [f"{word} {res.test_id} [{res.outcome}, topo={res.topology} "
+             f"sched={res.scheduler} accel={res.accel} wall={res.wall_s:.1f}s]"]
+    if res.error:
+        lines += ["  " + line for line in res.error.splitlines()]
+    if res.report:
+        lines.append(res.report.rstrip())
+    vars_ = res.scheduler_vars
+    if vars_ is not None:
+        lines.append(f"  scheduler_vars: requested {vars_.requested}, "
+                     + (f"read back {vars_.read_back}" if vars_.read_back is not None
+                        else f"not written: {vars_.error or '?'}"))
+    if res.snapshots:
         lines.append("--- snapshots ---")
-        for capture in captures.values():
-            lines += ["  " + line for line in Snapshot(capture).summary(entries)]
+        for snap in res.snapshots.values():
+            lines += ["  " + line for line in snap.summary(entries)]
     return lines
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    docs = sidecars(args.run_dir)
-    for i, (_path, doc) in enumerate(docs):
+    results = sidecars(args.run_dir)
+    for i, (_path, res) in enumerate(results):
         if i:
             print()
-        print("\n".join(render(doc, args.entries)))
-    failed = sum(WORD.get(str(d.get("outcome"))) is None for _, d in docs)
-    print(f"\n{len(docs)} tests, {failed} failed")
+        print("\n".join(render(res, args.entries)))
+    failed = sum(WORD.get(r.outcome) is None for _, r in results)
+    print(f"\n{len(results)} tests, {failed} failed")
     return 0

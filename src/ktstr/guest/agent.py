@@ -24,13 +24,15 @@ from ktstr.errors import KtstrError
 from ktstr.guest import init
 from ktstr.guest.hostsnap import HostSnapshots
 from ktstr.guest.port import GuestPort, find_port
-from ktstr.guest.protocol import Outcome, ShellRequest, TestRequest
-from ktstr.guest.schedctl import SchedulerFailed, SchedulerOrder, SchedulerWatch
+from ktstr.guest.schedctl import SchedulerFailed, SchedulerWatch
+from ktstr.guest.schedorder import orders_for_test
 from ktstr.guest.schedslot import SchedulerSlot
 from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
+from ktstr.protocol import Outcome, SchedulerOrder, ShellRequest, TestLocation, TestRequest
 from ktstr.pyimport import import_file
 from ktstr.scenario import Ctx
+from ktstr.scheduler import Scheduler
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 
@@ -100,30 +102,58 @@ def check_topology(port: GuestPort, want: Topology) -> list[str]:
 
 
 def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
-    want = Topology.parse(req.topology)
-    problems = check_topology(port, want)
+    """Load the test from its module, check the topology it asks for (or the run's
+    override), build its schedulers' orders with the host's binaries, run the body."""
+    try:
+        test = load_test(req.where)
+    except Exception as e:
+        error = f"cannot load the test in the guest: {e}"
+        # The host waits for the topology answer first (a restored guest is alive once it
+        # gives it): it says what the guest sees, and that nothing could be compared.
+        port.send({"type": "topology", "ok": False, "seen": TopologyView.read().to_dict(),
+                   "problems": [error]})
+        return {"outcome": Outcome.ERROR, "error": error, "traceback": traceback.format_exc()}
+    override = req.overrides.topology
+    problems = check_topology(port, Topology.parse(override) if override else test.topology)
     if problems:
         return {"outcome": Outcome.ERROR, "error": problems[0]}
     try:
-        test = load_test(req)
-    except Exception as e:
-        return {"outcome": Outcome.ERROR, "error": f"cannot load the test in the guest: {e}",
-                "traceback": traceback.format_exc()}
-    return run_body(test, req, HostSnapshots(port))
+        own, staged = scheduler_orders(test, req)
+    except KtstrError as e:
+        return {"outcome": Outcome.ERROR, "error": f"cannot start the test's schedulers: {e}"}
+    return run_body(test, req.accel, own, staged, HostSnapshots(port))
 
 
-def load_test(req: TestRequest) -> KtstrTest:
-    os.environ.update(req.env)
-    os.chdir(req.cwd)
-    for p in reversed(req.sys_path):
+def scheduler_orders(test: KtstrTest, req: TestRequest,
+                     ) -> tuple[SchedulerOrder | None, dict[str, SchedulerOrder]]:
+    """The test's orders built by the host's rule with the binaries the host found; a
+    scheduler the run overrides replaces the test's own."""
+    def binary_of(sched: Scheduler) -> str:
+        try:
+            return req.scheduler_binaries[sched.name]
+        except KeyError:
+            raise KtstrError(f"the host found no binary for scheduler {sched.name} (it "
+                             f"sent {sorted(req.scheduler_binaries)})") from None
+
+    own, staged = orders_for_test(test, binary_of, req.attach_timeout_s)
+    if req.overrides.scheduler is not None:
+        own = req.overrides.scheduler
+        staged[own.name] = own
+    return own, staged
+
+
+def load_test(where: TestLocation) -> KtstrTest:
+    os.chdir(where.cwd)
+    for p in reversed(where.sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    module = sys.modules.get(req.module_name) or import_file(req.module_name, req.module_file)
+    module = sys.modules.get(where.module_name) or import_file(where.module_name,
+                                                                where.module_file)
     obj: Any = module
-    for part in req.qualname.split("."):
+    for part in where.qualname.split("."):
         obj = getattr(obj, part)
     if not isinstance(obj, KtstrTest):
-        raise TypeError(f"{req.module_name}.{req.qualname} is not a @ktstr_test")
+        raise TypeError(f"{where.module_name}.{where.qualname} is not a @ktstr_test")
     return obj
 
 
@@ -131,21 +161,20 @@ class SchedulerDied(Exception):
     """Raised in the test body's thread when the scheduler under test stops running."""
 
 
-def run_body(test: KtstrTest, req: TestRequest, host: HostSnapshots) -> dict[str, Any]:
-    emulated = req.accel != "kvm"
+def run_body(test: KtstrTest, accel: str, own: SchedulerOrder | None,
+             staged: dict[str, SchedulerOrder], host: HostSnapshots) -> dict[str, Any]:
+    emulated = accel != "kvm"
     checks = test.merged_checks(emulated=emulated)
     base: dict[str, Any] = {"profile": "emulation" if emulated else "release"}
-    slot = SchedulerSlot(
-        SchedulerOrder.from_dict(req.scheduler) if req.scheduler is not None else None,
-        {name: SchedulerOrder.from_dict(o) for name, o in req.staged_schedulers.items()})
+    slot = SchedulerSlot(own, staged)
     try:
         slot.start()
     except SchedulerFailed as e:
         return {**base, "outcome": Outcome.FAILED, "error": e.run.summary(),
                 **_scheduler_runs(slot)}
-    if req.scheduler_vars:
+    if test.scheduler_vars:
         try:  # before the body: the scheduler runs the whole workload so tuned
-            host.write_vars(req.scheduler_vars)
+            host.write_vars(dict(test.scheduler_vars))
         except KtstrError as e:
             slot.stop()
             return {**base, "outcome": Outcome.ERROR,

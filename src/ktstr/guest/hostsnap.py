@@ -2,7 +2,7 @@
 
 The host freezes the guest to read it, so a capture cannot be taken from
 inside; the body's thread asks over the result port and blocks until the host
-has resumed the guest and answered (ktstr.runner.snapshots serves it).
+has resumed the guest and answered (ktstr.monitor.session serves it).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import importlib
 import os
 from pathlib import Path
 
-from ktstr.guest.protocol import ROOT_TAG
-from ktstr.system.libc import LIBC
+from ktstr.protocol import ROOT_TAG
+from ktstr.system.libc import LIBC, Timespec
 
 #: (source, target, fstype, data). Order matters: /sys before its children.
 MOUNTS: tuple[tuple[str, str, str, str], ...] = (
@@ -133,8 +133,5 @@ def power_off() -> None:
 
 def set_wall_clock(seconds: float) -> None:
     """The guest's RTC is the host's, but a restored snapshot would be stale: set it."""
-    class Timespec(ctypes.Structure):
-        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
     ts = Timespec(int(seconds), int((seconds % 1) * 1e9))
     LIBC.clock_settime(0, ctypes.byref(ts))  # CLOCK_REALTIME

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ktstr.errors import KtstrError
-from ktstr.guest.protocol import PORT_NAME, decode, encode
+from ktstr.protocol import PORT_NAME, decode, encode
 
 
 def find_port(name: str = PORT_NAME, sys_root: Path = Path("/sys"),

@@ -25,84 +25,25 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ktstr.errors import KtstrError
+from ktstr.protocol import SchedEnd, SchedulerOrder, SchedulerRun
 from ktstr.system import bpf, sched_ext
 
-
-class SchedEnd:
-    CLEAN = "clean"
-    ERROR = "error exit"
-    STALL = "watchdog stall"
-    DETACHED = "detached on its own"
-    CRASH = "crash"
-    NEVER = "never attached"
+__all__ = ["ManagedScheduler", "SchedEnd", "SchedulerFailed", "SchedulerOrder",
+           "SchedulerRun", "SchedulerWatch"]
 
 
 OUTPUT_TAIL_LINES = 40
 POLL_S = 0.1
 
 
-@dataclass
-class SchedulerRun:
-    """What the host is told about the scheduler: who it was and how it ended."""
-
-    name: str
-    argv: list[str]
-    pid: int = 0
-    ops: str = ""
-    attach_s: float = 0.0
-    end: str = ""  # a SchedEnd; "" while it runs
-    reason: str = ""  # the kernel's exit reason
-    message: str = ""  # the exit message (scx_bpf_error's text, the stall report)
-    exit_code: int | None = None
-    output_tail: str = ""
-    kernel_log: list[str] = field(default_factory=list)  # the sched_ext lines of the run
-    watchdog: str = ""  # what became of the test's watchdog_timeout_s (the host's monitor)
-    # Its BPF programs once attached (ktstr.system.bpf.ProgInfo.to_dict() each, plus the
-    # fdinfo's own verified_insns): what the verifier accepted, for the verifier sweep.
-    programs: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return self.end not in ("", SchedEnd.CLEAN)
-
-    def summary(self) -> str:
-        why = f": {self.reason}" if self.reason else ""
-        msg = f" ({self.message})" if self.message else ""
-        code = f", exit code {self.exit_code}" if self.exit_code not in (None, 0) else ""
-        return f"scheduler {self.name} {self.end}{why}{msg}{code}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class SchedulerFailed(Exception):
     def __init__(self, run: SchedulerRun) -> None:
         super().__init__(run.summary())
         self.run = run
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerOrder:
-    """The scheduler part of the host's orders (TestRequest.scheduler)."""
-
-    name: str
-    argv: list[str] = field(default_factory=list)  # empty for a kernel built-in
-    enable: list[str] = field(default_factory=list)  # shell commands (kernel built-in)
-    disable: list[str] = field(default_factory=list)
-    sysctls: list[tuple[str, str]] = field(default_factory=list)
-    files: list[tuple[str, str]] = field(default_factory=list)  # (guest path, content)
-    attach_timeout_s: float = 30.0
-    watchdog_timeout_s: float | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SchedulerOrder:
-        return cls(**{**d, "sysctls": [tuple(kv) for kv in d.get("sysctls", [])],
-                      "files": [tuple(pc) for pc in d.get("files", [])]})
 
 
 class ManagedScheduler:
@@ -196,7 +137,7 @@ class ManagedScheduler:
 
     # -- how it ended ------------------------------------------------------------------
 
-    def _end(self, forced: str | None) -> None:
+    def _end(self, forced: SchedEnd | None) -> None:
         if self._proc is not None and self._proc.poll() is None and forced is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=1.0)  # the kernel disabled it: its exit follows
@@ -209,7 +150,7 @@ class ManagedScheduler:
         self.run.output_tail = self._output_tail()
         self.run.end = forced or self._classify(disabled)
 
-    def _classify(self, disabled: sched_ext.Disabled | None) -> str:
+    def _classify(self, disabled: sched_ext.Disabled | None) -> SchedEnd:
         reason = disabled.reason if disabled is not None else ""
         if reason in sched_ext.STALL_REASONS:
             return SchedEnd.STALL

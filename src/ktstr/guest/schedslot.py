@@ -2,11 +2,11 @@
 
 A test starts under its own scheduler (or EEVDF); its steps may then detach it
 (the rest runs under EEVDF), attach one, restart it or replace it by another
-(seed 004's scheduler ops, the A/B use: one workload under a scheduler and
+(the scheduler ops of ktstr.scenario.ops, for the A/B use: one workload under a scheduler and
 then under EEVDF in one VM). The slot does each switch with `ManagedScheduler`
 and keeps every scheduler the run had, in start order, for the report.
 
-The rules (seed 004): attaching the scheduler that is already attached is a
+The rules: attaching the scheduler that is already attached is a
 no-op, attaching while another one is attached is an error (replace it);
 detaching with nothing attached is a no-op; restarting needs one attached.
 Only staged schedulers can be attached: the host found their binaries before

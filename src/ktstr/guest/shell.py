@@ -14,7 +14,7 @@ import subprocess
 import termios
 from typing import Any
 
-from ktstr.guest.protocol import Outcome, ShellRequest
+from ktstr.protocol import Outcome, ShellRequest
 
 #: Output kept from a command, per stream; the rest is cut from the front.
 OUTPUT_LIMIT = 1 << 20

@@ -1,6 +1,6 @@
 """`MonitorSummary`: a sample series in figures, for the `--- monitor ---` block and the sidecar.
 
-Telemetry, not a verdict: it is computed (by `monitor.checks.summarize_monitor`)
+Telemetry, not a verdict: it is computed (by `monitor.verdict.summarize_monitor`)
 whatever the thresholds and however the checks end, so a passing run still shows
 how close it came. Counts are events over the judged window (warm-up dropped,
 only while a sched_ext scheduler was attached); rates are those counts per second
@@ -12,6 +12,35 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogResult:
+    """What became of the test's `watchdog_timeout_s` in the guest kernel: written by the
+    host's monitor to each sched_ext scheduler it saw attach, and read back."""
+
+    requested_s: float  # the test's watchdog_timeout_s
+    observed_s: float | None = None  # read back after the last write; None: never written
+    applied: int = 0  # schedulers it was written to
+    note: str = ""  # why it was not read back, or anything else worth saying
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WatchdogResult:
+        observed = d.get("observed_s")
+        return cls(requested_s=float(d["requested_s"]),
+                   observed_s=None if observed is None else float(observed),
+                   applied=int(d.get("applied", 0)), note=str(d.get("note", "")))
+
+    def account(self) -> str:
+        """One line for the scheduler's report."""
+        if self.note:
+            return self.note
+        return (f"watchdog_timeout_s={self.requested_s:g} requested, "
+                + (f"{self.observed_s:g} read back" if self.observed_s is not None
+                   else "not applied (no scheduler seen attached by the monitor)"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +66,7 @@ class MonitorSummary:
     event_rates: dict[str, float] = field(default_factory=dict)  # per second, whole window
     peak_rates: dict[str, float] = field(default_factory=dict)  # per second, worst interval
     stall_min_vcpu_ns: int = 0  # host CPU a vCPU needs in an interval for a still clock to count
-    watchdog_requested_s: float | None = None
-    watchdog_observed_s: float | None = None
-    watchdog_note: str = ""  # why it was not read back, or anything else worth saying
+    watchdog: WatchdogResult | None = None  # None: not overridden
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +78,8 @@ class MonitorSummary:
         for name in ("ops_names", "stalled_cpus"):
             if name in kw:
                 kw[name] = tuple(kw[name])
+        if kw.get("watchdog") is not None:
+            kw["watchdog"] = WatchdogResult.from_dict(kw["watchdog"])
         return cls(**kw)
 
     def render_lines(self) -> list[str]:
@@ -84,12 +113,11 @@ class MonitorSummary:
         return lines
 
     def _watchdog_line(self) -> str:
-        if self.watchdog_requested_s is None and self.watchdog_observed_s is None:
-            text = "watchdog: not overridden"
-        else:
-            text = (f"watchdog: requested {_secs(self.watchdog_requested_s)}, "
-                    f"read back {_secs(self.watchdog_observed_s)}")
-        return f"{text} ({self.watchdog_note})" if self.watchdog_note else text
+        wd = self.watchdog
+        if wd is None:
+            return "watchdog: not overridden"
+        text = f"watchdog: requested {_secs(wd.requested_s)}, read back {_secs(wd.observed_s)}"
+        return f"{text} ({wd.note})" if wd.note else text
 
 
 def _secs(value: float | None) -> str:

@@ -3,7 +3,7 @@
 The sampler (a host thread per VM) builds a `MonitorSample` every ~100 ms from the
 guest's runqueues and sched_ext state, read from guest RAM without stopping the
 guest, plus each vCPU thread's host CPU time (from /proc of the qemu process). The
-checks (monitor/checks.py) judge a list of them and never read anything else, so
+checks (monitor/verdict.py) judge a list of them and never read anything else, so
 they can be tested on synthetic series.
 """
 

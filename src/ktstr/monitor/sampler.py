@@ -1,6 +1,6 @@
 """The sampling thread: one look at the guest every 100 ms while a test runs.
 
-Seed 001 / DESIGN.md: sampling starts after a start delay (the guest's own
+Sampling starts after a start delay (the guest's own
 set-up is not the scheduler's doing) and runs every ~100 ms until the run ends;
 each sample is the guest-memory reader's look plus each vCPU's host CPU time.
 A reader that fails mid-run (the guest is being torn down, or its memory no

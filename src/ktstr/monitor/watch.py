@@ -1,8 +1,9 @@
 """Write watchpoints on guest kernel variables, and the scheduler's error exit as one.
 
 A `WatchSet` binds a booted guest kernel (`GuestKernel`, for symbols and memory) to its
-gdbstub (`ktstr.vm.gdbstub.GdbStub`). It has four slots (seed 001: "up to 3 per
-scenario; slot 0 is reserved for the error-class exit_kind trigger"):
+gdbstub (`ktstr.vm.gdbstub.GdbStub`). It has four slots, as the x86 debug registers
+(up to 3 user watches per scenario; slot 0 is reserved for the error-class exit_kind
+trigger):
 
 - slot 0 watches `scx_root->exit_kind`, re-armed whenever the attached scheduler
   changes (a `struct scx_sched` is allocated per load, so the address moves). The

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from ktstr.errors import KtstrError
-from ktstr.guest.protocol import Outcome
-from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm
-from ktstr.scenario.snapshot import snapshot_lines
+from ktstr.protocol import Outcome, SchedEnd, SchedulerRun, TestLocation
+from ktstr.runner.vmrun import RunResult, run_in_vm
 from ktstr.testdef import KtstrTest
 
 RUN_DIR_KEY = pytest.StashKey["Any"]()
@@ -72,11 +71,12 @@ class KtstrItem(pytest.Item):
 
 
 def summary_line(r: RunResult) -> str:
-    """Seed 001's result line, then the stats and payload blocks when there are some."""
+    """The result line (PASS/FAIL/INCONCLUSIVE, wall time, id, topology, accel, boot),
+    then the stats and payload blocks when there are some."""
     word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
             f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s"
-            f"{' ' + r.boot_mode if r.boot_mode else ''}]")
+            f"{f' {r.boot_mode}' if r.boot_mode else ''}]")
     if word == "FAIL":
         # The why first: the violated thresholds or the error, then the stats.
         body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))
@@ -98,10 +98,10 @@ def failure_text(r: RunResult) -> str:
         lines += ["", "--- guest traceback ---", r.traceback.rstrip()]
     if len(r.scheduler_runs) > 1:  # the steps switched schedulers: in which order
         lines += ["", "schedulers of the run: " + " -> ".join(
-            f"{run.get('name')} ({run.get('end') or 'running'})" for run in r.scheduler_runs)]
+            f"{run.name} ({run.end or 'running'})" for run in r.scheduler_runs)]
     lines += scheduler_block(r.scheduler_run)
     if r.snapshots:  # what the scheduler's state was when the test asked
-        lines += ["", "--- snapshots ---"] + ["  " + line for line in snapshot_lines(r.snapshots)]
+        lines += ["", "--- snapshots ---"] + ["  " + s.line() for s in r.snapshots.values()]
     if r.console_tail:
         lines += ["", f"--- guest console (tail; whole log: {r.console_log}) ---",
                   r.console_tail.rstrip()]
@@ -110,26 +110,25 @@ def failure_text(r: RunResult) -> str:
     return "\n".join(lines)
 
 
-def scheduler_block(run: dict[str, Any] | None) -> list[str]:
+def scheduler_block(run: SchedulerRun | None) -> list[str]:
     """The scheduler's side of a failure: how it ended, its kernel log lines, its output."""
-    if not run or run.get("end") in (None, "", "clean"):
+    if run is None or run.end in (SchedEnd.RUNNING, SchedEnd.CLEAN):
         return []
-    lines = ["", f"--- scheduler {run.get('name')} (ops {run.get('ops') or '-'}, "
-                 f"pid {run.get('pid') or '-'}): {run.get('end')} ---"]
-    if run.get("reason"):
-        lines.append(f"  kernel: {run['reason']}" + (f": {run['message']}"
-                                                      if run.get("message") else ""))
-    lines += [f"  {line}" for line in run.get("kernel_log", [])]
-    if run.get("output_tail"):
+    lines = ["", f"--- scheduler {run.name} (ops {run.ops or '-'}, "
+                 f"pid {run.pid or '-'}): {run.end} ---"]
+    if run.reason:
+        lines.append(f"  kernel: {run.reason}" + (f": {run.message}" if run.message else ""))
+    lines += [f"  {line}" for line in run.kernel_log]
+    if run.output_tail:
         lines += ["  scheduler output (tail):"]
-        lines += [f"    {line}" for line in str(run["output_tail"]).splitlines()]
-    if run.get("watchdog"):
-        lines.append(f"  {run['watchdog']}")
+        lines += [f"    {line}" for line in run.output_tail.splitlines()]
+    if run.watchdog:
+        lines.append(f"  {run.watchdog}")
     return lines
 
 
-def _verb(outcome: str) -> str:
-    return {"timeout": "timed out", "crashed": "lost its guest",
+def _verb(outcome: Outcome) -> str:
+    return {Outcome.TIMEOUT: "timed out", Outcome.CRASHED: "lost its guest",
             Outcome.ERROR: "could not run"}.get(outcome, "failed")
 
 

@@ -17,6 +17,7 @@ caller that boots (a test run, `ktstr shell`) goes through here.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -63,6 +64,13 @@ class RestoreFailed(Exception):
     pass
 
 
+class BootMode(enum.StrEnum):
+    """How the VM of a run came up."""
+
+    COLD = "cold"  # booted
+    RESTORED = "restored"  # from a snapshot of a booted guest (ktstr.vm.snapshot)
+
+
 @dataclass
 class Booted:
     """A running machine whose agent has its orders; the caller reads its answers
@@ -73,7 +81,7 @@ class Booted:
     boot_s: float  # qemu start -> ready for orders, host wall clock, of the attempt that worked
     attempts: int
     crashes: list[str] = field(default_factory=list)  # one line per crashed attempt
-    mode: str = "cold"  # or "restored"
+    mode: BootMode = BootMode.COLD
     snapshot: str = ""  # the key of the snapshot restored or saved
     save_s: float = 0.0  # how long saving the snapshot stopped the guest
     fallback: str = ""  # why a snapshot could not be restored, when one was tried
@@ -140,7 +148,7 @@ def _restore(spec: VmSpec, workdir: Path, snap: Snapshot, go: Orders,
         raise RestoreFailed(f"the restored guest was {why} after its orders (console: {kept})")
     machine.unread(first)
     snap.touch()
-    return Booted(machine, snap.meta().get("hello", {}), ready, 1, mode="restored",
+    return Booted(machine, snap.meta().get("hello", {}), ready, 1, mode=BootMode.RESTORED,
                   snapshot=snap.key)
 
 

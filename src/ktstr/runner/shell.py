@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.errors import GuestLostError, KtstrError
-from ktstr.guest.protocol import ShellRequest
-from ktstr.runner.boot import boot
+from ktstr.protocol import ShellRequest
+from ktstr.runner.boot import BootMode, boot
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
@@ -32,7 +32,7 @@ class ShellResult:
     exit_code: int
     stdout: str = ""
     stderr: str = ""
-    boot_mode: str = ""  # "cold" or "restored" (ktstr.runner.boot.Booted.mode)
+    boot_mode: BootMode | None = None
 
 
 def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | None,

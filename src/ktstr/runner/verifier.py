@@ -1,6 +1,6 @@
 """The BPF verifier sweep: load every declared scheduler in a VM and report its programs.
 
-Cells (seed 003): one per scheduler x kernel-list entry that passes the scheduler's
+Cells: one per scheduler x kernel-list entry that passes the scheduler's
 `kernels` filter (ktstr.kernelid) x topology. EEVDF and kernel built-ins have no
 binary to load BPF programs from and are left out. The topology is the scheduler's
 own unless the operator names some: the gauntlet's topology presets are not part of
@@ -25,9 +25,10 @@ from typing import Any
 
 from ktstr.errors import ConfigError
 from ktstr.kernelid import KernelEntry, kernel_filter_accepts
+from ktstr.protocol import SchedEnd, TestLocation
 from ktstr.runner import verifier_probe
 from ktstr.runner.sidecar import safe_name
-from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm
+from ktstr.runner.vmrun import RunResult, run_in_vm
 from ktstr.scheduler import Scheduler
 from ktstr.topology import Topology
 
@@ -59,7 +60,7 @@ class CellResult:
 
 
 def verifiable(sched: Scheduler) -> bool:
-    """Seed 003: EEVDF and kernel built-ins have no userspace binary to verify."""
+    """EEVDF and kernel built-ins have no userspace binary to verify."""
     return sched.spec.kind not in ("eevdf", "kernel_builtin")
 
 
@@ -110,18 +111,19 @@ def verifier_excerpt(output: str, max_lines: int = EXCERPT_LINES) -> str:
 def judge(cell: Cell, res: RunResult) -> CellResult:
     """A cell's verdict from its run: passed when the scheduler attached, stayed, and
     every program it holds was verified (verified_insns > 0)."""
-    run = res.scheduler_run or {}
-    programs = [p for p in run.get("programs", []) if "id" in p]
-    out = CellResult(cell, passed=False, programs=programs, run=res)
-    if run.get("end") == "never attached" or (run and not run.get("ops")):
-        out.error = f"did not load: {run.get('message') or run.get('reason') or res.error}"
-        out.excerpt = verifier_excerpt(run.get("output_tail", ""))
-        return out
-    if not run:
+    run = res.scheduler_run
+    if run is None:
+        out = CellResult(cell, passed=False, run=res)
         out.error = res.error or f"the run ended {res.outcome} without a scheduler report"
         out.excerpt = res.console_tail[-2000:] if res.console_tail else ""
         return out
-    problems = [p["error"] for p in run.get("programs", []) if "error" in p]
+    programs = [p for p in run.programs if "id" in p]
+    out = CellResult(cell, passed=False, programs=programs, run=res)
+    if run.end == SchedEnd.NEVER or not run.ops:
+        out.error = f"did not load: {run.message or run.reason or res.error}"
+        out.excerpt = verifier_excerpt(run.output_tail)
+        return out
+    problems = [p["error"] for p in run.programs if "error" in p]
     if not programs:
         problems.append("the scheduler attached but holds no BPF program")
     problems += [f"program {p.get('name') or p['id']} has verified_insns="
@@ -129,7 +131,7 @@ def judge(cell: Cell, res: RunResult) -> CellResult:
                  if not p.get("verified_insns")]
     if not res.passed:
         problems.insert(0, res.error or f"the run ended {res.outcome}")
-        out.excerpt = verifier_excerpt(run.get("output_tail", ""))
+        out.excerpt = verifier_excerpt(run.output_tail)
     out.error = "; ".join(problems)
     out.passed = not problems
     return out
@@ -144,5 +146,5 @@ def verify_cell(cell: Cell, run_dir: Path, *, cold: bool = False) -> CellResult:
                          module_name=verifier_probe.__name__, qualname="verifier_probe",
                          cwd=os.getcwd())
     res = run_in_vm(test, where, kernel_spec=cell.entry.kernel.key,
-                    run_dir=run_dir / safe_name(cell.entry.label), cold=cold)
+                    run_dir=run_dir / safe_name(cell.entry.label), cold=cold, replaced=True)
     return judge(cell, res)

@@ -1,11 +1,13 @@
 """Turn one `KtstrTest` into one VM run and one `RunResult`.
 
-The steps: resolve the kernel, build (or reuse) the initramfs, choose the
-accelerator, boot, wait for the agent's hello within the boot budget, send
-the test, collect messages until the result or the deadline, and shut the VM
-down. Every path, timeouts and crashes included, ends in a `RunResult` and a
-sidecar; no qemu outlives the call (the VM is a context manager and qemu dies
-with its parent).
+The steps: resolve the kernel and the test's schedulers (a missing binary or a
+bad configuration fails before any boot), build (or reuse) the initramfs,
+choose the accelerator, boot, wait for the agent's hello within the boot
+budget, send the run's orders, serve the guest's requests until its result or
+the deadline, and shut the VM down. Every path, timeouts and crashes included,
+ends in a `RunResult` and a sidecar; no qemu outlives the call (the VM is a
+context manager and qemu dies with its parent). The result is built once, at
+the end, from the values each step returned.
 """
 
 from __future__ import annotations
@@ -15,25 +17,26 @@ import logging
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ktstr.errors import KtstrError
-from ktstr.guest.protocol import Outcome, TestRequest
+from ktstr.monitor.sampling import MonitorOutcome, WatchdogOverride, judge, watchdog_account
+from ktstr.monitor.session import MonitorReport, MonitorSession
 from ktstr.monitor.watch import ON_ERROR
-from ktstr.runner.boot import BootFailed, boot
-from ktstr.runner.monitoring import (
-    ENV_MONITOR,
-    MonitorOutcome,
-    RunMonitor,
-    WatchdogOverride,
-    judge,
-    monitor_disabled,
+from ktstr.protocol import (
+    Outcome,
+    RunOverrides,
+    SchedulerRun,
+    TestLocation,
+    TestRequest,
 )
-from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
+from ktstr.runner.boot import Booted, BootFailed, boot
+from ktstr.runner.monitoring import ENV_MONITOR, monitor_disabled
+from ktstr.runner.result import RunResult
+from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, ResolvedSchedulers, resolve_schedulers
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
-from ktstr.runner.snapshots import SnapshotService
 from ktstr.scenario.snapshot import Snapshot
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -45,60 +48,19 @@ from ktstr.vm.pyroot import agent_tree
 from ktstr.vm.qemu import kaslr_enabled, qboot_rom
 from ktstr.vm.snapshot import cold_forced
 
+__all__ = ["BOOT_BUDGET_S", "RunResult", "TestLocation", "default_deadline", "run_in_vm",
+           "vm_spec"]
+
 log = logging.getLogger(__name__)
 
 #: Map entries per map the on_error summary shows in a failure report.
 ON_ERROR_ENTRIES = 3
-
-TIMEOUT = "timeout"  # outcome when the host deadline hit first
-CRASHED = "crashed"  # outcome when the guest died without a result
+#: What a failed sched_ext test's report says until auto-repro exists.
+AUTO_REPRO_NOT_RUN = "auto-repro: not run (not implemented yet)"
 
 #: Wall-clock budget from qemu start to the agent's hello. Measured ~7 s under TCG on
 #: 2 cores; the margin absorbs a loaded CI host running VMs in parallel.
 BOOT_BUDGET_S = {"kvm": 30.0, "tcg": 120.0}
-
-
-@dataclass
-class RunResult:
-    test_id: str
-    outcome: str
-    topology: str
-    kernel: str
-    accel: str
-    scheduler: str
-    error: str = ""
-    traceback: str = ""
-    report: str = ""  # the detail lines and the --- stats --- block
-    result: dict[str, Any] | None = None  # AssertResult.to_dict()
-    profile: str = ""
-    topology_seen: dict[str, Any] = field(default_factory=dict)
-    wall_s: float = 0.0
-    boot_s: float = 0.0  # qemu start -> ready for the test (hello, or restored), host wall clock
-    boot_mode: str = ""  # "cold" or "restored" (from a snapshot)
-    snapshot: str = ""  # key of the snapshot restored or saved by this run
-    snapshot_save_s: float = 0.0  # the guest stood still this long while it was saved
-    restore_fallback: str = ""  # why a snapshot failed to restore (the run then booted cold)
-    guest_uptime_at_hello_s: float = 0.0
-    body_s: float = 0.0
-    boot_attempts: int = 0
-    boot_crashes: list[str] = field(default_factory=list)  # emulator flakes, retried
-    scheduler_run: dict[str, Any] | None = None  # ktstr.guest.schedctl.SchedulerRun
-    scheduler_runs: list[dict[str, Any]] = field(default_factory=list)  # all, in start order
-    monitor: dict[str, Any] = field(default_factory=dict)  # runner.monitoring.MonitorOutcome
-    # Op.snapshot captures by name: the latest of each, with "hits" (runner.snapshots)
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    scheduler_vars: dict[str, Any] = field(default_factory=dict)  # requested, read_back/error
-    console_log: str = ""
-    console_tail: str = ""
-    sidecar: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome in (Outcome.PASSED, Outcome.INCONCLUSIVE)
-
-    def add_to_report(self, *lines: str) -> None:
-        """Append a block (the host's monitor verdict, on_error) after the guest's report."""
-        self.report = "\n".join(filter(None, [self.report.rstrip(), *lines]))
 
 
 def default_deadline(test: KtstrTest, accel: str) -> float:
@@ -115,38 +77,62 @@ def default_deadline(test: KtstrTest, accel: str) -> float:
 
 
 @dataclass(frozen=True)
-class TestLocation:
-    """Where the guest finds the test: the same file at the same path."""
+class RunPlan:
+    """What the host decided for one run before booting it."""
 
-    test_id: str
-    module_file: str
-    module_name: str
-    qualname: str
-    sys_path: tuple[str, ...] = ()
-    cwd: str = ""
+    test: KtstrTest
+    where: TestLocation
+    kernel: Kernel
+    accel: str
+    schedulers: ResolvedSchedulers
+    overrides: RunOverrides
+    deadline_s: float  # default_deadline(test, accel)
+
+    @property
+    def watched(self) -> bool:
+        """A sched_ext scheduler may run: its error exit is captured, the monitor judges."""
+        return bool(self.schedulers.staged)
+
+    def request(self) -> TestRequest:
+        return TestRequest(where=self.where, accel=self.accel,
+                           seed=random.SystemRandom().getrandbits(63),
+                           scheduler_binaries=self.schedulers.binaries,
+                           attach_timeout_s=ATTACH_TIMEOUT_S[self.accel],
+                           overrides=self.overrides)
+
+    def empty_result(self, **values: Any) -> RunResult:
+        """This run's result with `values`; a run that gives none crashed."""
+        return RunResult(test_id=self.where.test_id, topology=str(self.test.topology),
+                         kernel=self.kernel.key, accel=self.accel,
+                         scheduler=self.test.scheduler.name,
+                         **{"outcome": Outcome.CRASHED, **values})
 
 
 def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
-              run_dir: Path, cold: bool = False) -> RunResult:
+              run_dir: Path, cold: bool = False, replaced: bool = False) -> RunResult:
     """Run `test` in a VM; `cold` (or KTSTR_COLD=1) boots it instead of restoring a
-    snapshot, and saves none."""
+    snapshot, and saves none. `replaced`: `test` is not the one `where` names as its
+    module declares it (the verifier's probe under a cell's scheduler and topology):
+    its topology and own scheduler travel as the run's overrides."""
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     # A missing scheduler, the test's own or a staged one, fails before a boot.
-    order, staged = scheduler_orders(test, kernel, accel)
+    schedulers = resolve_schedulers(test, kernel, accel)
     for payload in test.payloads():  # and so does a missing payload binary
         payload.check_runnable()
+    overrides = (RunOverrides(topology=str(test.topology), scheduler=schedulers.own)
+                 if replaced else RunOverrides())
+    plan = RunPlan(test, where, kernel, accel, schedulers, overrides,
+                   default_deadline(test, accel))
     started = time.monotonic()
-    res = RunResult(test_id=where.test_id, outcome=CRASHED, topology=str(test.topology),
-                    kernel=kernel.key, accel=accel, scheduler=test.scheduler.name)
-    workdir = run_dir / safe_name(where.test_id)
+    sidecar = run_dir / f"{safe_name(where.test_id)}.json"
+    res = plan.empty_result()
     try:
-        _boot_and_run(test, where, kernel, accel, workdir, res, order, staged,
-                      snapshots=not (cold or cold_forced()))
+        res = _boot_and_run(plan, run_dir / safe_name(where.test_id),
+                            snapshots=not (cold or cold_forced()))
     finally:
-        res.wall_s = time.monotonic() - started
-        res.sidecar = str(run_dir / f"{safe_name(where.test_id)}.json")
-        write_json_atomic(Path(res.sidecar), {"schema": SCHEMA, **asdict(res)})
+        res = replace(res, wall_s=time.monotonic() - started, sidecar=str(sidecar))
+        write_json_atomic(sidecar, {"schema": SCHEMA, **res.to_dict()})
     return res
 
 
@@ -174,174 +160,194 @@ def _warn_no_disk_driver(kernel: Kernel) -> None:
                 "`ktstr kernel fetch %s` adds the module", kernel.key, kernel.key)
 
 
-def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
-                  workdir: Path, res: RunResult, order: dict[str, Any] | None,
-                  staged: dict[str, dict[str, Any]], *,
-                  snapshots: bool) -> None:
-    spec = vm_spec(kernel, test.topology, test.memory_mb, accel,
-                   append=_kargs(test), tcg_threads=choose_tcg_threads(bool(staged)))
-    deadline = time.monotonic() + default_deadline(test, accel)
-    res.console_log = str(workdir / "console.log")
-    req = TestRequest(module_file=where.module_file, module_name=where.module_name,
-                      qualname=where.qualname, sys_path=list(where.sys_path), cwd=where.cwd,
-                      topology=str(test.topology), accel=accel,
-                      seed=random.SystemRandom().getrandbits(63), scheduler=order,
-                      staged_schedulers=staged, scheduler_vars=dict(test.scheduler_vars))
+def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool) -> RunResult:
+    test, accel = plan.test, plan.accel
+    spec = vm_spec(plan.kernel, test.topology, test.memory_mb, accel, append=_kargs(test),
+                   tcg_threads=choose_tcg_threads(plan.watched))
+    deadline = time.monotonic() + plan.deadline_s
+    console_log = str(workdir / "console.log")
+    req = plan.request()
     try:
-        booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], default_deadline(test, accel)),
+        booted = boot(spec, workdir, min(BOOT_BUDGET_S[accel], plan.deadline_s),
                       lambda: {"type": "go", "test": replace(req, wall_time=time.time()).to_dict()},
                       snapshots=snapshots)
     except BootFailed as e:
-        res.outcome, res.error = CRASHED, e.message
-        res.boot_attempts, res.boot_crashes, res.console_tail = e.attempts, e.crashes, \
-            e.console_tail
-        return
+        return plan.empty_result(error=e.message, boot_attempts=e.attempts,
+                                 boot_crashes=e.crashes, console_tail=e.console_tail,
+                                 console_log=console_log)
     machine = booted.machine
-    res.boot_attempts, res.boot_crashes = booted.attempts, booted.crashes
-    res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
-    res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
-    res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
-    monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged))
-    service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor,
-                              gdbstub=machine.gdbstub)
-    if staged:  # a scheduler may run: its error exit is captured as "on_error"
-        service.watch_errors()
+    session = MonitorSession.open(machine, test.topology.cpus,
+                                  not_sampled=(f"disabled ({ENV_MONITOR}=off)"
+                                               if monitor_disabled() else ""),
+                                  watchdog=_watchdog_override(plan),
+                                  watch_errors=plan.watched)
+    answer = GuestAnswer()
+    after: MonitorReport | None = None
+    failure = ""
     try:
         try:
-            _converse(machine, test, accel, res, deadline + booted.save_s, service)
+            answer = _converse(machine, session, deadline + booted.save_s, plan.deadline_s)
         finally:
-            service.close()
-            res.snapshots = service.store.to_dict()
-            res.scheduler_vars = service.scheduler_vars
-            _report_on_error(res, service.watch_error if staged else "")
-            if monitor is not None:
-                _monitor_verdict(res, monitor.stop(), test, accel, watched=bool(staged))
-            elif staged:  # a scheduler ran unwatched: say so where the verdict would be
-                res.add_to_report("--- monitor ---",
-                                  f"not judged: {res.monitor.get('reason', '')}")
+            after = session.finish()
         machine.shutdown()
     except KtstrError as e:
-        res.outcome, res.error = Outcome.ERROR, str(e)
+        failure = str(e)
     finally:
         machine.kill()  # a no-op once it has shut down
-        res.console_tail = machine.console_tail()
-        if res.outcome == CRASHED and (why := text_patch_race(machine.console_text(),
-                                                               spec.tcg_threads)):
-            res.error = f"{res.error}; {why}"
+        console_tail = machine.console_tail()
+        race = (text_patch_race(machine.console_text(), spec.tcg_threads)
+                if answer.outcome == Outcome.CRASHED and not failure else None)
+    if failure:
+        answer = replace(answer, outcome=Outcome.ERROR, error=failure)
+    elif race:
+        answer = replace(answer, error=f"{answer.error}; {race}")
+    if after is None:  # the session itself failed to finish
+        after = MonitorReport(MonitorOutcome.not_started(failure), {}, None, "")
+    return _result(plan, answer, after, **_boot_values(booted), console_log=console_log,
+                   console_tail=console_tail)
 
 
-def _report_on_error(res: RunResult, watch_error: str) -> None:
-    """A scheduler's error exit comes with the state that led to it: the `on_error`
-    capture's summary goes into the report (or why there could be none)."""
-    capture = res.snapshots.get(ON_ERROR)
-    if capture is not None:
-        lines = Snapshot(capture).summary(shown=ON_ERROR_ENTRIES)
-        res.add_to_report("--- on_error snapshot ---", *lines)
-    elif watch_error and res.outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE):
-        res.add_to_report("--- on_error snapshot ---", f"none: {watch_error}")
+def _boot_values(booted: Booted) -> dict[str, Any]:
+    return {"boot_attempts": booted.attempts, "boot_crashes": booted.crashes,
+            "boot_s": booted.boot_s, "boot_mode": booted.mode, "snapshot": booted.snapshot,
+            "snapshot_save_s": booted.save_s, "restore_fallback": booted.fallback,
+            "guest_uptime_at_hello_s": float(booted.hello.get("uptime_s", 0.0))}
 
 
-def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,
-                   res: RunResult, *, watched: bool) -> RunMonitor | None:
-    """The host-side monitor of this run; `watched`: a sched_ext scheduler may run, so
-    the test's watchdog timeout is applied to it.
+def _watchdog_override(plan: RunPlan) -> WatchdogOverride | None:
+    """The test's watchdog timeout to hold on each scheduler that attaches, or None.
 
-    Under emulation only a timeout the test sets itself is applied: the seed's default
+    Under emulation only a timeout the test sets itself is applied: the default
     (4 s, or duration + 2 s) is sized for real hardware, and a guest running 25 times
     slower trips it with nothing wrong (measured: scx_simple's watchdog work item did
     not run for 8 s behind eight spinners on one vCPU). The scheduler's own timeout
-    then stays, and the result says so, as it says why a run had no monitor.
+    then stays, and the result says so.
     """
-    if monitor_disabled():
-        res.monitor = {"available": False, "reason": f"disabled ({ENV_MONITOR}=off)"}
+    test = plan.test
+    if not plan.watched or not (test.watchdog_explicit or plan.accel == "kvm"):
         return None
-    hz = kernel.config_value("CONFIG_HZ")
-    applies = watched and (test.watchdog_explicit or accel == "kvm")
-    override = (WatchdogOverride(test.watchdog_timeout_s, int(hz))
-                if applies and hz and hz.isdigit() else None)
-    try:
-        return RunMonitor(machine.memory_fds, machine.pid, machine.qmp, test.topology.cpus,
-                          watchdog=override).start()
-    except Exception as e:  # QMP said no, /proc unreadable: run without a monitor
-        log.warning("monitor: not started: %s", e)
-        res.monitor = {"available": False, "reason": f"not started: {e}"}
-        return None
+    hz = plan.kernel.config_value("CONFIG_HZ")
+    return WatchdogOverride(test.watchdog_timeout_s, int(hz)) if hz and hz.isdigit() else None
 
 
-def _monitor_verdict(res: RunResult, outcome: MonitorOutcome, test: KtstrTest, accel: str, *,
-                     watched: bool) -> None:
-    """Judge the samples with the checks the guest judged its workers by and fold the
-    verdict into the run's."""
-    verdict = judge(outcome, test.merged_checks(emulated=accel != "kvm"),
-                    scheduler_expected=watched)
-    res.monitor = outcome.to_dict()
-    text = str(verdict).strip()
-    if text and (verdict.details or watched):
-        res.add_to_report(text)
-    if res.outcome == Outcome.PASSED and not verdict.passed:
-        res.outcome = Outcome.FAILED
-        res.error = "host-side monitor: " + verdict.details[0].splitlines()[0]
-    elif res.outcome == Outcome.PASSED and verdict.inconclusive:
-        res.outcome = Outcome.INCONCLUSIVE
-        if res.result is not None:  # where the report and the summary line read the why
-            res.result["inconclusive"] = "; ".join(
-                filter(None, [res.result.get("inconclusive"), verdict.inconclusive]))
-    if res.scheduler_run is not None:
-        res.scheduler_run["watchdog"] = _watchdog_account(outcome.watchdog, test)
+@dataclass(frozen=True)
+class GuestAnswer:
+    """What the conversation with the guest ended with: its result, or why none came."""
+
+    outcome: Outcome = Outcome.CRASHED
+    error: str = ""
+    traceback: str = ""
+    report: str = ""
+    result: dict[str, Any] | None = None
+    profile: str = ""
+    body_s: float = 0.0
+    topology_seen: dict[str, Any] = field(default_factory=dict)
+    scheduler_run: SchedulerRun | None = None
+    scheduler_runs: list[SchedulerRun] = field(default_factory=list)
+
+    @classmethod
+    def from_result(cls, msg: dict[str, Any], topology_seen: dict[str, Any]) -> GuestAnswer:
+        """The guest's "result" message."""
+        run = msg.get("scheduler")
+        result = msg.get("result")
+        return cls(outcome=Outcome(msg.get("outcome", Outcome.ERROR)),
+                   error=str(msg.get("error", "")), traceback=str(msg.get("traceback", "")),
+                   report=str(msg.get("report", "")),
+                   result=None if result is None else dict(result),
+                   profile=str(msg.get("profile", "")), body_s=float(msg.get("body_s", 0.0)),
+                   topology_seen=topology_seen,
+                   scheduler_run=None if run is None else SchedulerRun.from_dict(run),
+                   scheduler_runs=[SchedulerRun.from_dict(r)
+                                   for r in msg.get("scheduler_runs", [])])
 
 
-def _watchdog_account(wd: dict[str, Any], test: KtstrTest) -> str:
-    if not wd:
-        return (f"watchdog_timeout_s={test.watchdog_timeout_s:g} (the default) not applied "
-                "under emulation: the scheduler's own timeout stands; set it in "
-                "@ktstr_test to apply it")
-    if wd.get("note"):
-        return str(wd["note"])
-    return (f"watchdog_timeout_s={wd['requested_s']:g} requested, "
-            + (f"{wd['observed_s']:g} read back" if wd.get("observed_s") is not None
-               else "not applied (no scheduler seen attached by the monitor)"))
+def _converse(machine: Machine, session: MonitorSession, deadline: float,
+              deadline_s: float) -> GuestAnswer:
+    """Serve the guest until its result; the deadline moves by every freeze of the
+    session (the guest did not run meanwhile)."""
+    seen: dict[str, Any] = {}
+    while True:
+        msg = machine.recv(deadline + session.frozen_s - time.monotonic())
+        if msg is None:
+            return _lost(machine, seen, "no result within the run's deadline of "
+                         f"{deadline_s:.0f}s (timeout_s)", Outcome.TIMEOUT)
+        kind = msg.get("type")
+        if kind == "topology":
+            seen = msg.get("seen", {})
+        elif kind == "log":
+            log.info("guest: %s", msg.get("msg"))
+        elif kind == "request":
+            try:
+                machine.send(session.handle(msg))
+            except OSError as e:  # the port closed under us: the guest is going away
+                log.warning("cannot answer the guest's %r request: %s", msg.get("op"), e)
+        elif kind == "result":
+            return GuestAnswer.from_result(msg, seen)
+        elif kind == "eof":
+            return _lost(machine, seen, "the guest died before sending a result",
+                         Outcome.CRASHED)
+
+
+def _lost(machine: Machine, seen: dict[str, Any], why: str, outcome: Outcome) -> GuestAnswer:
+    machine.kill()
+    return GuestAnswer(outcome=outcome, error=f"{why}; qemu exit code {machine.exit_code}",
+                       topology_seen=seen)
+
+
+def _result(plan: RunPlan, answer: GuestAnswer, after: MonitorReport,
+            **values: Any) -> RunResult:
+    """The run's result: the guest's answer with the host's verdicts folded in."""
+    test = plan.test
+    outcome, error, result = answer.outcome, answer.error, answer.result
+    blocks = [*_on_error_block(after, plan.watched, outcome)]
+    monitor = after.monitor
+    scheduler_run = answer.scheduler_run
+    if monitor.started:
+        verdict = judge(monitor, test.merged_checks(emulated=plan.accel != "kvm"),
+                        scheduler_expected=plan.watched)
+        text = str(verdict).strip()
+        if text and (verdict.details or plan.watched):
+            blocks.append(text)
+        if outcome == Outcome.PASSED and not verdict.passed:
+            outcome = Outcome.FAILED
+            error = "host-side monitor: " + verdict.details[0].splitlines()[0]
+        elif outcome == Outcome.PASSED and verdict.inconclusive:
+            outcome = Outcome.INCONCLUSIVE
+            if result is not None:  # where the report and the summary line read the why
+                result = {**result, "inconclusive": "; ".join(
+                    filter(None, [result.get("inconclusive"), verdict.inconclusive]))}
+        if scheduler_run is not None:
+            scheduler_run = replace(scheduler_run,
+                                    watchdog=watchdog_account(monitor, test.watchdog_timeout_s))
+    elif plan.watched:  # a scheduler ran unwatched: say so where the verdict would be
+        blocks += ["--- monitor ---", f"not judged: {monitor.reason}"]
+    if (outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE) and test.auto_repro
+            and test.scheduler.spec.has_active_scheduling()):
+        blocks.append(AUTO_REPRO_NOT_RUN)
+    return plan.empty_result(
+        outcome=outcome, error=error, traceback=answer.traceback,
+        report="\n".join(filter(None, [answer.report.rstrip(), *blocks])),
+        result=result, profile=answer.profile, topology_seen=answer.topology_seen,
+        body_s=answer.body_s, scheduler_run=scheduler_run,
+        scheduler_runs=answer.scheduler_runs, monitor=monitor,
+        snapshots={name: Snapshot(c) for name, c in after.snapshots.items()},
+        scheduler_vars=after.scheduler_vars, **values)
+
+
+def _on_error_block(after: MonitorReport, watched: bool, outcome: Outcome) -> list[str]:
+    """A scheduler's error exit comes with the state that led to it: the `on_error`
+    capture's summary goes into the report (or why there could be none)."""
+    capture = after.snapshots.get(ON_ERROR)
+    if capture is not None:
+        return ["--- on_error snapshot ---",
+                *Snapshot(capture).summary(shown=ON_ERROR_ENTRIES)]
+    if watched and after.watch_error and outcome not in (Outcome.PASSED,
+                                                         Outcome.INCONCLUSIVE):
+        return ["--- on_error snapshot ---", f"none: {after.watch_error}"]
+    return []
 
 
 def _kargs(test: KtstrTest) -> tuple[str, ...]:
     """The guest kernel arguments of every scheduler the test may run, once each."""
     return tuple(dict.fromkeys(k for s in (test.scheduler, *test.staged_schedulers)
                                for k in s.kargs))
-
-
-def _converse(machine: Machine, test: KtstrTest, accel: str, res: RunResult,
-              deadline: float, service: SnapshotService) -> None:
-    """Serve the guest until its result; the deadline moves by every freeze of a capture
-    (the guest did not run meanwhile)."""
-    while True:
-        msg = machine.recv(deadline + service.frozen_s - time.monotonic())
-        if msg is None:
-            _lost(machine, res, "no result within the run's deadline of "
-                  f"{default_deadline(test, accel):.0f}s (timeout_s)", outcome=TIMEOUT)
-            return
-        kind = msg.get("type")
-        if kind == "topology":
-            res.topology_seen = msg.get("seen", {})
-        elif kind == "log":
-            log.info("guest: %s", msg.get("msg"))
-        elif kind == "request":
-            try:
-                machine.send(service.handle(msg))
-            except OSError as e:  # the port closed under us: the guest is going away
-                log.warning("cannot answer the guest's %r request: %s", msg.get("op"), e)
-        elif kind == "result":
-            res.outcome = str(msg.get("outcome", Outcome.ERROR))
-            for key in ("error", "traceback", "report", "result", "profile", "body_s"):
-                if key in msg:
-                    setattr(res, key, msg[key])
-            res.scheduler_run = msg.get("scheduler")
-            res.scheduler_runs = list(msg.get("scheduler_runs", []))
-            return
-        elif kind == "eof":
-            _lost(machine, res, "the guest died before sending a result")
-            return
-
-
-def _lost(machine: Machine, res: RunResult, why: str, outcome: str = CRASHED) -> None:
-    machine.kill()
-    res.outcome = outcome
-    res.error = f"{why}; qemu exit code {machine.exit_code}"

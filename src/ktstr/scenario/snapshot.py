@@ -1,7 +1,7 @@
 """What a test body reads of a snapshot: `Snapshot`, `SnapshotMap`, `ctx.snapshots`.
 
 A capture is taken by the host while the guest stands still (see
-ktstr.runner.snapshots) and travels as a plain dict: the same dict lands in the
+ktstr.monitor.captures) and travels as a plain dict: the same dict lands in the
 sidecar and, through `ctx.snapshots[name]`, back in the guest. These classes
 only read that dict, so they work the same in a test body, in `ktstr report`
 and in unit tests on hand-built captures. The scenario layer never learns

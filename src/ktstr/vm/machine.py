@@ -37,7 +37,7 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from ktstr.errors import VmLaunchError
-from ktstr.guest.protocol import PORT_NAME, ROOT_TAG, decode, encode
+from ktstr.protocol import PORT_NAME, ROOT_TAG, decode, encode
 from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology

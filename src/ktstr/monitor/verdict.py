@@ -2,7 +2,7 @@
 
 Pure logic over `MonitorSample`s (no guest, no I/O), so every rule is tested on
 synthetic series. The definitions match the Rust ktstr's `MonitorThresholds::
-evaluate` (see ../shared/DESIGN.md, "Watching the guest from the host", Anchors):
+evaluate` (the Rust ktstr's monitor thresholds, rule by rule):
 
 - the first `warmup_samples` samples are dropped (the guest is still settling
   after the sampler's start delay), and only samples taken while a sched_ext
@@ -38,11 +38,11 @@ from dataclasses import dataclass, replace
 from ktstr.checks.result import AssertResult
 from ktstr.checks.thresholds import Assert
 from ktstr.errors import ConfigError
-from ktstr.monitor.report import MonitorSummary
+from ktstr.monitor.report import MonitorSummary, WatchdogResult
 from ktstr.monitor.sample import CpuSample, MonitorSample
 
 WARMUP_SAMPLES = 20  # the Rust ktstr drops these before judging
-DEFAULT_SUSTAINED_SAMPLES = 5  # seed default, used when the Assert leaves it unset
+DEFAULT_SUSTAINED_SAMPLES = 5  # the Rust ktstr's default, used when the Assert leaves it unset
 STALL_MIN_TICKS = 10  # host clock ticks a vCPU must have run for a still clock to count
 DSQ_PLAUSIBILITY_CEILING = 10_000  # deeper local DSQs are uninitialised memory, not load
 FALLBACK_EVENT = "select_cpu_fallback"
@@ -60,7 +60,7 @@ def default_stall_min_vcpu_ns() -> int:
 
 
 @dataclass(slots=True)
-class _Run:
+class ViolationRun:
     """Consecutive violations of one check; keeps the longest run and where it ended.
 
     As the Rust `SustainedViolationTracker`: the value and position recorded are
@@ -93,18 +93,14 @@ def judge_monitor(
     warmup_samples: int = WARMUP_SAMPLES,
     scheduler_expected: bool = True,
     stall_min_vcpu_ns: int | None = None,
-    watchdog_requested_s: float | None = None,
-    watchdog_observed_s: float | None = None,
-    watchdog_note: str = "",
+    watchdog: WatchdogResult | None = None,
 ) -> AssertResult:
     """Judge a VM's sample series; the result carries the `--- monitor ---` block.
 
     `scheduler_expected`: a sched_ext scheduler should have been attached (a run
     under EEVDF passes it False: no attached sample is then nothing to judge, not
-    a doubt). The watchdog arguments are only reported: the override as the test
-    requested it and as read back from the guest (None: not read; `watchdog_note`
-    says why, e.g. that this kernel has neither `scx_root->watchdog_timeout` nor
-    `scx_watchdog_timeout`).
+    a doubt). `watchdog` is only reported: the override as the test requested it
+    and as read back from the guest (None: not overridden).
     """
     min_vcpu_ns = default_stall_min_vcpu_ns() if stall_min_vcpu_ns is None else stall_min_vcpu_ns
     _check_args(warmup_samples, min_vcpu_ns)
@@ -112,9 +108,7 @@ def judge_monitor(
         samples,
         warmup_samples=warmup_samples,
         stall_min_vcpu_ns=min_vcpu_ns,
-        watchdog_requested_s=watchdog_requested_s,
-        watchdog_observed_s=watchdog_observed_s,
-        watchdog_note=watchdog_note,
+        watchdog=watchdog,
     )
     result = AssertResult(monitor=summary.render_lines())
     window = list(samples[warmup_samples:])
@@ -283,7 +277,7 @@ def _violations(
 
 
 def _check_imbalance(window: Sequence[MonitorSample], limit: float, sustained: int) -> list[str]:
-    run = _Run()
+    run = ViolationRun()
     for pos, s in enumerate(window):
         ratio = imbalance_ratio(s) if s.attached else 0.0
         run.record(s.attached and ratio > limit, ratio, pos)
@@ -300,7 +294,7 @@ def _check_imbalance(window: Sequence[MonitorSample], limit: float, sustained: i
 
 
 def _check_dsq(window: Sequence[MonitorSample], limit: int, sustained: int) -> list[str]:
-    run = _Run()
+    run = ViolationRun()
     for pos, s in enumerate(window):
         depth = max(c.local_dsq_depth for c in s.cpus) if s.attached else 0
         run.record(s.attached and depth > limit, depth, pos)
@@ -316,13 +310,13 @@ def _check_dsq(window: Sequence[MonitorSample], limit: int, sustained: int) -> l
 
 
 def _check_stalls(window: Sequence[MonitorSample], sustained: int, min_vcpu_ns: int) -> list[str]:
-    runs: dict[int, _Run] = {}
+    runs: dict[int, ViolationRun] = {}
     for pos, prev in _pairs(window):
         cur = window[pos]
         before = {c.cpu: c for c in prev.cpus} if prev is not None else {}
         seen: set[int] = set()
         for c in cur.cpus:
-            run = runs.setdefault(c.cpu, _Run())
+            run = runs.setdefault(c.cpu, ViolationRun())
             p = before.get(c.cpu)
             run.record(p is not None and is_stall(p, c, min_vcpu_ns), c.clock_ns, pos)
             seen.add(c.cpu)
@@ -348,7 +342,7 @@ def _check_stalls(window: Sequence[MonitorSample], sustained: int, min_vcpu_ns: 
 def _check_rate(
     window: Sequence[MonitorSample], event: str, label: str, limit: float, sustained: int
 ) -> list[str]:
-    run = _Run()
+    run = ViolationRun()
     for pos, prev in _pairs(window):
         cur = window[pos]
         rate = _rate(prev, cur, event)
@@ -419,9 +413,7 @@ def summarize_monitor(
     *,
     warmup_samples: int = WARMUP_SAMPLES,
     stall_min_vcpu_ns: int | None = None,
-    watchdog_requested_s: float | None = None,
-    watchdog_observed_s: float | None = None,
-    watchdog_note: str = "",
+    watchdog: WatchdogResult | None = None,
 ) -> MonitorSummary:
     """The series in figures (for the block and the sidecar), by the verdict's own rules.
 
@@ -439,9 +431,7 @@ def summarize_monitor(
         judged=len(judged),
         detached=sum(1 for s in window if not s.attached),
         stall_min_vcpu_ns=min_vcpu_ns,
-        watchdog_requested_s=watchdog_requested_s,
-        watchdog_observed_s=watchdog_observed_s,
-        watchdog_note=watchdog_note,
+        watchdog=watchdog,
     )
     if not judged:
         return base

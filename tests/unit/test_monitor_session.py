@@ -1,7 +1,7 @@
-"""The request/reply channel and the host's snapshot service, on fakes (no VM).
+"""The request/reply channel and the host's monitor session, on fakes (no VM).
 
 The guest end (GuestPort.request) talks over a socketpair to a thread playing the
-host; the host's SnapshotService gets a recording QMP and a fake runqueue reader,
+host; the host's MonitorSession gets a recording QMP and a fake runqueue reader,
 so the freeze protocol (stop, read, always cont, frozen time kept) is checked on
 any machine. The real capture is proved by tests/vm/test_snapshot_capture.py.
 """
@@ -19,8 +19,10 @@ import pytest
 from ktstr.errors import KtstrError, MonitorUnavailable
 from ktstr.guest.hostsnap import HostSnapshots
 from ktstr.guest.port import GuestPort
+from ktstr.monitor.captures import SnapshotStore
 from ktstr.monitor.sample import CpuSample, MonitorSample
-from ktstr.runner.snapshots import SnapshotService, SnapshotStore
+from ktstr.monitor.schedvars import SchedulerVars
+from ktstr.monitor.session import MonitorSession
 
 
 class FakeKernel:
@@ -59,11 +61,11 @@ def no_state(k: Any) -> dict[str, Any]:
 
 
 def service(reader: FakeReader | None = None, read_state: Any = no_state,
-            write_var: Any = None) -> tuple[SnapshotService, Qmp]:
+            write_var: Any = None) -> tuple[MonitorSession, Qmp]:
     qmp = Qmp()
-    svc = SnapshotService(qmp, [], 2, read_state=read_state,
-                          write_var=write_var or (lambda k, n, v: v))
-    svc._reader = reader or FakeReader()  # type: ignore[assignment]
+    svc = MonitorSession(qmp, [], 2, read_state=read_state,
+                         write_var=write_var or (lambda k, n, v: v))
+    svc.access._reader = reader or FakeReader()  # type: ignore[assignment]
     return svc, qmp
 
 
@@ -83,7 +85,7 @@ def test_capture_freezes_reads_and_resumes():
     assert reply["type"] == "reply" and reply["id"] == 3 and reply["ok"], reply
     assert qmp.calls == ["stop", "cont"]
     assert reply["hits"] == 1 and reply["frozen_ms"] > 0
-    cap = svc.store.get("a")
+    cap = svc.captures.store.get("a")
     assert cap is not None and cap["rq"]["1"]["curr_pid"] == 11 and cap["jiffies"] == 77
     assert cap["scx"] == {"attached": True, "ops_name": "qmap", "enable_state": "unknown",
                           "events": {"select_cpu_fallback": 1}}
@@ -95,7 +97,7 @@ def test_capture_freezes_reads_and_resumes():
 def test_no_scheduler_still_gives_the_runqueues():
     svc, _ = service(FakeReader(attached=False))
     svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "a"})
-    cap = svc.store.get("a")
+    cap = svc.captures.store.get("a")
     assert cap is not None and set(cap["rq"]) == {"0", "1"}
     assert cap["missing"] == ["no sched_ext scheduler attached: no maps or vars"]
 
@@ -105,16 +107,16 @@ def test_a_failed_read_still_resumes_the_guest():
     reply = svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "a"})
     assert not reply["ok"] and "ValueError: page table walk hit garbage" in reply["error"]
     assert qmp.calls == ["stop", "cont"] and svc.frozen_s > 0
-    assert svc.store.names() == []
+    assert svc.captures.store.names() == []
 
 
 def test_an_unreadable_kernel_is_said_in_the_capture(monkeypatch):
     svc, qmp = service()
-    svc._reader = None
+    svc.access._reader = None
 
     def unreadable() -> Any:
         raise MonitorUnavailable("no vmcoreinfo in guest memory yet")
-    monkeypatch.setattr(svc, "_open", unreadable)
+    monkeypatch.setattr(svc.access, "reader", unreadable)
     reply = svc.handle({"type": "request", "id": 1, "op": "snapshot", "name": "early"})
     assert reply["ok"] and reply["missing"] == [
         "guest kernel not readable: no vmcoreinfo in guest memory yet"]
@@ -147,19 +149,19 @@ def test_write_vars_frozen_and_recorded():
     reply = svc.handle({"id": 1, "op": "write_vars", "vars": {"qa.x": 5, "doubled": 2}})
     assert reply["ok"] and reply["values"] == {"qa.x": 5, "doubled": 4}
     assert qmp.calls == ["stop", "cont"] and written == [("qa.x", 5), ("doubled", 2)]
-    assert svc.scheduler_vars == {"requested": {"qa.x": 5, "doubled": 2},
-                                  "read_back": {"qa.x": 5, "doubled": 4}}
+    assert svc.var_writer.record == SchedulerVars(requested={"qa.x": 5, "doubled": 2},
+                                            read_back={"qa.x": 5, "doubled": 4})
     reply = svc.handle({"id": 2, "op": "write_vars", "vars": {"slice_ns": 100}})
     assert not reply["ok"] and "read-only" in reply["error"]
     assert qmp.calls == ["stop", "cont"] * 2  # resumed after the refusal too
-    assert svc.scheduler_vars == {"requested": {"slice_ns": 100},
-                                  "error": "'slice_ns' is in scx_qmap.rodata: read-only"}
+    assert svc.finish().scheduler_vars == SchedulerVars(
+        requested={"slice_ns": 100}, error="'slice_ns' is in scx_qmap.rodata: read-only")
 
 
 class FakeHostThread(threading.Thread):
     """The host end of the port: answers each request with the service."""
 
-    def __init__(self, sock: socket.socket, svc: SnapshotService, stale: bool = False) -> None:
+    def __init__(self, sock: socket.socket, svc: MonitorSession, stale: bool = False) -> None:
         super().__init__(daemon=True)
         self.sock, self.svc, self.stale = sock, svc, stale
 
@@ -227,7 +229,7 @@ def test_scheduler_state_is_merged_or_its_failure_said():
     reads: list[Any] = [lambda k: state]
     svc, _ = service(read_state=lambda k: reads[0](k))
     svc.handle({"id": 1, "op": "snapshot", "name": "a"})
-    cap = svc.store.get("a")
+    cap = svc.captures.store.get("a")
     assert cap is not None and cap["vars"] == {"nr_enqueued": 3} and cap["missing"] == []
     assert cap["scheduler"] == "qmap" and "stats" in cap["maps"]
 
@@ -235,7 +237,7 @@ def test_scheduler_state_is_merged_or_its_failure_said():
         raise IndexError("map_idr walk ran off a page")
     reads[0] = broken
     svc.handle({"id": 2, "op": "snapshot", "name": "b"})
-    cap = svc.store.get("b")
+    cap = svc.captures.store.get("b")
     assert cap is not None and cap["rq"] and "vars" not in cap
     assert cap["missing"] == ["scheduler state not readable: IndexError: map_idr walk ran off "
                               "a page"]
@@ -243,15 +245,15 @@ def test_scheduler_state_is_merged_or_its_failure_said():
 
 def test_a_watch_hit_is_captured_without_qmp_under_its_name():
     svc, qmp = service()
-    svc._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 105)
-    svc._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 106)
-    svc._on_hit("on_error", "scx_sched.exit_kind", 0xffff8880, "SCX_EXIT_ERROR_BPF")
+    svc.captures._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 105)
+    svc.captures._on_hit("watch", "sysctl_sched_rr_timeslice", 0xffffffff8300, 106)
+    svc.captures._on_hit("on_error", "scx_sched.exit_kind", 0xffff8880, "SCX_EXIT_ERROR_BPF")
     assert qmp.calls == []  # the watchpoint stopped the guest; gdb resumes it
-    cap = svc.store.get("sysctl_sched_rr_timeslice")
+    cap = svc.captures.store.get("sysctl_sched_rr_timeslice")
     assert cap is not None and cap["hits"] == 2 and cap["rq"]["0"]["curr_comm"] == "spin"
     assert cap["watch"] == {"kind": "watch", "symbol": "sysctl_sched_rr_timeslice",
                             "address": 0xffffffff8300, "value": 106}
-    err = svc.store.get("on_error")
+    err = svc.captures.store.get("on_error")
     assert err is not None and err["watch"]["value"] == "SCX_EXIT_ERROR_BPF"
     assert err["scheduler"] == "qmap" and svc.frozen_s == 0.0
 
@@ -262,5 +264,17 @@ def test_watch_requests_without_a_gdbstub_say_so():
     assert not reply["ok"] and "gdbstub" in reply["error"], reply
     bad = svc.handle({"id": 2, "op": "watch", "symbol": 3})
     assert not bad["ok"] and "not a non-empty string" in bad["error"]
-    svc.watch_errors()
-    assert svc.watch_error == "this VM has no gdbstub"
+    svc.captures.watch_errors()
+    assert svc.finish().watch_error == "this VM has no gdbstub"
+
+
+def test_finish_hands_back_what_the_run_leaves_without_a_sampler():
+    svc = MonitorSession(Qmp(), [], 2, not_sampled="disabled (KTSTR_MONITOR=off)",
+                         read_state=no_state)
+    svc.access._reader = FakeReader()  # type: ignore[assignment]
+    svc.handle({"id": 1, "op": "snapshot", "name": "a"})
+    report = svc.finish()
+    assert report.monitor.to_dict() == {"available": False,
+                                        "reason": "disabled (KTSTR_MONITOR=off)"}
+    assert list(report.snapshots) == ["a"] and report.snapshots["a"]["hits"] == 1
+    assert report.scheduler_vars is None and report.watch_error == ""
