@@ -6,8 +6,8 @@ minimum work rate, p99 wake latency) and returns an `AssertResult` carrying
 the detail lines and per-cgroup stats of a failure report.
 """
 
-from ktstr.checks.payload_checks import MetricCheck, PayloadResult
-from ktstr.checks.result import AssertResult
+from ktstr.checks.payload_checks import MetricCheck
+from ktstr.checks.result import AssertResult, PayloadResult
 from ktstr.checks.stats import CgroupStats, ScenarioStats
 from ktstr.checks.thresholds import Assert
 

@@ -1,4 +1,7 @@
-"""`AssertResult`: the verdict of a scenario's checks, with the evidence.
+"""`AssertResult`: the verdict of a scenario's checks, with the evidence; and
+`PayloadResult`, the record of one payload run, which an `AssertResult` carries
+and which reads as one (`.result`): the two refer to each other, so they share
+this module.
 
 A result has three possible readings:
 
@@ -17,13 +20,18 @@ through `to_dict`/`from_dict`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import signal as signal_mod
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ktstr.checks.payload_checks import PayloadResult
 from ktstr.checks.stats import ScenarioStats
 from ktstr.errors import KtstrError
 from ktstr.work.report import WorkerReport
+
+#: Captured output kept in a result (the tail: a failing tool says why at its end).
+OUTPUT_TAIL_CHARS = 2048
+#: Metrics listed by name in the report when a payload has no checks or hints naming them.
+REPORT_METRICS = 12
 
 
 @dataclass(slots=True)
@@ -148,3 +156,87 @@ def _join_reasons(a: str | None, b: str | None) -> str | None:
     if not b:
         return a
     return f"{a}; {b}"
+
+
+def metric_text(v: float) -> str:
+    """A metric as report lines show it (`%g`)."""
+    return f"{v:g}"
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal_mod.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+@dataclass(slots=True)
+class PayloadResult:
+    """What one payload run left: how it ended, its metrics, its failed checks.
+
+    `judged` says whether the verdict counts: a run through `ctx.payload` or the
+    test's primary payload is judged; a run through `Op.run_payload` is recorded
+    for the sidecar only (the checks of a payload started by an op never fail the test).
+    """
+
+    name: str
+    argv: list[str] = field(default_factory=list)
+    cgroup: str = ""  # "" : the runner's own cgroup
+    pid: int = 0
+    exit_code: int | None = None  # None when a signal ended it
+    signal: int | None = None
+    killed: bool = False  # ktstr sent the SIGKILL (Op.kill_payload, or still running at the end)
+    wall_s: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    stream: str = ""  # the stream the metrics came from: "stdout", "stderr" or ""
+    details: list[str] = field(default_factory=list)
+    judged: bool = True
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    units: dict[str, str] = field(default_factory=dict)  # from the payload's MetricHints
+    shown: list[str] = field(default_factory=list)  # metrics the report names (checked, hinted)
+
+    @property
+    def passed(self) -> bool:
+        return not self.details
+
+    @property
+    def result(self) -> AssertResult:
+        """This run as a check result: its failed checks (when judged) and itself."""
+        failed = self.judged and not self.passed
+        return AssertResult(passed=not failed, details=list(self.details) if failed else [],
+                            payloads=[self])
+
+    def headline(self) -> str:
+        """`stress-ng pid 812 in cg sng: exit 0 after 2.1s, 9 metrics` (one report line)."""
+        where = f" in cg {self.cgroup}" if self.cgroup else ""
+        if self.signal is not None:
+            end = f"{'killed by' if self.killed else 'died of'} {signal_name(self.signal)}"
+        else:
+            end = f"exit {self.exit_code}"
+        checks = "" if self.judged else " (recorded, not judged)"
+        return (f"{self.name} pid {self.pid}{where}: {end} after {self.wall_s:.1f}s, "
+                f"{len(self.metrics)} metrics{checks}")
+
+    def render(self) -> list[str]:
+        """The headline, then the metrics worth naming (checked/hinted ones, else the first)."""
+        names = [n for n in self.shown if n in self.metrics] or \
+            list(self.metrics)[:REPORT_METRICS]
+        lines = [self.headline()]
+        for n in names:
+            unit = self.units.get(n, "")
+            lines.append(f"  {n}={metric_text(self.metrics[n])}{' ' + unit if unit else ''}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PayloadResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def tail(text: str, limit: int = OUTPUT_TAIL_CHARS) -> str:
+    """The end of `text`, marked with `...` when cut."""
+    return text if len(text) <= limit else "..." + text[-limit:]

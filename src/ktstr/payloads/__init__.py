@@ -8,7 +8,8 @@ in catalogue.py. Tests run payloads with `ctx.payload(p)`, with the
 `ktstr_test(payload=p)`.
 """
 
-from ktstr.checks.payload_checks import MetricCheck, PayloadResult
+from ktstr.checks.payload_checks import MetricCheck
+from ktstr.checks.result import PayloadResult
 from ktstr.payloads.catalogue import FIO, STRESS_NG
 from ktstr.payloads.defs import MetricHint, OutputFormat, Payload, Polarity
 from ktstr.payloads.run import LivePayloads, RunningPayload, start

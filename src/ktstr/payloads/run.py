@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ktstr.checks.payload_checks import PayloadResult, evaluate, tail
+from ktstr.checks.payload_checks import evaluate
+from ktstr.checks.result import PayloadResult, tail
 from ktstr.errors import ConfigError
 from ktstr.payloads.defs import Payload
 from ktstr.payloads.extract import extract
