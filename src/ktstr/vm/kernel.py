@@ -31,9 +31,10 @@ from typing import Any
 import platformdirs
 
 from ktstr.errors import KernelError
+from ktstr.kernelid import matches_version
 from ktstr.vm import kmod
 from ktstr.vm.bzimage import check_bzimage, image_version
-from ktstr.vm.debian import matches_version, version_key
+from ktstr.vm.debian import version_key
 
 log = logging.getLogger(__name__)
 
