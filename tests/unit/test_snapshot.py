@@ -1,4 +1,5 @@
-"""Snapshot naming, RAM copying and the save/list/clean logic (no VM: qemu is faked)."""
+"""Saved guests (vm.snapshot.SavedGuest): naming, RAM copying and the save/list/clean
+logic (no VM: qemu is faked)."""
 
 import json
 import os
@@ -11,7 +12,7 @@ from ktstr.vm import snapshot as snapmod
 from ktstr.vm.machine import VmSpec, machine_identity
 from ktstr.vm.qemu import QemuBinary
 from ktstr.vm.snapshot import (
-    Snapshot,
+    SavedGuest,
     clean_snapshots,
     cold_forced,
     copy_nonzero,
@@ -117,7 +118,7 @@ class FakeVm:
 
 
 def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
-    snap = Snapshot("k1", tmp_path / "snaps")
+    snap = SavedGuest("k1", tmp_path / "snaps")
     vm = FakeVm(tmp_path)
     assert save(vm, snap, {"topology": "1n1l1c1t"}) is not None
     assert vm.calls[0] == "stop" and vm.calls[-1] == "cont"
@@ -131,7 +132,7 @@ def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
 
 
 def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path):
-    snap = Snapshot("k2", tmp_path / "snaps")
+    snap = SavedGuest("k2", tmp_path / "snaps")
     vm = FakeVm(tmp_path, status="failed")
     assert save(vm, snap, {}) is None
     assert vm.calls[-1] == "cont"
@@ -140,7 +141,7 @@ def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path):
 
 
 def test_a_save_in_progress_elsewhere_is_not_waited_for(tmp_path):
-    snap = Snapshot("k3", tmp_path / "snaps")
+    snap = SavedGuest("k3", tmp_path / "snaps")
     snap.root.mkdir()
     with snapmod.exclusive_lock(snap.root / "k3.lock", "test"):
         vm = FakeVm(tmp_path)
@@ -163,7 +164,7 @@ def test_list_and_clean_by_prefix(tmp_path):
 
 
 def test_discard_removes_it(tmp_path):
-    snap = Snapshot("k4", tmp_path)
+    snap = SavedGuest("k4", tmp_path)
     snap.dir.mkdir()
     (snap.dir / "state").write_bytes(b"x")
     snap.discard("corrupt")
@@ -179,6 +180,6 @@ def test_pruning_keeps_the_most_recently_used(tmp_path):
         (d / "state").write_bytes(b"x")
         (d / "meta.json").write_text("{}")
         os.utime(d / "meta.json", (1000 + i, 1000 + i))
-    Snapshot("old", root).touch()  # restored just now
+    SavedGuest("old", root).touch()  # restored just now
     assert snapmod.prune_snapshots(2, root) == ["used"]
     assert [s.key for s in list_snapshots(root)] == ["new", "old"]

@@ -43,7 +43,7 @@ from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
 from ktstr.vm.qemu import QemuArgs, QemuBinary
-from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
+from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_nonzero
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def create_scratch_image(path: Path, size_mb: int) -> bool:
 
 
 class Machine:
-    def __init__(self, spec: VmSpec, workdir: Path, *, restore: Snapshot | None = None) -> None:
+    def __init__(self, spec: VmSpec, workdir: Path, *, restore: SavedGuest | None = None) -> None:
         """`restore`: a saved guest to start from instead of booting; the machine
         then stays paused until `wait_restored`."""
         self.spec = spec
@@ -235,7 +235,7 @@ class Machine:
         threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
                          daemon=True).start()
 
-    def _load_snapshot(self, snap: Snapshot) -> None:
+    def _load_snapshot(self, snap: SavedGuest) -> None:
         """Give qemu memory files that already hold the saved guest's RAM, and start
         the console log with the saved guest's boot log (qemu appends to it)."""
         with open(self.console_log, "wb") as log_out:

@@ -24,6 +24,9 @@ removed (see ktstr.runner.boot) and the next cold boot saves it anew.
 What a restored guest must not share with its siblings (the clock, the RNG
 state, the host root mount that qemu cannot migrate) is set by the agent when
 its orders arrive (ktstr.guest.agent.take_orders).
+
+Not to be confused with ktstr.scenario.snapshot.Snapshot, a capture of the
+scheduler's state during a test: a saved guest here is a `SavedGuest`.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> s
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class SavedGuest:
     """One saved guest, present or not: `<snapshots_root>/<key>/{state,meta.json}`."""
 
     key: str
@@ -153,7 +156,7 @@ class SavableVm(Protocol):
     def qmp(self, cmd: str, **args: Any) -> Any: ...
 
 
-def save(vm: SavableVm, snap: Snapshot, meta: dict[str, Any]) -> float | None:
+def save(vm: SavableVm, snap: SavedGuest, meta: dict[str, Any]) -> float | None:
     """Save the paused-at-hello guest `vm` as `snap`, leave it running again.
 
     Returns the seconds the guest stood still, or None when nothing was saved
@@ -249,18 +252,18 @@ def copy_nonzero(src: int, dst: int) -> int:
     return written
 
 
-def list_snapshots(root: Path | None = None) -> list[Snapshot]:
+def list_snapshots(root: Path | None = None) -> list[SavedGuest]:
     root = root or snapshots_root()
     if not root.is_dir():
         return []
-    found = (Snapshot(d.name, root) for d in sorted(root.iterdir())
+    found = (SavedGuest(d.name, root) for d in sorted(root.iterdir())
              if d.is_dir() and not d.name.startswith("."))
     return [s for s in found if s.exists()]
 
 
 def prune_snapshots(keep: int, root: Path | None = None) -> list[str]:
     """Remove all but the `keep` most recently used snapshots."""
-    stale = sorted(list_snapshots(root), key=Snapshot.last_used, reverse=True)[keep:]
+    stale = sorted(list_snapshots(root), key=SavedGuest.last_used, reverse=True)[keep:]
     for snap in stale:
         log.info("removing snapshot %s: the least recently used of more than %d", snap.key,
                  keep)
