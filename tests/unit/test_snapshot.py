@@ -14,7 +14,6 @@ from ktstr.vm.qemu import QemuBinary
 from ktstr.vm.snapshot import (
     SavedGuest,
     clean_snapshots,
-    cold_forced,
     copy_nonzero,
     list_snapshots,
     save,
@@ -86,11 +85,6 @@ def test_copy_keeps_content_and_leaves_zero_blocks_as_holes(tmp_path):
     # At most the two 64 KiB blocks that hold data; never the 256 KiB of written zeros.
     assert 2 * 4096 <= written <= 2 * 64 * 1024
     assert os.stat(dst).st_blocks * 512 <= 4 * 64 * 1024
-
-
-def test_cold_is_forced_by_any_value_but_empty_or_zero():
-    assert cold_forced({"KTSTR_COLD": "1"}) and cold_forced({"KTSTR_COLD": "yes"})
-    assert not cold_forced({}) and not cold_forced({"KTSTR_COLD": "0"})
 
 
 class FakeVm:

@@ -29,6 +29,7 @@ from ktstr.kernelid import KernelEntry
 from ktstr.pyimport import import_file
 from ktstr.runner.verifier import CellResult, select, sweep_cells, verify_cell
 from ktstr.scheduler import SCHEDULERS, Scheduler
+from ktstr.settings import settings
 from ktstr.topology import Topology
 from ktstr.vm.kernel import Kernel, resolve_kernel
 from ktstr.vm.sched import read_manifest
@@ -50,7 +51,8 @@ def register(sub: Any) -> None:
                    "schedulers when SOURCEs are given")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where console logs and sidecars go (default: a new temp dir)")
-    p.add_argument("--cold", action="store_true", help="boot every VM (no snapshot restore)")
+    p.add_argument("--cold", action="store_true", help="boot every VM (no snapshot restore; "
+                   "env KTSTR_COLD=1)")
     p.set_defaults(func=run)
 
 
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[{i}/{len(cells)}] {cell.cell_id} ...", highlight=False)
         started = time.monotonic()
         try:
-            res = verify_cell(cell, run_dir, cold=args.cold)
+            res = verify_cell(cell, run_dir, cold=args.cold or settings().cold)
         except KtstrError as e:
             res = CellResult(cell, passed=False, error=str(e))
         console.print(f"  {'ok' if res.passed else 'FAILED'} in "

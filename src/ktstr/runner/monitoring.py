@@ -14,12 +14,11 @@ the result; it never fails or stops the run.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ktstr.checks import Assert, AssertResult
-from ktstr.envflag import env_flag
 from ktstr.monitor.checks import judge_monitor
 from ktstr.monitor.guestkernel import GuestKernel
 from ktstr.monitor.guestmem import GuestMemory
@@ -27,14 +26,6 @@ from ktstr.monitor.rqreader import RqReader, write_watchdog_timeout
 from ktstr.monitor.sample import MonitorSample
 from ktstr.monitor.sampler import Look, MonitorThread
 from ktstr.monitor.vcpus import VcpuClock, vcpu_threads
-
-#: `KTSTR_MONITOR=off` (or `ktstr test --no-monitor`) runs VMs without the monitor:
-#: for measuring its overhead, or a guest kernel it misreads. The result says so.
-ENV_MONITOR = "KTSTR_MONITOR"
-
-
-def monitor_disabled(env: Mapping[str, str] | None = None) -> bool:
-    return not env_flag(ENV_MONITOR, True, env)
 
 
 @dataclass

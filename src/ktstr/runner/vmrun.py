@@ -23,18 +23,12 @@ from ktstr.errors import KtstrError
 from ktstr.guest.protocol import Outcome, TestRequest
 from ktstr.monitor.watch import ON_ERROR
 from ktstr.runner.boot import BootFailed, boot
-from ktstr.runner.monitoring import (
-    ENV_MONITOR,
-    MonitorOutcome,
-    RunMonitor,
-    WatchdogOverride,
-    judge,
-    monitor_disabled,
-)
+from ktstr.runner.monitoring import MonitorOutcome, RunMonitor, WatchdogOverride, judge
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, scheduler_orders
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.runner.snapshots import SnapshotService
 from ktstr.scenario.snapshot import Snapshot
+from ktstr.settings import ENV_MONITOR, settings
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel, choose_tcg_threads, text_patch_race
@@ -42,8 +36,7 @@ from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
-from ktstr.vm.qemu import kaslr_enabled, qboot_rom
-from ktstr.vm.snapshot import cold_forced
+from ktstr.vm.qemu import qboot_rom
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +120,13 @@ class TestLocation:
 
 
 def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
-              run_dir: Path, cold: bool = False) -> RunResult:
-    """Run `test` in a VM; `cold` (or KTSTR_COLD=1) boots it instead of restoring a
-    snapshot, and saves none."""
+              run_dir: Path, cold: bool | None = None,
+              monitor: bool | None = None) -> RunResult:
+    """Run `test` in a VM. `cold`: boot it instead of restoring a saved guest, and save
+    none; `monitor`: watch it from the host (ktstr.runner.monitoring; off: the result
+    says so). None: the settings' default (KTSTR_COLD, KTSTR_MONITOR)."""
+    cold = settings().cold if cold is None else cold
+    monitor = settings().monitor if monitor is None else monitor
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     # A missing scheduler, the test's own or a staged one, fails before a boot.
@@ -142,7 +139,7 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     workdir = run_dir / safe_name(where.test_id)
     try:
         _boot_and_run(test, where, kernel, accel, workdir, res, order, staged,
-                      snapshots=not (cold or cold_forced()))
+                      snapshots=not cold, monitored=monitor)
     finally:
         res.wall_s = time.monotonic() - started
         res.sidecar = str(run_dir / f"{safe_name(where.test_id)}.json")
@@ -155,7 +152,7 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
                              agent_tree(sys.executable, cache_root() / "initramfs"))
-    kaslr = kaslr_enabled()
+    kaslr = settings().kaslr
     image = kernel.boot_image(kaslr=kaslr)
     append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
               *options.pop("append", ()))
@@ -177,7 +174,7 @@ def _warn_no_disk_driver(kernel: Kernel) -> None:
 def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: str,
                   workdir: Path, res: RunResult, order: dict[str, Any] | None,
                   staged: dict[str, dict[str, Any]], *,
-                  snapshots: bool) -> None:
+                  snapshots: bool, monitored: bool) -> None:
     spec = vm_spec(kernel, test.topology, test.memory_mb, accel,
                    append=_kargs(test), tcg_threads=choose_tcg_threads(bool(staged)))
     deadline = time.monotonic() + default_deadline(test, accel)
@@ -201,7 +198,8 @@ def _boot_and_run(test: KtstrTest, where: TestLocation, kernel: Kernel, accel: s
     res.boot_s, res.boot_mode, res.snapshot = booted.boot_s, booted.mode, booted.snapshot
     res.snapshot_save_s, res.restore_fallback = booted.save_s, booted.fallback
     res.guest_uptime_at_hello_s = float(booted.hello.get("uptime_s", 0.0))
-    monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged))
+    monitor = _start_monitor(machine, test, kernel, accel, res, watched=bool(staged),
+                             enabled=monitored)
     service = SnapshotService(machine.qmp, machine.memory_fds, test.topology.cpus, monitor,
                               gdbstub=machine.gdbstub)
     if staged:  # a scheduler may run: its error exit is captured as "on_error"
@@ -242,7 +240,7 @@ def _report_on_error(res: RunResult, watch_error: str) -> None:
 
 
 def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str,
-                   res: RunResult, *, watched: bool) -> RunMonitor | None:
+                   res: RunResult, *, watched: bool, enabled: bool) -> RunMonitor | None:
     """The host-side monitor of this run; `watched`: a sched_ext scheduler may run, so
     the test's watchdog timeout is applied to it.
 
@@ -252,8 +250,9 @@ def _start_monitor(machine: Machine, test: KtstrTest, kernel: Kernel, accel: str
     not run for 8 s behind eight spinners on one vCPU). The scheduler's own timeout
     then stays, and the result says so, as it says why a run had no monitor.
     """
-    if monitor_disabled():
-        res.monitor = {"available": False, "reason": f"disabled ({ENV_MONITOR}=off)"}
+    if not enabled:
+        res.monitor = {"available": False,
+                       "reason": f"disabled (--no-monitor or {ENV_MONITOR}=off)"}
         return None
     hz = kernel.config_value("CONFIG_HZ")
     applies = watched and (test.watchdog_explicit or accel == "kvm")

@@ -41,12 +41,10 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ktstr.envflag import env_flag
 from ktstr.vm.kernel import TEMP_PREFIX, cache_root, exclusive_lock, remove_tree
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,6 @@ STATE = "state"
 META = "meta.json"
 RAM = "ram-node{}"
 CONSOLE = "console.log"  # the kernel log up to the save: a restored run's log starts with it
-ENV_COLD = "KTSTR_COLD"
 
 #: qemu throttles migration to 128 MiB/s by default; a save to a local file need not be.
 SAVE_BANDWIDTH = 1 << 40
@@ -69,11 +66,6 @@ SAVE_TIMEOUT_S = 120.0
 
 def snapshots_root() -> Path:
     return cache_root() / "snapshots"
-
-
-def cold_forced(env: Mapping[str, str] | None = None) -> bool:
-    """`KTSTR_COLD=1` (any value but empty, 0 or off): never restore, never save."""
-    return env_flag(ENV_COLD, False, env)
 
 
 def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> str:
