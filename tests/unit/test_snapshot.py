@@ -90,9 +90,10 @@ def test_copy_keeps_content_and_leaves_zero_blocks_as_holes(tmp_path):
 class FakeVm:
     """Stands in for qemu's QMP: `migrate` writes the stream, as `exec:cat > F` would."""
 
-    def __init__(self, tmp_path: Path, status: str = "completed") -> None:
+    def __init__(self, tmp_path: Path, status: str | None = "completed") -> None:
         self.calls: list[str] = []
         self.status = status
+        self.events = ["setup", "active", *([status] if status else [])]
         ram = tmp_path / "guest-ram"
         with open(ram, "wb") as f:
             f.truncate(2**20)
@@ -110,6 +111,16 @@ class FakeVm:
             return {"status": self.status, "error-desc": "disk full"}
         return {}
 
+    def clear_qmp_events(self) -> None:
+        self.calls.append("clear events")
+
+    def qmp_event(self, name: str, timeout: float):
+        """qemu's MIGRATION events of a migration that ends in `status`, one per call;
+        None once they are all taken, as at a deadline."""
+        if name != "MIGRATION" or "migrate" not in self.calls or not self.events:
+            return None
+        return {"event": "MIGRATION", "data": {"status": self.events.pop(0)}}
+
 
 def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
     snap = SavedGuest("k1", tmp_path / "snaps")
@@ -125,13 +136,28 @@ def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
     assert save(FakeVm(tmp_path), snap, {}) is None  # already there: nothing to do
 
 
-def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path):
+def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path, caplog):
     snap = SavedGuest("k2", tmp_path / "snaps")
     vm = FakeVm(tmp_path, status="failed")
     assert save(vm, snap, {}) is None
     assert vm.calls[-1] == "cont"
+    assert "migration failed (disk full)" in caplog.text
     assert not snap.dir.exists()
     assert [p for p in snap.root.iterdir() if p.is_dir()] == []  # no temporary left
+
+
+def test_the_save_waits_on_migration_events_not_on_polling(tmp_path):
+    vm = FakeVm(tmp_path)
+    assert save(vm, SavedGuest("k5", tmp_path / "snaps"), {}) is not None
+    assert vm.calls.index("clear events") < vm.calls.index("migrate")
+    assert "query-migrate" not in vm.calls and vm.events == []
+
+
+def test_a_migration_that_does_not_end_is_cancelled(tmp_path, caplog):
+    vm = FakeVm(tmp_path, status=None)  # its events stop at "active"
+    assert save(vm, SavedGuest("k6", tmp_path / "snaps"), {}) is None
+    assert "migrate_cancel" in vm.calls and vm.calls[-1] == "cont"
+    assert f"migration not done within {snapmod.SAVE_TIMEOUT_S:.0f}s" in caplog.text
 
 
 def test_a_save_in_progress_elsewhere_is_not_waited_for(tmp_path):

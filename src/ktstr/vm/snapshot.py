@@ -9,7 +9,8 @@ with the zero pages left out, and qemu's migration stream of everything else
 in it). A restore copies the RAM into the new VM's memory files and starts
 the identical qemu with `-incoming`. Loading RAM through the stream instead
 costs seconds: qemu reads every page of a fresh shared file to see whether it
-is zero, which allocates all of guest memory.
+is zero, which allocates all of guest memory. Both ends learn that the stream is
+done from qemu's MIGRATION events (the `events` capability), not by polling.
 
 "Identical" is the key: everything that decides what the guest is (the qemu
 command line with the run's own paths left out, the qemu version, the kernel
@@ -147,6 +148,10 @@ class SavableVm(Protocol):
 
     def qmp(self, cmd: str, **args: Any) -> Any: ...
 
+    def clear_qmp_events(self) -> None: ...
+
+    def qmp_event(self, name: str, timeout: float) -> dict[str, Any] | None: ...
+
 
 def save(vm: SavableVm, snap: SavedGuest, meta: dict[str, Any]) -> float | None:
     """Save the paused-at-hello guest `vm` as `snap`, leave it running again.
@@ -189,25 +194,43 @@ def save(vm: SavableVm, snap: SavedGuest, meta: dict[str, Any]) -> float | None:
     return saved
 
 
-#: RAM lives in shared files that a snapshot copies itself: keep it out of the stream.
-CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
+#: RAM lives in shared files that a snapshot copies itself: keep it out of the stream;
+#: and have qemu send a MIGRATION event at each change of the migration's status. Only
+#: x-ignore-shared must match on both ends (qemu checks it on load).
+CAPABILITIES = [{"capability": "x-ignore-shared", "state": True},
+                {"capability": "events", "state": True}]
+#: The statuses that end a migration, either way.
+MIGRATION_ENDS = ("completed", "failed", "cancelled")
+
+
+def migration_end(vm: SavableVm, timeout: float) -> str | None:
+    """The status that ended the migration under way, from its MIGRATION events; None
+    when it did not end within `timeout` seconds (or qemu went away)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        event = vm.qmp_event("MIGRATION", left)
+        if event is None:
+            return None
+        status = str(event.get("data", {}).get("status", ""))
+        if status in MIGRATION_ENDS:
+            return status
+    return None
 
 
 def _migrate(vm: SavableVm, dest: Path) -> str:
     vm.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
     vm.qmp("migrate-set-parameters", **{"max-bandwidth": SAVE_BANDWIDTH})
+    vm.clear_qmp_events()
     vm.qmp("migrate", uri=f"exec:cat > {shlex.quote(str(dest))}")
-    deadline = time.monotonic() + SAVE_TIMEOUT_S
-    while time.monotonic() < deadline:
+    status = migration_end(vm, SAVE_TIMEOUT_S)
+    if status is None:
+        vm.qmp("migrate_cancel")
+        return f"not done within {SAVE_TIMEOUT_S:.0f}s"
+    if status == "failed":
         info = vm.qmp("query-migrate")
-        status = str(info.get("status", "")) if isinstance(info, dict) else ""
-        if status in ("completed", "failed", "cancelled"):
-            if status == "failed":
-                status += f" ({info.get('error-desc', 'no reason given')})"
-            return status
-        time.sleep(0.02)
-    vm.qmp("migrate_cancel")
-    return f"not done within {SAVE_TIMEOUT_S:.0f}s"
+        reason = info.get("error-desc") if isinstance(info, dict) else None
+        status += f" ({reason or 'no reason given'})"
+    return status
 
 
 #: Zero runs are found at this granularity (a multiple of the guest's 4 KiB pages).
