@@ -110,7 +110,7 @@ def snapshot_for(spec: VmSpec) -> SavedGuest:
     # The initramfs is named by the hash of its content, so its path (in the identity)
     # says it all; the kernel image is named by its version only, so its stat counts.
     return SavedGuest(snapshot_key(machine_identity(spec), QemuBinary.find().version,
-                                 [spec.image]), snapshots_root())
+                                   [spec.image]), snapshots_root())
 
 
 def _restore(spec: VmSpec, workdir: Path, snap: SavedGuest, go: Orders,
