@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench import trivial_test  # noqa: E402
 from ktstr.runner.vmrun import RunResult, TestLocation, run_in_vm  # noqa: E402
+from ktstr.settings import ENV_KASLR, settings  # noqa: E402
 from ktstr.vm.kernel import resolve_kernel  # noqa: E402
-from ktstr.vm.qemu import ENV_KASLR  # noqa: E402
 
 
 def ktstr_cli(cold: bool) -> Callable[[str], float]:
@@ -72,12 +72,15 @@ def trivial_in_vm(kernel: str, cold: bool) -> RunResult:
 
 def ktstr_api(cold: bool, kaslr: bool = True) -> Callable[[str], float]:
     def run(kernel: str) -> float:
+        # KASLR has no option of its own: the setting, read anew for this run.
         os.environ[ENV_KASLR] = "on" if kaslr else "off"
+        settings.cache_clear()
         t0 = time.monotonic()
         try:
             r = trivial_in_vm(kernel, cold)
         finally:
             os.environ.pop(ENV_KASLR)
+            settings.cache_clear()
         wall = time.monotonic() - t0
         if not kaslr:
             return wall

@@ -4,8 +4,8 @@
     .venv/bin/python bench/monitor_overhead.py [--runs 4]
 
 Runs one test (a spinner per CPU of a 4-CPU guest under scx_simple, 4 s) through `run_in_vm`,
-alternating KTSTR_MONITOR=on and off, round-robin so that host noise falls on
-both; prints per run the summed work units per second of the workers and, for
+alternating the monitor on and off (`run_in_vm(monitor=...)`), round-robin so that
+host noise falls on both; prints per run the summed work units per second of the workers and, for
 the runs with the monitor, its sample count and cost per sample (median, max).
 The monitor's cost should sit inside the run-to-run noise: compare the spread of
 each column with the difference of the medians.
@@ -25,7 +25,6 @@ sys.path.insert(0, str(HERE.parent))
 
 from ktstr import CgroupDef, Ctx, Scheduler, execute_defs, ktstr_test, work  # noqa: E402
 from ktstr.checks import AssertResult  # noqa: E402
-from ktstr.runner.monitoring import ENV_MONITOR  # noqa: E402
 from ktstr.runner.vmrun import TestLocation, run_in_vm  # noqa: E402
 from ktstr.testdef import KtstrTest  # noqa: E402
 
@@ -38,12 +37,11 @@ def monitor_overhead_spinners(ctx: Ctx) -> AssertResult:
 
 
 def one_run(test: KtstrTest, monitor: bool, run_dir: Path) -> tuple[float, int, dict[str, float]]:
-    os.environ[ENV_MONITOR] = "on" if monitor else "off"
     where = TestLocation(test_id=f"bench::{'on' if monitor else 'off'}", module_file=__file__,
                          module_name="monitor_overhead",
                          qualname="monitor_overhead_spinners", sys_path=tuple(sys.path),
                          cwd=os.getcwd())
-    res = run_in_vm(test, where, kernel_spec=None, run_dir=run_dir)
+    res = run_in_vm(test, where, kernel_spec=None, run_dir=run_dir, monitor=monitor)
     if not res.passed or res.result is None:
         raise SystemExit(f"run failed: {res.outcome} {res.error}")
     rate = sum(r["work_units"] / max(1e-9, r["wall_time_ns"] / 1e9)

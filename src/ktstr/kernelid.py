@@ -1,6 +1,6 @@
 """Kernel identifiers: the strings of `--kernel SPEC` and of a scheduler's `kernels` filter.
 
-Seed 003's `KernelId::parse`, one class per variant:
+A spec parses into one class per variant:
 
 - `KernelVersion("7.2.13")`, `KernelVersion("7.2")`: a version (`MAJOR.MINOR[.PATCH][-rcN]`);
 - `KernelRange("6.14", "7.0", ...)`: `START..END` or `START..=END`, both inclusive;
@@ -24,6 +24,9 @@ auto-discovered kernel's key when `--kernel` is omitted) and the kernel it resol
 
 Unsupported here: git kernels as `--kernel` values (ktstr cannot build one from a URL);
 a `git+` filter still matches an entry whose raw label is the same string.
+
+A bottom definition: it imports nothing of ktstr but its errors. What it reads of a
+resolved kernel is `ResolvedKernel` (ktstr.vm.kernel.Kernel is one).
 """
 
 from __future__ import annotations
@@ -31,13 +34,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ktstr.errors import ConfigError
-from ktstr.vm.debian import matches_version
-
-if TYPE_CHECKING:
-    from ktstr.vm.kernel import Kernel
 
 _RC_NONE = 2**64 - 1  # a release sorts above every -rcN of the same MAJOR.MINOR.PATCH
 _LEADING_VERSION = re.compile(r"^(\d+\.\d+(?:\.\d+)?)(-rc\d+)?")
@@ -55,6 +54,24 @@ def decompose_version(s: str) -> tuple[int, int, int, int] | None:
         return None
     major, minor, patch = (int(p) for p in [*parts, "0", "0"][:3])
     return major, minor, patch, rc
+
+
+def matches_version(kernel_version: str, wanted: str | None) -> bool:
+    """`wanted` is the version or a prefix ending at a component boundary ("7.2", not "7.20")."""
+    if wanted is None or kernel_version == wanted:
+        return True
+    return (kernel_version.startswith(wanted)
+            and not kernel_version[len(wanted)].isdigit())
+
+
+class ResolvedKernel(Protocol):
+    """What a kernel filter reads of a kernel a spec resolved to."""
+
+    @property
+    def key(self) -> str: ...  # the cache key, or the absolute path of a kernel by path
+
+    @property
+    def version(self) -> str: ...  # the kernel release, e.g. "7.2.13+deb14-amd64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +160,7 @@ class KernelEntry:
     """One kernel of a sweep: as the operator named it (`raw`) and as it resolved."""
 
     raw: str
-    kernel: Kernel
+    kernel: ResolvedKernel
 
     @property
     def label(self) -> str:

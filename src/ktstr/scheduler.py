@@ -1,7 +1,11 @@
-"""Scheduler definitions (seed 003): which scheduler a test runs under.
+"""Scheduler definitions: which scheduler a test runs under.
 
 This module holds the definitions only; starting and watching a sched_ext
 scheduler in the guest is the runner's and the guest agent's job.
+
+Not supported yet: `constraints` (the gauntlet's topology constraints) and a
+`min_numa_locality` in `checks`; any value but the default raises ConfigError
+rather than being accepted and ignored.
 """
 
 from __future__ import annotations
@@ -106,9 +110,22 @@ class Scheduler:
                 raise ConfigError(f"scheduler {self.name}: kernels: {e}") from None
         if self.config_file_def is not None:
             object.__setattr__(self, "config_file_def", self._checked_config_file_def())
+        self._refuse_unsupported()
+
+    def _refuse_unsupported(self) -> None:
+        if self.constraints is not None:
+            raise ConfigError(f"scheduler {self.name}: constraints={self.constraints!r} is not "
+                              "supported yet (no gauntlet reads topology constraints yet); "
+                              "hint: leave it unset")
+        locality = getattr(self.checks, "min_numa_locality", None)
+        if locality is not None:
+            raise ConfigError(f"scheduler {self.name}: checks min_numa_locality={locality!r} "
+                              "is not supported yet (no check measures NUMA locality yet); "
+                              "hint: leave it unset")
 
     def _checked_config_file_def(self) -> tuple[str, str]:
-        """Seed 003's inline-config seam: `(arg_template, guest_path)`, checked whole."""
+        """The inline-config seam: `(arg_template, guest_path)`, checked whole: the template
+        names the file by `{file}`, the path is an absolute guest file path."""
         value = self.config_file_def
         if (not isinstance(value, tuple | list) or len(value) != 2
                 or not all(isinstance(v, str) for v in value)):

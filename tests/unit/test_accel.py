@@ -1,6 +1,4 @@
-import pytest
-
-from ktstr.errors import ConfigError
+from ktstr.settings import Settings
 from ktstr.vm.accel import (
     choose_accel,
     choose_tcg_threads,
@@ -30,19 +28,17 @@ def test_kvm_device_without_virt_flags_is_not_usable(tmp_path):
     assert kvm_usable(dev, info)
 
 
-def test_environment_forces_the_choice():
-    assert choose_accel({"KTSTR_ACCEL": "tcg"}) == "tcg"
-    with pytest.raises(ConfigError, match="KTSTR_ACCEL='xen'"):
-        choose_accel({"KTSTR_ACCEL": "xen"})
+def test_the_setting_forces_the_choice(monkeypatch):
+    assert choose_accel(Settings(accel="tcg")) == "tcg"
+    monkeypatch.setenv("KTSTR_ACCEL", "tcg")
+    assert choose_accel() == "tcg"  # this process's settings
 
 
 def test_one_tcg_thread_where_a_scheduler_may_load():
-    assert choose_tcg_threads(True, env={}) == "single"
-    assert choose_tcg_threads(False, env={}) == "multi"
-    assert choose_tcg_threads(False, env={"KTSTR_TCG_THREADS": "single"}) == "single"
-    assert choose_tcg_threads(True, env={"KTSTR_TCG_THREADS": "multi"}) == "multi"
-    with pytest.raises(ConfigError, match=r"KTSTR_TCG_THREADS='many'.*single"):
-        choose_tcg_threads(False, env={"KTSTR_TCG_THREADS": "many"})
+    assert choose_tcg_threads(True, Settings()) == "single"
+    assert choose_tcg_threads(False, Settings()) == "multi"
+    assert choose_tcg_threads(False, Settings(tcg_threads="single")) == "single"
+    assert choose_tcg_threads(True, Settings(tcg_threads="multi")) == "multi"
 
 
 def test_an_int3_oops_under_multi_threaded_tcg_is_explained():

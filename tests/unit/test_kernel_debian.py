@@ -9,7 +9,6 @@ from ktstr.vm.debian import (
     compare_versions,
     generic_kernel_versions,
     is_generic_flavour,
-    matches_version,
     system_mirror,
 )
 
@@ -138,13 +137,6 @@ def test_generic_flavour_old_abi_scheme():
     assert not is_generic_flavour("6.1.0-18-cloud-amd64")
     assert not is_generic_flavour("6.1.0-18-rt-amd64")
     assert not is_generic_flavour("amd64")
-
-
-def test_matches_version_exact_and_prefix():
-    assert matches_version("7.2.13+deb14-amd64", "7.2.13+deb14-amd64")
-    assert matches_version("7.2.13+deb14-amd64", "7.2.13")
-    assert not matches_version("7.2.13+deb14-amd64", "7.2.1")
-    assert matches_version("7.2.13+deb14-amd64", None)
 
 
 def test_apt_session_options_keep_state_private(tmp_path):

@@ -1,4 +1,5 @@
-"""Kernel ids (seed 003's KernelId::parse) and the verifier sweep's per-scheduler filter."""
+"""Kernel ids (what --kernel and a scheduler's kernels= take) and the verifier sweep's
+per-scheduler filter."""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ktstr.kernelid import (
     decompose_version,
     kernel_filter_accepts,
     matches,
+    matches_version,
     parse_kernel_id,
 )
 from ktstr.vm.kernel import Kernel
@@ -26,6 +28,22 @@ def entry(raw: str, version: str = "7.2.13+deb14-amd64", key: str | None = None)
     k = Kernel(key=key or version, version=version, image=Path("/k/vmlinuz"), config=None,
                modules_dir=None, vmlinux=None)
     return KernelEntry(raw, k)
+
+
+def test_matches_version_exact_and_prefix():
+    assert matches_version("7.2.13+deb14-amd64", "7.2.13+deb14-amd64")
+    assert matches_version("7.2.13+deb14-amd64", "7.2.13")
+    assert not matches_version("7.2.13+deb14-amd64", "7.2.1")
+    assert matches_version("7.2.13+deb14-amd64", None)
+
+
+def test_kernelid_imports_nothing_of_the_vm_layer():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import sys, ktstr.kernelid; "
+                          "print(sorted(m for m in sys.modules if m.startswith('ktstr.')))"],
+                         capture_output=True, text=True, check=True)
+    assert "ktstr.vm" not in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("text, want", [

@@ -97,3 +97,11 @@ def test_affinity_of_the_wrong_type_is_refused() -> None:
     with pytest.raises(ConfigError, match="affinity='llc' is not a CpusetSpec, an "
                                           "AffinityIntent or a set of CPUs"):
         CgroupDef("x", affinity="llc")  # type: ignore[arg-type]
+
+
+def test_mem_policy_is_refused_until_supported():
+    with pytest.raises(ConfigError) as err:
+        CgroupDef("cg", mem_policy="interleave")
+    assert str(err.value) == ("cgroup 'cg': mem_policy='interleave' is not supported yet "
+                              "(workers do not set a memory policy yet); hint: leave it unset")
+    assert CgroupDef("cg", mem_policy=None).mem_policy is None

@@ -1,4 +1,5 @@
-"""Snapshot naming, RAM copying and the save/list/clean logic (no VM: qemu is faked)."""
+"""Saved guests (vm.snapshot.SavedGuest): naming, RAM copying and the save/list/clean
+logic (no VM: qemu is faked)."""
 
 import json
 import os
@@ -11,9 +12,8 @@ from ktstr.vm import snapshot as snapmod
 from ktstr.vm.machine import VmSpec, machine_identity
 from ktstr.vm.qemu import QemuBinary
 from ktstr.vm.snapshot import (
-    Snapshot,
+    SavedGuest,
     clean_snapshots,
-    cold_forced,
     copy_nonzero,
     list_snapshots,
     save,
@@ -87,17 +87,13 @@ def test_copy_keeps_content_and_leaves_zero_blocks_as_holes(tmp_path):
     assert os.stat(dst).st_blocks * 512 <= 4 * 64 * 1024
 
 
-def test_cold_is_forced_by_any_value_but_empty_or_zero():
-    assert cold_forced({"KTSTR_COLD": "1"}) and cold_forced({"KTSTR_COLD": "yes"})
-    assert not cold_forced({}) and not cold_forced({"KTSTR_COLD": "0"})
-
-
 class FakeVm:
     """Stands in for qemu's QMP: `migrate` writes the stream, as `exec:cat > F` would."""
 
-    def __init__(self, tmp_path: Path, status: str = "completed") -> None:
+    def __init__(self, tmp_path: Path, status: str | None = "completed") -> None:
         self.calls: list[str] = []
         self.status = status
+        self.events = ["setup", "active", *([status] if status else [])]
         ram = tmp_path / "guest-ram"
         with open(ram, "wb") as f:
             f.truncate(2**20)
@@ -115,9 +111,19 @@ class FakeVm:
             return {"status": self.status, "error-desc": "disk full"}
         return {}
 
+    def clear_qmp_events(self) -> None:
+        self.calls.append("clear events")
+
+    def qmp_event(self, name: str, timeout: float):
+        """qemu's MIGRATION events of a migration that ends in `status`, one per call;
+        None once they are all taken, as at a deadline."""
+        if name != "MIGRATION" or "migrate" not in self.calls or not self.events:
+            return None
+        return {"event": "MIGRATION", "data": {"status": self.events.pop(0)}}
+
 
 def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
-    snap = Snapshot("k1", tmp_path / "snaps")
+    snap = SavedGuest("k1", tmp_path / "snaps")
     vm = FakeVm(tmp_path)
     assert save(vm, snap, {"topology": "1n1l1c1t"}) is not None
     assert vm.calls[0] == "stop" and vm.calls[-1] == "cont"
@@ -130,17 +136,32 @@ def test_save_writes_a_whole_snapshot_and_resumes_the_guest(tmp_path):
     assert save(FakeVm(tmp_path), snap, {}) is None  # already there: nothing to do
 
 
-def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path):
-    snap = Snapshot("k2", tmp_path / "snaps")
+def test_a_failed_migration_saves_nothing_and_still_resumes(tmp_path, caplog):
+    snap = SavedGuest("k2", tmp_path / "snaps")
     vm = FakeVm(tmp_path, status="failed")
     assert save(vm, snap, {}) is None
     assert vm.calls[-1] == "cont"
+    assert "migration failed (disk full)" in caplog.text
     assert not snap.dir.exists()
     assert [p for p in snap.root.iterdir() if p.is_dir()] == []  # no temporary left
 
 
+def test_the_save_waits_on_migration_events_not_on_polling(tmp_path):
+    vm = FakeVm(tmp_path)
+    assert save(vm, SavedGuest("k5", tmp_path / "snaps"), {}) is not None
+    assert vm.calls.index("clear events") < vm.calls.index("migrate")
+    assert "query-migrate" not in vm.calls and vm.events == []
+
+
+def test_a_migration_that_does_not_end_is_cancelled(tmp_path, caplog):
+    vm = FakeVm(tmp_path, status=None)  # its events stop at "active"
+    assert save(vm, SavedGuest("k6", tmp_path / "snaps"), {}) is None
+    assert "migrate_cancel" in vm.calls and vm.calls[-1] == "cont"
+    assert f"migration not done within {snapmod.SAVE_TIMEOUT_S:.0f}s" in caplog.text
+
+
 def test_a_save_in_progress_elsewhere_is_not_waited_for(tmp_path):
-    snap = Snapshot("k3", tmp_path / "snaps")
+    snap = SavedGuest("k3", tmp_path / "snaps")
     snap.root.mkdir()
     with snapmod.exclusive_lock(snap.root / "k3.lock", "test"):
         vm = FakeVm(tmp_path)
@@ -163,7 +184,7 @@ def test_list_and_clean_by_prefix(tmp_path):
 
 
 def test_discard_removes_it(tmp_path):
-    snap = Snapshot("k4", tmp_path)
+    snap = SavedGuest("k4", tmp_path)
     snap.dir.mkdir()
     (snap.dir / "state").write_bytes(b"x")
     snap.discard("corrupt")
@@ -179,6 +200,6 @@ def test_pruning_keeps_the_most_recently_used(tmp_path):
         (d / "state").write_bytes(b"x")
         (d / "meta.json").write_text("{}")
         os.utime(d / "meta.json", (1000 + i, 1000 + i))
-    Snapshot("old", root).touch()  # restored just now
+    SavedGuest("old", root).touch()  # restored just now
     assert snapmod.prune_snapshots(2, root) == ["used"]
     assert [s.key for s in list_snapshots(root)] == ["new", "old"]

@@ -97,3 +97,38 @@ def test_scheduler_vars_are_checked_at_decoration():
     for bad in ("a-b", "qa.", ".bss"):
         with pytest.raises(ConfigError, match=rf"'{re.escape(bad)}' is not a global's name"):
             ktstr_test(scheduler=qmap, scheduler_vars={bad: 1})(body)
+
+
+@pytest.mark.parametrize("attr, value, why", [
+    ("performance_mode", True, "ktstr has no performance mode yet"),
+    ("min_llcs", 2, "no gauntlet reads topology constraints yet"),
+    ("max_llcs", 4, "no gauntlet reads topology constraints yet"),
+    ("min_cpus", 2, "no gauntlet reads topology constraints yet"),
+    ("max_cpus", 8, "no gauntlet reads topology constraints yet"),
+    ("requires_smt", True, "no gauntlet reads topology constraints yet"),
+    ("required_flags", ["llc"], "no gauntlet reads topology constraints yet"),
+    ("excluded_flags", ("numa",), "no gauntlet reads topology constraints yet"),
+    ("min_numa_locality", 0.9, "no check measures NUMA locality yet"),
+])
+def test_an_attribute_not_supported_yet_is_refused_at_decoration(attr, value, why):
+    want = f"@ktstr_test on body: {attr}={value!r} is not supported yet ({why}); " \
+        "hint: leave it unset"
+    with pytest.raises(ConfigError) as err:
+        ktstr_test(**{attr: value})(body)
+    assert str(err.value) == want
+
+
+@pytest.mark.parametrize("attrs", [
+    {"performance_mode": False}, {"min_llcs": None}, {"max_cpus": None},
+    {"requires_smt": False}, {"required_flags": []}, {"excluded_flags": ()},
+    {"min_numa_locality": None},
+])
+def test_an_attribute_not_supported_yet_keeps_its_default(attrs):
+    t = ktstr_test(**attrs)(body)
+    assert t.performance_mode is False
+    assert t.checks.min_numa_locality is None
+
+
+def test_zero_is_not_the_default_false_of_an_unsupported_attribute():
+    with pytest.raises(ConfigError, match=r"performance_mode=0 is not supported yet"):
+        ktstr_test(performance_mode=0)(body)

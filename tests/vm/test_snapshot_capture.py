@@ -30,9 +30,9 @@ def test_two_snapshots_under_qmap(run_vm):
         r.scheduler_vars
 
 
-def test_snapshots_without_a_scheduler_or_monitor(run_vm, monkeypatch):
-    monkeypatch.setenv("KTSTR_MONITOR", "off")  # the capture opens the guest kernel itself
-    r = run_vm(capture_bodies, "snapshots_under_eevdf")
+def test_snapshots_without_a_scheduler_or_monitor(run_vm):
+    # No monitor: the capture opens the guest kernel itself.
+    r = run_vm(capture_bodies, "snapshots_under_eevdf", monitor=False)
     assert r.passed, (r.outcome, r.error, r.report)
     assert r.monitor is not None and not r.monitor.samples, r.monitor
     caps = _captures_in_sidecar(r)

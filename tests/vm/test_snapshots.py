@@ -16,7 +16,7 @@ from ktstr.runner.vmrun import RunResult
 from ktstr.topology import Topology
 from ktstr.vm.kernel import resolve_kernel
 from ktstr.vm.sched.cache import cached_binaries
-from ktstr.vm.snapshot import Snapshot, snapshots_root
+from ktstr.vm.snapshot import SavedGuest, snapshots_root
 from tests.vm import snapshot_bodies
 
 KTSTR = str(Path(sys.executable).parent / "ktstr")
@@ -64,7 +64,7 @@ def _corrupt(path: Path) -> None:
 def test_a_corrupt_snapshot_is_replaced_by_a_cold_boot(run_vm):
     first = run_vm(snapshot_bodies, "private_snapshot")
     assert first.passed and first.snapshot
-    snap = Snapshot(first.snapshot, snapshots_root())
+    snap = SavedGuest(first.snapshot, snapshots_root())
     assert snap.exists()
     _corrupt(snap.state)
     r = run_vm(snapshot_bodies, "private_snapshot")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ktstr.errors import ConfigError
-from ktstr.vm.snapshot import Snapshot, clean_snapshots, list_snapshots, snapshots_root
+from ktstr.vm.snapshot import SavedGuest, clean_snapshots, list_snapshots, snapshots_root
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     clean.set_defaults(func=cmd_clean)
 
 
-def describe(snap: Snapshot) -> str:
+def describe(snap: SavedGuest) -> str:
     m = snap.meta()
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(m.get("created", 0))))
     kernel = Path(str(m.get("image", "?/?"))).parent.name  # the kernel's cache key

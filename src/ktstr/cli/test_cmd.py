@@ -1,19 +1,21 @@
-"""`ktstr test [PYTEST ARGS...] [--kernel SPEC]`: pytest with the ktstr plugin.
+"""`ktstr test [PYTEST ARGS...] [--kernel SPEC] [--cold] [--no-monitor]`: pytest with the
+ktstr plugin.
 
 The plugin is loaded through its `pytest11` entry point, so `ktstr test x/`
 and `pytest x/` run the same tests; this wrapper checks the kernel spec before
 pytest starts, so a bad `--kernel` fails before collection and any boot.
+`--cold` and `--no-monitor` become the plugin's `--ktstr-cold` and
+`--ktstr-no-monitor`, which reach each run as parameters (ktstr.runner.vmrun.run_in_vm).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import pytest
 
-from ktstr.runner.monitoring import ENV_MONITOR
+from ktstr.settings import ENV_COLD, ENV_MONITOR
 from ktstr.vm.kernel import resolve_kernel
 
 _REWRITE_NOTICE = "Module already imported so cannot be rewritten"
@@ -25,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--kernel", metavar="SPEC", help="kernel version, cache key, bzImage "
                    "or kernel tree (default: the newest cached kernel)")
     p.add_argument("--cold", action="store_true", help="boot every VM instead of restoring "
-                   "a snapshot of a booted guest (see `ktstr snapshot`)")
+                   f"a snapshot of a booted guest (see `ktstr snapshot`; env {ENV_COLD}=1)")
     p.add_argument("--no-monitor", action="store_true", help="run VMs without the host-side "
                    f"monitor; its checks are not judged (env {ENV_MONITOR}=off)")
     p.set_defaults(func=run)
@@ -33,11 +35,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kernel = resolve_kernel(args.kernel)  # raises KernelError naming the spec
-    if args.no_monitor:
-        os.environ[ENV_MONITOR] = "off"  # the runs happen in this process
     pytest_args = [*args.pytest_args, "--kernel",
                    kernel.key if args.kernel is None else args.kernel,
                    # This process imported ktstr before pytest could rewrite its asserts.
                    "-W", f"ignore:{_REWRITE_NOTICE}:pytest.PytestAssertRewriteWarning",
-                   *(["--ktstr-cold"] if args.cold else [])]
+                   *(["--ktstr-cold"] if args.cold else []),
+                   *(["--ktstr-no-monitor"] if args.no_monitor else [])]
     return int(pytest.main(pytest_args))

@@ -29,8 +29,9 @@ from ktstr.kernelid import KernelEntry
 from ktstr.pyimport import import_file
 from ktstr.runner.verifier import CellResult, select, sweep_cells, verify_cell
 from ktstr.scheduler import SCHEDULERS, Scheduler
+from ktstr.settings import settings
 from ktstr.topology import Topology
-from ktstr.vm.kernel import resolve_kernel
+from ktstr.vm.kernel import Kernel, resolve_kernel
 from ktstr.vm.sched import read_manifest
 
 
@@ -50,7 +51,8 @@ def register(sub: Any) -> None:
                    "schedulers when SOURCEs are given")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where console logs and sidecars go (default: a new temp dir)")
-    p.add_argument("--cold", action="store_true", help="boot every VM (no snapshot restore)")
+    p.add_argument("--cold", action="store_true", help="boot every VM (no snapshot restore; "
+                   "env KTSTR_COLD=1)")
     p.set_defaults(func=run)
 
 
@@ -88,24 +90,27 @@ def _import_file(path: Path) -> None:
         raise ConfigError(str(e)) from None
 
 
-def example_schedulers(entries: list[KernelEntry]) -> list[Scheduler]:
+def example_schedulers(kernels: list[Kernel]) -> list[Scheduler]:
     """The example schedulers built for any of the kernels, as plain declarations."""
     names: dict[str, None] = {}
-    for e in entries:
-        for name in (read_manifest(e.kernel) or {}).get("schedulers", []):
+    for kernel in kernels:
+        for name in (read_manifest(kernel) or {}).get("schedulers", []):
             names[name] = None
     return [Scheduler(n) for n in names]
 
 
-def kernel_entries(specs: list[str]) -> list[KernelEntry]:
+def resolve_kernels(specs: list[str]) -> dict[str, Kernel]:
+    """Each `--kernel` spec (once) and the kernel it names; none given: the newest cached
+    one, labelled by its cache key."""
     if not specs:
         kernel = resolve_kernel(None)
-        return [KernelEntry(kernel.key, kernel)]
-    return [KernelEntry(s, resolve_kernel(s)) for s in dict.fromkeys(specs)]
+        return {kernel.key: kernel}
+    return {s: resolve_kernel(s) for s in dict.fromkeys(specs)}
 
 
 def run(args: argparse.Namespace) -> int:
-    entries = kernel_entries(args.kernel)
+    kernels = resolve_kernels(args.kernel)
+    entries = [KernelEntry(raw, kernel) for raw, kernel in kernels.items()]
     topologies = [Topology.parse(t) for t in args.topo]
     import_sources(args.sources)
     declared = list(SCHEDULERS.values())
@@ -114,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                           "declare_scheduler(...) at module level, or --examples")
     if not args.sources or args.examples:
         known = {s.name for s in declared}
-        declared += [s for s in example_schedulers(entries) if s.name not in known]
+        declared += [s for s in example_schedulers(list(kernels.values())) if s.name not in known]
     cells = sweep_cells(select(declared, args.names), entries, topologies)
     if not cells:
         raise ConfigError("nothing to verify: no scheduler with a binary passes the kernel "
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[{i}/{len(cells)}] {cell.cell_id} ...", highlight=False)
         started = time.monotonic()
         try:
-            res = verify_cell(cell, run_dir, cold=args.cold)
+            res = verify_cell(cell, run_dir, cold=args.cold or settings().cold)
         except KtstrError as e:
             res = CellResult(cell, passed=False, error=str(e))
         console.print(f"  {'ok' if res.passed else 'FAILED'} in "

@@ -2,20 +2,24 @@
 
 Any module-level `KtstrTest` in a collected test file becomes a `KtstrItem`
 whatever its name; running it boots a VM (see ktstr.runner). Options:
-`--kernel SPEC` (version, cache key, bzImage or kernel tree) and
-`--ktstr-run-dir DIR` (where console logs and sidecars go).
+`--kernel SPEC` (version, cache key, bzImage or kernel tree),
+`--ktstr-run-dir DIR` (where console logs and sidecars go), `--ktstr-cold` and
+`--ktstr-no-monitor` (what `ktstr test --cold`/`--no-monitor` pass on). Each
+option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
+KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ktstr.errors import ConfigError
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
+from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
 
 __all__ = ["KtstrItem"]
@@ -23,12 +27,17 @@ __all__ = ["KtstrItem"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ktstr", "ktstr scheduler tests")
-    group.addoption("--kernel", dest="ktstr_kernel", default=os.environ.get("KTSTR_KERNEL"),
+    group.addoption("--kernel", dest="ktstr_kernel", default=None,
                     metavar="SPEC", help="kernel to boot: version (7.2), cache key, bzImage "
-                    "path or built kernel tree (default: newest cached; env KTSTR_KERNEL)")
-    group.addoption("--ktstr-cold", dest="ktstr_cold", action="store_true",
+                    "path or built kernel tree (default: $KTSTR_KERNEL, else the newest "
+                    "cached)")
+    # None: the setting decides (KTSTR_COLD, KTSTR_MONITOR); see KtstrItem.runtest.
+    group.addoption("--ktstr-cold", dest="ktstr_cold", action="store_true", default=None,
                     help="boot every VM cold: never restore a snapshot of a booted guest, "
-                    "never save one (env KTSTR_COLD=1)")
+                    "never save one (default: $KTSTR_COLD, off)")
+    group.addoption("--ktstr-no-monitor", dest="ktstr_monitor", action="store_false",
+                    default=None, help="run VMs without the host-side monitor; its checks "
+                    "are not judged (default: $KTSTR_MONITOR, on)")
     group.addoption("--ktstr-run-dir", dest="ktstr_run_dir", default=None, metavar="DIR",
                     help="where console logs and result sidecars go "
                     "(default: $KTSTR_RUN_DIR or ./.ktstr-runs/<time>)")
@@ -36,7 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test run in a VM")
-    chosen = config.getoption("ktstr_run_dir", None) or os.environ.get("KTSTR_RUN_DIR")
+    try:
+        current = settings()
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("ktstr_kernel", None) is None:
+        config.option.ktstr_kernel = current.kernel
+    chosen = config.getoption("ktstr_run_dir", None) or current.run_dir
     run_dir = Path(chosen) if chosen else (
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()

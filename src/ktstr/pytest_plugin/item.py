@@ -50,7 +50,8 @@ class KtstrItem(pytest.Item):
         result = run_in_vm(self.test, self.location_info(),
                            kernel_spec=self.config.getoption("ktstr_kernel", None),
                            run_dir=self.config.stash[RUN_DIR_KEY],
-                           cold=bool(self.config.getoption("ktstr_cold", False)))
+                           cold=self.config.getoption("ktstr_cold", None),
+                           monitor=self.config.getoption("ktstr_monitor", None))
         self.user_properties.append(("ktstr_summary", summary_line(result)))
         self.user_properties.append(("ktstr_sidecar", result.sidecar))
         if result.outcome == Outcome.INCONCLUSIVE:

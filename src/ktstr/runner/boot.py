@@ -28,7 +28,7 @@ from typing import Any
 from ktstr.errors import GuestLostError, VmLaunchError
 from ktstr.vm.machine import Machine, VmSpec, machine_identity
 from ktstr.vm.qemu import QemuBinary
-from ktstr.vm.snapshot import Snapshot, save, snapshot_key, snapshots_root
+from ktstr.vm.snapshot import SavedGuest, save, snapshot_key, snapshots_root
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,14 @@ def boot(spec: VmSpec, workdir: Path, budget_s: float, go: Orders, *,
     return booted
 
 
-def snapshot_for(spec: VmSpec) -> Snapshot:
+def snapshot_for(spec: VmSpec) -> SavedGuest:
     # The initramfs is named by the hash of its content, so its path (in the identity)
     # says it all; the kernel image is named by its version only, so its stat counts.
-    return Snapshot(snapshot_key(machine_identity(spec), QemuBinary.find().version,
-                                 [spec.image]), snapshots_root())
+    return SavedGuest(snapshot_key(machine_identity(spec), QemuBinary.find().version,
+                                   [spec.image]), snapshots_root())
 
 
-def _restore(spec: VmSpec, workdir: Path, snap: Snapshot, go: Orders,
+def _restore(spec: VmSpec, workdir: Path, snap: SavedGuest, go: Orders,
              answer_s: float) -> Booted:
     """Restore `snap`, give it `go`, and see it answer; RestoreFailed otherwise."""
     machine = Machine(spec, workdir, restore=snap)

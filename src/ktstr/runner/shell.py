@@ -20,11 +20,11 @@ from ktstr.errors import GuestLostError, KtstrError
 from ktstr.protocol import ShellRequest
 from ktstr.runner.boot import BootMode, boot
 from ktstr.runner.vmrun import BOOT_BUDGET_S, vm_spec
+from ktstr.settings import settings
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel
 from ktstr.vm.kernel import resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB
-from ktstr.vm.snapshot import cold_forced
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | Non
         booted = boot(spec, Path(tmp), BOOT_BUDGET_S[accel],
                       lambda: {"type": "go",
                                "shell": replace(req, wall_time=time.time()).to_dict()},
-                      snapshots=not (interactive or cold or cold_forced()))
+                      snapshots=not (interactive or cold or settings().cold))
         machine = booted.machine
         with contextlib.ExitStack() as cleanup:
             cleanup.callback(machine.kill)  # a no-op after a clean shutdown

@@ -33,11 +33,11 @@ from ktstr.protocol import (
     TestRequest,
 )
 from ktstr.runner.boot import Booted, BootFailed, boot
-from ktstr.runner.monitoring import ENV_MONITOR, monitor_disabled
 from ktstr.runner.result import RunResult
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, ResolvedSchedulers, resolve_schedulers
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 from ktstr.scenario.snapshot import Snapshot
+from ktstr.settings import ENV_MONITOR, settings
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel, choose_tcg_threads, text_patch_race
@@ -45,8 +45,7 @@ from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
 from ktstr.vm.pyroot import agent_tree
-from ktstr.vm.qemu import kaslr_enabled, qboot_rom
-from ktstr.vm.snapshot import cold_forced
+from ktstr.vm.qemu import qboot_rom
 
 __all__ = ["BOOT_BUDGET_S", "RunResult", "TestLocation", "default_deadline", "run_in_vm",
            "vm_spec"]
@@ -109,11 +108,16 @@ class RunPlan:
 
 
 def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
-              run_dir: Path, cold: bool = False, replaced: bool = False) -> RunResult:
-    """Run `test` in a VM; `cold` (or KTSTR_COLD=1) boots it instead of restoring a
-    snapshot, and saves none. `replaced`: `test` is not the one `where` names as its
-    module declares it (the verifier's probe under a cell's scheduler and topology):
-    its topology and own scheduler travel as the run's overrides."""
+              run_dir: Path, cold: bool | None = None, monitor: bool | None = None,
+              replaced: bool = False) -> RunResult:
+    """Run `test` in a VM. `cold`: boot it instead of restoring a saved guest, and save
+    none; `monitor`: watch it from the host (off: the result says so); None: the
+    settings' default (KTSTR_COLD, KTSTR_MONITOR). `replaced`: `test` is not the one
+    `where` names as its module declares it (the verifier's probe under a cell's
+    scheduler and topology): its topology and own scheduler travel as the run's
+    overrides."""
+    cold = settings().cold if cold is None else cold
+    monitor = settings().monitor if monitor is None else monitor
     kernel = resolve_kernel(kernel_spec)
     accel = choose_accel()
     # A missing scheduler, the test's own or a staged one, fails before a boot.
@@ -129,7 +133,7 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     res = plan.empty_result()
     try:
         res = _boot_and_run(plan, run_dir / safe_name(where.test_id),
-                            snapshots=not (cold or cold_forced()))
+                            snapshots=not cold, monitored=monitor)
     finally:
         res = replace(res, wall_s=time.monotonic() - started, sidecar=str(sidecar))
         write_json_atomic(sidecar, {"schema": SCHEMA, **res.to_dict()})
@@ -141,7 +145,7 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
     """The VM every ktstr run boots: this kernel, ktstr's initramfs, this interpreter."""
     initrd = build_initramfs(kernel.vm_modules(), cache_root() / "initramfs",
                              agent_tree(sys.executable, cache_root() / "initramfs"))
-    kaslr = kaslr_enabled()
+    kaslr = settings().kaslr
     image = kernel.boot_image(kaslr=kaslr)
     append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
               *options.pop("append", ()))
@@ -160,7 +164,8 @@ def _warn_no_disk_driver(kernel: Kernel) -> None:
                 "`ktstr kernel fetch %s` adds the module", kernel.key, kernel.key)
 
 
-def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool) -> RunResult:
+def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
+                  monitored: bool) -> RunResult:
     test, accel = plan.test, plan.accel
     spec = vm_spec(plan.kernel, test.topology, test.memory_mb, accel, append=_kargs(test),
                    tcg_threads=choose_tcg_threads(plan.watched))
@@ -177,8 +182,8 @@ def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool) -> RunResult
                                  console_log=console_log)
     machine = booted.machine
     session = MonitorSession.open(machine, test.topology.cpus,
-                                  not_sampled=(f"disabled ({ENV_MONITOR}=off)"
-                                               if monitor_disabled() else ""),
+                                  not_sampled=("" if monitored else
+                                               f"disabled (--no-monitor or {ENV_MONITOR}=off)"),
                                   watchdog=_watchdog_override(plan),
                                   watch_errors=plan.watched)
     answer = GuestAnswer()

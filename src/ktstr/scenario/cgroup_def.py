@@ -33,6 +33,7 @@ class CgroupDef:
     same, an `AffinityIntent` gives each worker its own mask, resolved on the
     topology and the cgroup's effective cpuset when the workers are spawned;
     `swappable=True` lets a gauntlet's `ctx.work_type_override` replace `work`.
+    `mem_policy` is not supported yet: anything but None raises ConfigError.
     """
 
     name: str
@@ -53,6 +54,10 @@ class CgroupDef:
     def validate(self) -> None:
         """Raise ConfigError for values that are wrong on every topology."""
         check_cgroup_name(self.name)
+        if self.mem_policy is not None:
+            raise ConfigError(f"cgroup {self.name!r}: mem_policy={self.mem_policy!r} is not "
+                              "supported yet (workers do not set a memory policy yet); "
+                              "hint: leave it unset")
         if self.workers is not None:
             if not is_int(self.workers) or self.workers < 1:
                 raise ConfigError(f"cgroup {self.name!r}: workers={self.workers!r} is invalid: "

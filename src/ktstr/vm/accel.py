@@ -21,14 +21,10 @@ one thread ("single"). The other flips ktstr knows of are held on from boot
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from ktstr.errors import ConfigError
-from ktstr.vm.qemu import TCG_THREADS
+from ktstr.settings import ENV_TCG_THREADS, Settings, settings
 
-ACCELS = ("kvm", "tcg")
-ENV_TCG_THREADS = "KTSTR_TCG_THREADS"
 #: What the guest kernel prints for a breakpoint that no text patching owns.
 TEXT_PATCH_OOPS = "Oops: int3"
 
@@ -53,23 +49,20 @@ def kvm_usable(dev: Path = Path("/dev/kvm"), cpuinfo: Path = Path("/proc/cpuinfo
         return False
 
 
-def choose_accel(env: Mapping[str, str] | None = None) -> str:
-    forced = (os.environ if env is None else env).get("KTSTR_ACCEL", "").strip()
+def choose_accel(current: Settings | None = None) -> str:
+    """`KTSTR_ACCEL` when set (in `current`, default: this process's settings), else kvm
+    where it runs guests, else tcg."""
+    forced = (current or settings()).accel
     if forced:
-        if forced not in ACCELS:
-            raise ConfigError(f"KTSTR_ACCEL={forced!r} is not an accelerator; hint: use kvm or tcg")
         return forced
     return "kvm" if kvm_usable() else "tcg"
 
 
-def choose_tcg_threads(scheduler_may_load: bool, env: Mapping[str, str] | None = None) -> str:
-    """"single" where a sched_ext scheduler may load, else "multi"; the environment's
-    `KTSTR_TCG_THREADS` wins."""
-    forced = (os.environ if env is None else env).get(ENV_TCG_THREADS, "").strip()
+def choose_tcg_threads(scheduler_may_load: bool, current: Settings | None = None) -> str:
+    """"single" where a sched_ext scheduler may load, else "multi"; `KTSTR_TCG_THREADS`
+    (in `current`, default: this process's settings) wins."""
+    forced = (current or settings()).tcg_threads
     if forced:
-        if forced not in TCG_THREADS:
-            raise ConfigError(f"{ENV_TCG_THREADS}={forced!r} is not a TCG threading; hint: "
-                              "use single (every vCPU on one host thread) or multi")
         return forced
     return "single" if scheduler_may_load else "multi"
 

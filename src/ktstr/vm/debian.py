@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ktstr.errors import HostSetupError, KernelError
+from ktstr.kernelid import matches_version
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +217,6 @@ def is_generic_flavour(kernel_version: str, arch: str = ARCH) -> bool:
     """
     parts = kernel_version.split("-")
     return len(parts) >= 2 and parts[-1] == arch and any(c.isdigit() for c in parts[-2])
-
-
-def matches_version(kernel_version: str, wanted: str | None) -> bool:
-    """`wanted` is the version or a prefix ending at a component boundary ("7.2", not "7.20")."""
-    if wanted is None or kernel_version == wanted:
-        return True
-    return (kernel_version.startswith(wanted)
-            and not kernel_version[len(wanted)].isdigit())
 
 
 def generic_kernel_versions(pkgnames: Iterable[str], wanted: str | None = None) -> list[str]:

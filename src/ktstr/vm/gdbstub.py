@@ -5,8 +5,7 @@ digits of checksum, `}` escapes, `*` run-length encoding on the way in), acks (q
 7.2 has no no-ack mode: every packet is acknowledged with `+`, a bad one with `-`),
 `qSupported`, `?`, `c`, `Z2`/`z2` (write watchpoints) and stop replies.
 
-What qemu does, measured on 7.2 under TCG (see DESIGN.md "Watching the guest from the
-host"):
+What qemu does, measured on 7.2 under TCG:
 
 - The stub is attached when its chardev opens. `ktstr.vm.machine` has qemu connect to
   our socket at launch, before the guest runs, so attaching stops nothing.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ktstr.atomicfile import atomic_write
 from ktstr.errors import HostSetupError
+from ktstr.settings import settings
 from ktstr.vm.cpio import CpioWriter
 from ktstr.vm.pyroot import TreeEntry
 
@@ -56,8 +57,8 @@ BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 
 def find_busybox() -> Path:
     """A statically linked busybox: the initramfs has no libc to offer a dynamic one."""
-    override = os.environ.get("KTSTR_BUSYBOX")
-    candidates = [Path(override)] if override else list(BUSYBOX_CANDIDATES)
+    override = settings().busybox  # KTSTR_BUSYBOX
+    candidates = [override] if override else list(BUSYBOX_CANDIDATES)
     for path in candidates:
         if path.is_file() and _is_static(path):
             return path

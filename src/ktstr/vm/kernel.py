@@ -31,13 +31,14 @@ from typing import Any
 import platformdirs
 
 from ktstr.errors import KernelError
+from ktstr.kernelid import matches_version
+from ktstr.settings import settings
 from ktstr.vm import kmod
 from ktstr.vm.bzimage import check_bzimage, image_version
-from ktstr.vm.debian import matches_version, version_key
+from ktstr.vm.debian import version_key
 
 log = logging.getLogger(__name__)
 
-ENV_CACHE_DIR = "KTSTR_CACHE_DIR"
 METADATA = "kernel.json"
 LOCK_FILE = ".lock"
 TEMP_PREFIX = ".tmp-"  # entries being written; dot-names are never kernels
@@ -128,8 +129,7 @@ def _parse_config(path: str, _mtime_ns: int, _size: int) -> dict[str, str]:
 
 def cache_root() -> Path:
     """ktstr's cache directory: `$KTSTR_CACHE_DIR`, else the platform's user cache dir."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    return Path(env) if env else Path(platformdirs.user_cache_dir("ktstr"))
+    return settings().cache_dir or Path(platformdirs.user_cache_dir("ktstr"))
 
 
 def kernel_cache_root() -> Path:

@@ -43,7 +43,7 @@ from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
 from ktstr.vm.qemu import QemuArgs, QemuBinary
-from ktstr.vm.snapshot import CAPABILITIES, Snapshot, copy_nonzero
+from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_nonzero, migration_end
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def create_scratch_image(path: Path, size_mb: int) -> bool:
 
 
 class Machine:
-    def __init__(self, spec: VmSpec, workdir: Path, *, restore: Snapshot | None = None) -> None:
+    def __init__(self, spec: VmSpec, workdir: Path, *, restore: SavedGuest | None = None) -> None:
         """`restore`: a saved guest to start from instead of booting; the machine
         then stays paused until `wait_restored`."""
         self.spec = spec
@@ -233,7 +233,7 @@ class Machine:
         threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
                          daemon=True).start()
 
-    def _load_snapshot(self, snap: Snapshot) -> None:
+    def _load_snapshot(self, snap: SavedGuest) -> None:
         """Give qemu memory files that already hold the saved guest's RAM, and start
         the console log with the saved guest's boot log (qemu appends to it)."""
         with open(self.console_log, "wb") as log_out:
@@ -325,28 +325,26 @@ class Machine:
     def wait_restored(self, timeout: float) -> None:
         """Wait until qemu has loaded the `incoming` guest, then let it run.
 
-        qemu restores a guest saved while stopped as paused; a stream it cannot
-        load (corrupt, from another qemu) makes it exit, which raises here.
+        qemu restores a guest saved while stopped as paused, and sends the MIGRATION
+        event `completed` once it is (after setting that run state); a stream it
+        cannot load (corrupt, from another qemu) makes it exit, which raises here.
         """
         assert self.restore is not None
         self.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
+        self.clear_qmp_events()
         self.qmp("migrate-incoming", uri=self.restore.incoming_uri())
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                status = self.qmp("query-status").get("status")
-            except Exception as e:
-                raise VmLaunchError(f"qemu died while restoring: {self._qemu_said()}",
-                                    self._argv, self._proc.poll() if self._proc else None) \
-                    from e
-            if status == "paused":
-                self.qmp("cont")
-                return
-            if status != "inmigrate" or time.monotonic() > deadline:
-                raise VmLaunchError(f"restore did not complete (qemu status {status!r} after "
-                                    f"{timeout:.0f}s): {self._qemu_said()}", self._argv,
-                                    self._proc.poll() if self._proc else None)
-            time.sleep(0.01)
+        ended = migration_end(self, timeout)
+        try:
+            status = self.qmp("query-status").get("status")
+        except Exception as e:
+            raise VmLaunchError(f"qemu died while restoring: {self._qemu_said()}",
+                                self._argv, self._proc.poll() if self._proc else None) from e
+        if status == "paused" and ended != "failed":
+            self.qmp("cont")
+            return
+        what = f"migration {ended}" if ended else f"qemu status {status!r} after {timeout:.0f}s"
+        raise VmLaunchError(f"restore did not complete ({what}): {self._qemu_said()}",
+                            self._argv, self._proc.poll() if self._proc else None)
 
     def send(self, msg: dict[str, Any]) -> None:
         assert self._port is not None
@@ -355,6 +353,28 @@ class Machine:
     def qmp(self, cmd: str, **args: Any) -> Any:
         assert self._qmp is not None
         return self._qmp.cmd(cmd, **args)
+
+    def clear_qmp_events(self) -> None:
+        """Forget the QMP events received so far: `qmp_event` waits for newer ones."""
+        assert self._qmp is not None
+        self._qmp.clear_events()
+
+    def qmp_event(self, name: str, timeout: float) -> dict[str, Any] | None:
+        """The next QMP event called `name` (others are dropped), or None when none came
+        within `timeout` seconds or qemu exited first (looked at once a second: an exited
+        qemu sends nothing more)."""
+        assert self._qmp is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self._qmp.pull_event(wait=float(min(left, 1.0)))
+            except TimeoutError:
+                if not self.running():
+                    return None
+                continue
+            if event is not None and event.get("event") == name:
+                return event
+        return None
 
     def gdbstub(self) -> GdbStub:
         """The client of this VM's gdbstub (one per machine, made on first use).

@@ -9,7 +9,8 @@ with the zero pages left out, and qemu's migration stream of everything else
 in it). A restore copies the RAM into the new VM's memory files and starts
 the identical qemu with `-incoming`. Loading RAM through the stream instead
 costs seconds: qemu reads every page of a fresh shared file to see whether it
-is zero, which allocates all of guest memory.
+is zero, which allocates all of guest memory. Both ends learn that the stream is
+done from qemu's MIGRATION events (the `events` capability), not by polling.
 
 "Identical" is the key: everything that decides what the guest is (the qemu
 command line with the run's own paths left out, the qemu version, the kernel
@@ -24,6 +25,9 @@ removed (see ktstr.runner.boot) and the next cold boot saves it anew.
 What a restored guest must not share with its siblings (the clock, the RNG
 state, the host root mount that qemu cannot migrate) is set by the agent when
 its orders arrive (ktstr.guest.agent.take_orders).
+
+Not to be confused with ktstr.scenario.snapshot.Snapshot, a capture of the
+scheduler's state during a test: a saved guest here is a `SavedGuest`.
 """
 
 from __future__ import annotations
@@ -38,12 +42,10 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ktstr.envflag import env_flag
 from ktstr.vm.kernel import TEMP_PREFIX, cache_root, exclusive_lock, remove_tree
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,6 @@ STATE = "state"
 META = "meta.json"
 RAM = "ram-node{}"
 CONSOLE = "console.log"  # the kernel log up to the save: a restored run's log starts with it
-ENV_COLD = "KTSTR_COLD"
 
 #: qemu throttles migration to 128 MiB/s by default; a save to a local file need not be.
 SAVE_BANDWIDTH = 1 << 40
@@ -68,11 +69,6 @@ def snapshots_root() -> Path:
     return cache_root() / "snapshots"
 
 
-def cold_forced(env: Mapping[str, str] | None = None) -> bool:
-    """`KTSTR_COLD=1` (any value but empty, 0 or off): never restore, never save."""
-    return env_flag(ENV_COLD, False, env)
-
-
 def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> str:
     """The hash naming a snapshot: the qemu command line without the run's own paths,
     qemu's version, and the identity (size, mtime) of the files qemu loads."""
@@ -84,7 +80,7 @@ def snapshot_key(identity: list[str], qemu_version: str, files: list[Path]) -> s
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class SavedGuest:
     """One saved guest, present or not: `<snapshots_root>/<key>/{state,meta.json}`."""
 
     key: str
@@ -152,8 +148,12 @@ class SavableVm(Protocol):
 
     def qmp(self, cmd: str, **args: Any) -> Any: ...
 
+    def clear_qmp_events(self) -> None: ...
 
-def save(vm: SavableVm, snap: Snapshot, meta: dict[str, Any]) -> float | None:
+    def qmp_event(self, name: str, timeout: float) -> dict[str, Any] | None: ...
+
+
+def save(vm: SavableVm, snap: SavedGuest, meta: dict[str, Any]) -> float | None:
     """Save the paused-at-hello guest `vm` as `snap`, leave it running again.
 
     Returns the seconds the guest stood still, or None when nothing was saved
@@ -194,25 +194,43 @@ def save(vm: SavableVm, snap: Snapshot, meta: dict[str, Any]) -> float | None:
     return saved
 
 
-#: RAM lives in shared files that a snapshot copies itself: keep it out of the stream.
-CAPABILITIES = [{"capability": "x-ignore-shared", "state": True}]
+#: RAM lives in shared files that a snapshot copies itself: keep it out of the stream;
+#: and have qemu send a MIGRATION event at each change of the migration's status. Only
+#: x-ignore-shared must match on both ends (qemu checks it on load).
+CAPABILITIES = [{"capability": "x-ignore-shared", "state": True},
+                {"capability": "events", "state": True}]
+#: The statuses that end a migration, either way.
+MIGRATION_ENDS = ("completed", "failed", "cancelled")
+
+
+def migration_end(vm: SavableVm, timeout: float) -> str | None:
+    """The status that ended the migration under way, from its MIGRATION events; None
+    when it did not end within `timeout` seconds (or qemu went away)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        event = vm.qmp_event("MIGRATION", left)
+        if event is None:
+            return None
+        status = str(event.get("data", {}).get("status", ""))
+        if status in MIGRATION_ENDS:
+            return status
+    return None
 
 
 def _migrate(vm: SavableVm, dest: Path) -> str:
     vm.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
     vm.qmp("migrate-set-parameters", **{"max-bandwidth": SAVE_BANDWIDTH})
+    vm.clear_qmp_events()
     vm.qmp("migrate", uri=f"exec:cat > {shlex.quote(str(dest))}")
-    deadline = time.monotonic() + SAVE_TIMEOUT_S
-    while time.monotonic() < deadline:
+    status = migration_end(vm, SAVE_TIMEOUT_S)
+    if status is None:
+        vm.qmp("migrate_cancel")
+        return f"not done within {SAVE_TIMEOUT_S:.0f}s"
+    if status == "failed":
         info = vm.qmp("query-migrate")
-        status = str(info.get("status", "")) if isinstance(info, dict) else ""
-        if status in ("completed", "failed", "cancelled"):
-            if status == "failed":
-                status += f" ({info.get('error-desc', 'no reason given')})"
-            return status
-        time.sleep(0.02)
-    vm.qmp("migrate_cancel")
-    return f"not done within {SAVE_TIMEOUT_S:.0f}s"
+        reason = info.get("error-desc") if isinstance(info, dict) else None
+        status += f" ({reason or 'no reason given'})"
+    return status
 
 
 #: Zero runs are found at this granularity (a multiple of the guest's 4 KiB pages).
@@ -249,18 +267,18 @@ def copy_nonzero(src: int, dst: int) -> int:
     return written
 
 
-def list_snapshots(root: Path | None = None) -> list[Snapshot]:
+def list_snapshots(root: Path | None = None) -> list[SavedGuest]:
     root = root or snapshots_root()
     if not root.is_dir():
         return []
-    found = (Snapshot(d.name, root) for d in sorted(root.iterdir())
+    found = (SavedGuest(d.name, root) for d in sorted(root.iterdir())
              if d.is_dir() and not d.name.startswith("."))
     return [s for s in found if s.exists()]
 
 
 def prune_snapshots(keep: int, root: Path | None = None) -> list[str]:
     """Remove all but the `keep` most recently used snapshots."""
-    stale = sorted(list_snapshots(root), key=Snapshot.last_used, reverse=True)[keep:]
+    stale = sorted(list_snapshots(root), key=SavedGuest.last_used, reverse=True)[keep:]
     for snap in stale:
         log.info("removing snapshot %s: the least recently used of more than %d", snap.key,
                  keep)
