@@ -24,7 +24,8 @@ from kernel_fakes import (
 
 from ktstr.errors import KernelError
 from ktstr.vm import debian
-from ktstr.vm.kernel import cache_lock, fetch_kernel, kernel_cache_root, list_kernels
+from ktstr.vm.kernel import cache_lock, kernel_cache_root, list_kernels
+from ktstr.vm.kernel_fetch import fetch_kernel
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 

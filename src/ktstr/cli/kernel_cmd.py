@@ -13,11 +13,11 @@ from ktstr.errors import ConfigError
 from ktstr.vm.kernel import (
     Kernel,
     clean_kernels,
-    fetch_kernel,
     kernel_cache_root,
     list_kernels,
     read_metadata,
 )
+from ktstr.vm.kernel_fetch import fetch_kernel
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,7 +10,7 @@ the cache serialises fetches and cleans across processes.
 
 `resolve_kernel(spec)` turns what a user passes as `--kernel` into a `Kernel`: nothing
 (the newest cached), a version prefix or cache key, a bzImage file or a built tree.
-Fetching from Debian is in `kernel_fetch`.
+Fetching from Debian is in `kernel_fetch` (`fetch_kernel`), which builds on this module.
 """
 
 from __future__ import annotations
@@ -303,22 +303,10 @@ def _existing(path: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def fetch_kernel(version: str | None = None, *, mirror: str | None = None) -> Kernel:
-    """Fetch Debian unstable's newest generic kernel (or `version`) into the cache.
-
-    Returns the cached kernel at once when `version` is already cached. With no version,
-    the newest generic kernel that has CONFIG_SCHED_CLASS_EXT=y is chosen.
-    """
-    from ktstr.vm.kernel_fetch import fetch  # kernel_fetch builds on this module
-
-    return fetch(version, mirror=mirror)
-
-
 __all__ = [
     "Kernel",
     "cache_root",
     "clean_kernels",
-    "fetch_kernel",
     "kernel_cache_root",
     "list_kernels",
     "resolve_kernel",

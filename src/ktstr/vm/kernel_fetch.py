@@ -67,8 +67,12 @@ class _Unpacked:
                           "packages; hint: the package layout changed, pass --kernel PATH")
 
 
-def fetch(version: str | None = None, *, mirror: str | None = None) -> Kernel:
-    """See `ktstr.vm.kernel.fetch_kernel`."""
+def fetch_kernel(version: str | None = None, *, mirror: str | None = None) -> Kernel:
+    """Fetch Debian unstable's newest generic kernel (or `version`) into the cache.
+
+    Returns the cached kernel at once when `version` is already cached. With no version,
+    the newest generic kernel that has CONFIG_SCHED_CLASS_EXT=y is chosen.
+    """
     if version is not None and (hit := find_cached(version)):
         return add_missing_modules(hit, mirror=mirror)
     root = kernel_cache_root()
