@@ -17,9 +17,12 @@ test: setup lint
 unit: venv
 	$(BIN)/pytest -p no:cacheprovider tests/unit tests/cli -q
 
+# ruff, mypy, and import-linter's contracts for the layering (pyproject.toml,
+# docs/architecture.md).
 lint: venv
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 setup: host-packages venv kernel schedulers
 
