@@ -1,10 +1,10 @@
-"""Custom scenarios (seed 000): a test body that keeps control of the run.
+"""Custom scenarios: a test body that keeps control of the run.
 
 `workers_follow_cpuset_move` moves one cgroup's cpuset mid-run from LLC 0 to
 LLC 1, then proves the workers followed it: they migrated, and while still
 running every one of them sat on an LLC-1 CPU, as the kernel itself reports
-(/proc/<pid>/stat, field 39). `workers_follow_cpuset_shrink` is the seed's own
-worked example, exactly as API.md spells it: cg_0 starts on every CPU and is
+(/proc/<pid>/stat, field 39). `workers_follow_cpuset_shrink` is the public API's
+worked custom scenario, spelled exactly as documented: cg_0 starts on every CPU and is
 shrunk to LLC 1 halfway through.
 """
 
@@ -39,7 +39,7 @@ def workers_follow_cpuset_move(ctx: Ctx) -> AssertResult:
 
 @ktstr_test(llcs=2, cores=4, threads=1, duration_s=10)
 def workers_follow_cpuset_shrink(ctx):
-    """Seed 000's worked custom scenario, as API.md spells it ("Custom scenarios")."""
+    """The worked custom scenario of the public API, as its documentation spells it."""
     wl = dfl_wl(ctx)
     with setup_cgroups(ctx, 2, wl) as handles:        # cg_0, cg_1; removed on exit
         time.sleep(ctx.duration / 2)

@@ -1,7 +1,7 @@
 """A test that must fail: four spinners in one cgroup, three of them pinned to
 cpu0 and one to cpu1. Under EEVDF the three share cpu0 (about 67 % off-CPU each)
 while the fourth has cpu1 to itself (about 0 %), so the fairness check reports
-seed 001's `unfair cgroup:` line. Marked xfail(strict): the demo shows the
+its `unfair cgroup:` line. Marked xfail(strict): the demo shows the
 failure report, and it would be an error if this ever passed.
 """
 

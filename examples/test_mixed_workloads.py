@@ -1,4 +1,4 @@
-"""Seed 001's tutorial test: two cgroups with different lifecycles on separate LLCs.
+"""The tutorial's test: two cgroups with different lifecycles on separate LLCs.
 
 `background_spinner` keeps LLC 0 busy for the whole run; `phased_worker`
 loops spin 100 ms / yield 20 ms on LLC 1. Checked: fairness within each

@@ -40,10 +40,11 @@ _GAUNTLET = "no gauntlet reads topology constraints yet"
 #: accepted, and why any other is refused. The change that implements one removes it here.
 NOT_SUPPORTED_YET: dict[str, tuple[tuple[object, ...], str]] = {
     "performance_mode": ((False,), "ktstr has no performance mode yet"),
-    "min_llcs": ((None,), _GAUNTLET),
-    "max_llcs": ((None,), _GAUNTLET),
-    "min_cpus": ((None,), _GAUNTLET),
-    "max_cpus": ((None,), _GAUNTLET),
+    # None, or the default a gauntlet will use: writing the default changes nothing.
+    "min_llcs": ((None, 1), _GAUNTLET),
+    "max_llcs": ((None, 12), _GAUNTLET),
+    "min_cpus": ((None, 1), _GAUNTLET),
+    "max_cpus": ((None, 192), _GAUNTLET),
     "requires_smt": ((None, False), _GAUNTLET),
     "required_flags": ((None, (), []), _GAUNTLET),
     "excluded_flags": ((None, (), []), _GAUNTLET),

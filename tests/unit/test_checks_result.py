@@ -1,4 +1,4 @@
-"""AssertResult: merge, the seed's `--- stats ---` rendering, inconclusive, dict round trip."""
+"""AssertResult: merge, the `--- stats ---` rendering, inconclusive, dict round trip."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def worker(tid: int, off_pct: float, cpu: int, *, gap_ms: float, migrations: int
 
 
 def seed_scenario() -> AssertResult:
-    """The two cgroups of seed 001's failure example."""
+    """The two cgroups of the tutorial's failure example."""
     checks = Assert.default_checks()
     cg0 = checks.assert_cgroup(
         [worker(1, 10.0, 0, gap_ms=180, migrations=5, iterations=7615),

@@ -120,6 +120,7 @@ def test_an_attribute_not_supported_yet_is_refused_at_decoration(attr, value, wh
 
 @pytest.mark.parametrize("attrs", [
     {"performance_mode": False}, {"min_llcs": None}, {"max_cpus": None},
+    {"min_llcs": 1, "max_llcs": 12, "min_cpus": 1, "max_cpus": 192},
     {"requires_smt": False}, {"required_flags": []}, {"excluded_flags": ()},
     {"min_numa_locality": None},
 ])

@@ -59,7 +59,7 @@ def test_registered_and_built_by_name(name: str) -> None:
     assert WorkType.from_name(name).name == name
 
 
-def test_defaults_are_the_seeds() -> None:
+def test_defaults_are_the_catalogue_defaults() -> None:
     assert AluHot() == AluHot(AluWidth.WIDEST) == AluHot("widest")
     assert ALU_HOT_WIDTH is AluWidth.WIDEST
     assert IpcVariance() == IpcVariance(100_000, 1024, 64)

@@ -1,4 +1,4 @@
-"""VM bodies proving each cgroup op of API.md from the kernel's side (run by test_ops.py).
+"""VM bodies proving each public cgroup op from the kernel's side (run by test_ops.py).
 
 Each body is one step sequence on one theme. A step's setup may be a function of
 ctx, called right after the step's ops: `observe(fn)` uses that to read the

@@ -39,6 +39,6 @@ def test_unfair_scenario_fails_with_the_seed_line(run_vm):
                      r"\(threshold 15%\)", r.report)
     assert line, r.report
     spread, low, high = map(int, line.groups())
-    # Three share cpu0 (~67 % off-CPU), one owns cpu1 (~0 %): DESIGN.md measured 66-67 pp.
+    # Three share cpu0 (~67 % off-CPU), one owns cpu1 (~0 %): measured 66-67 pp by hand.
     # Each figure is rounded on its own: 66.6 - 0.4 prints as "66% (0-67%)".
     assert abs(spread - (high - low)) <= 1 and 50 <= spread <= 80 and low <= 10

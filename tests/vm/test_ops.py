@@ -1,4 +1,4 @@
-"""Every cgroup op of API.md, proved from the kernel's side in a guest (ops_bodies.py)."""
+"""Every public cgroup op, proved from the kernel's side in a guest (ops_bodies.py)."""
 
 from pathlib import Path
 
