@@ -68,6 +68,15 @@ def _gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
+def _until_each_ran(pids: list[int], cpu_s: float, timeout: float = 5.0) -> None:
+    """Wait until every worker had `cpu_s` of CPU time: a fixed sleep is not enough on a
+    loaded host, where a worker may not run at all for a tenth of a second."""
+    deadline = time.monotonic() + timeout
+    while any(proc.task_schedstat(p)[0] < cpu_s * 1e9 for p in pids):
+        assert time.monotonic() < deadline, f"workers {pids} did not run {cpu_s}s each"
+        time.sleep(0.01)
+
+
 def _run(cfg: WorkloadConfig, secs: float, **spawn: object) -> list[WorkerReport]:
     with WorkloadHandle.spawn(cfg, start=True, **spawn) as h:  # type: ignore[arg-type]
         time.sleep(secs)  # the run itself: workers work meanwhile
@@ -113,7 +122,7 @@ def test_stop_and_collect_reaps_every_worker() -> None:
     with WorkloadHandle.spawn(WorkloadConfig(workers=3, work=work.YieldHeavy()),
                               start=True) as h:
         pids = h.pids
-        time.sleep(0.1)
+        _until_each_ran(pids, 0.02)
         reports = h.stop_and_collect()
         assert all(_gone(p) for p in pids)
         assert h.stop_and_collect() == reports  # idempotent
