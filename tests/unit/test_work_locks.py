@@ -43,7 +43,7 @@ class _NeverStop:
 def test_defaults_are_the_seed_constants() -> None:
     m = MutexContention()
     assert (m.contenders, m.hold_iters, m.work_iters) == (4, 256, 1024)
-    assert MutexContention(4, 256, 1024) == m  # mutex_contention(4, 256, 1024), the catalogue default
+    assert MutexContention(4, 256, 1024) == m  # the catalogue default
     p = PriorityInversion()
     assert p.mode is FutexLockMode.PI and p.hold_iters == locks.PRIORITY_INVERSION_HOLD_ITERS
     a = AsymmetricWaker()
