@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_test_cmd_options import KEY, fake_bzimage
 
+from ktstr.pytest_plugin.shard import hash_bin
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
 
 STUB = '''
@@ -80,6 +81,14 @@ def test_a_shard_runs_its_slice_and_says_so(project):
     assert 0 < len(kept) < len(ALL)
     assert f"shard 1/2: {len(kept)} of {len(ALL)} items (by node-id hash)" in out.stdout
     assert f"{len(kept)} passed, {len(ALL) - len(kept)} deselected" in out.stdout
+
+
+def test_a_shard_with_nothing_to_run_is_not_a_failure(project):
+    used = {hash_bin(i, 20) for i in ALL}
+    k = min(set(range(20)) - used) + 1  # 9 items in 20 shards: some shard is empty
+    out = ktstr_test(project, "--shard", f"{k}/20")
+    assert out.returncode == 0, out.stdout + out.stderr  # not pytest's 5: no tests
+    assert f"shard {k}/20: 0 of {len(ALL)} items" in out.stdout
 
 
 def test_shards_balanced_by_the_durations_of_an_earlier_run(project):
