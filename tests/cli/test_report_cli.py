@@ -1,6 +1,6 @@
-"""`ktstr report RUN_DIR` through the real entry point, on a sidecar saved from a real run
+"""`ktstr report RUN_DIR...` through the real entry point, on a sidecar saved from a real run
 (tests/vm/test_snapshot_capture.py's scx_qmap run; monitor samples, vars and maps trimmed
-to a few) and a hand-built failing one."""
+to a few) and hand-built ones; several run directories (the shards of one run) as one."""
 
 import json
 import shutil

@@ -21,7 +21,7 @@ WORD = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("report", help="show the results of a run directory",
+    parser = sub.add_parser("report", help="show the results of one or more run directories",
                             description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+",
                         help="a run directory (one sidecar JSON per test); several are "
