@@ -1,6 +1,6 @@
-"""`ktstr report RUN_DIR` through the real entry point, on a sidecar saved from a real run
+"""`ktstr report RUN_DIR...` through the real entry point, on a sidecar saved from a real run
 (tests/vm/test_snapshot_capture.py's scx_qmap run; monitor samples, vars and maps trimmed
-to a few) and a hand-built failing one."""
+to a few) and hand-built ones; several run directories (the shards of one run) as one."""
 
 import json
 import shutil
@@ -68,3 +68,37 @@ def test_report_on_a_directory_without_sidecars(tmp_path, capsys):
     assert "no ktstr sidecars in" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_report_over_several_run_directories_as_one(run_dir, tmp_path, capsys):
+    shard2 = tmp_path / "shard-2"
+    write_json_atomic(shard2 / "t.py_quick.json", {
+        "schema": SCHEMA, "test_id": "t.py::quick", "outcome": "passed",
+        "topology": "1n2l2c1t", "scheduler": "eevdf", "accel": "tcg", "wall_s": 3.0})
+    assert main(["report", str(run_dir), str(shard2)]) == 0
+    out = capsys.readouterr().out
+    first, second = out.split(f"=== {shard2}: 1 tests ===")
+    assert first.startswith(f"=== {run_dir}: 2 tests ===\n\nPASS tests.vm.capture_bodies::")
+    assert "FAIL t.py::tuned" in first and "t.py::quick" not in first
+    assert second.startswith("\n\nPASS t.py::quick [passed, topo=1n2l2c1t sched=eevdf")
+    assert out.rstrip().endswith("3 tests, 1 failed from 2 run directories")
+    assert "more than once" not in out
+
+
+def test_report_names_a_test_found_in_two_directories(run_dir, tmp_path, capsys):
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(run_dir / "b_failed.json", again / "b_failed.json")
+    assert main(["report", str(run_dir), str(again)]) == 0
+    out = capsys.readouterr().out
+    assert "3 tests, 2 failed from 2 run directories\ntest ids reported more than once:\n" \
+        f"  t.py::tuned is in 2 directories: {run_dir}, {again}" in out
+
+
+def test_report_refuses_a_directory_without_sidecars_among_several(run_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(run_dir), str(empty)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "nothing is reported before every directory is read"
+    assert f"no ktstr sidecars in {empty}" in captured.err

@@ -1,7 +1,9 @@
-"""`ktstr report RUN_DIR`: every test of a run, from its sidecar: outcome, report, snapshots.
+"""`ktstr report RUN_DIR...`: every test of a run, from its sidecar: outcome, report, snapshots.
 
-Reads only the sidecars (ktstr.runner.sidecar), so it works on a run directory
-copied from another machine.
+Reads only the sidecars (ktstr.runner.sidecar), so it works on run directories
+copied from other machines. Several run directories (the shards of one CI run,
+`ktstr test --shard K/N`) are reported as one: each directory's tests under a line
+naming it, then one total; a test id found in more than one directory is named.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ WORD = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("report", help="show the results of a run directory",
+    parser = sub.add_parser("report", help="show the results of one or more run directories",
                             description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path,
-                        help="a run directory (one sidecar JSON per test)")
+    parser.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+",
+                        help="a run directory (one sidecar JSON per test); several are "
+                        "reported as one")
     parser.add_argument("--entries", type=int, default=3, metavar="N",
                         help="map entries shown per map (default 3)")
     parser.set_defaults(func=cmd_report)
@@ -66,12 +69,31 @@ def render(res: RunResult, entries: int = 3) -> list[str]:
     return lines
 
 
+def duplicates(runs: dict[Path, list[tuple[Path, RunResult]]]) -> list[str]:
+    """One line per test id whose sidecars are in more than one of the directories."""
+    where: dict[str, list[Path]] = {}
+    for run_dir, results in runs.items():
+        for _path, res in results:
+            if run_dir not in where.setdefault(res.test_id, []):
+                where[res.test_id].append(run_dir)
+    return [f"  {test_id} is in {len(dirs)} directories: {', '.join(map(str, dirs))}"
+            for test_id, dirs in sorted(where.items()) if len(dirs) > 1]
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    results = sidecars(args.run_dir)
-    for i, (_path, res) in enumerate(results):
-        if i:
-            print()
-        print("\n".join(render(res, args.entries)))
-    failed = sum(WORD.get(r.outcome) is None for _, r in results)
-    print(f"\n{len(results)} tests, {failed} failed")
+    # Every directory is read before anything is printed: one without sidecars is an error.
+    runs = {run_dir: sidecars(run_dir) for run_dir in dict.fromkeys(args.run_dirs)}
+    several = len(runs) > 1
+    blocks: list[str] = []
+    for run_dir, results in runs.items():
+        if several:  # where the tests below came from
+            blocks.append(f"=== {run_dir}: {len(results)} tests ===")
+        blocks += ["\n".join(render(res, args.entries)) for _path, res in results]
+    print("\n\n".join(blocks))
+    every = [r for found in runs.values() for _, r in found]
+    failed = sum(WORD.get(r.outcome) is None for r in every)
+    where = f" from {len(runs)} run directories" if several else ""
+    print(f"\n{len(every)} tests, {failed} failed{where}")
+    if several and (dups := duplicates(runs)):
+        print("test ids reported more than once:\n" + "\n".join(dups))
     return 0

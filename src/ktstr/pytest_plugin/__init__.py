@@ -6,7 +6,8 @@ whatever its name; running it boots a VM (see ktstr.runner). Options:
 `--ktstr-run-dir DIR` (where console logs and sidecars go), `--ktstr-cold` and
 `--ktstr-no-monitor` (what `ktstr test --cold`/`--no-monitor` pass on). Each
 option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
-KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error.
+KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--shard K/N` and
+`--shard-durations DIR` keep one slice of the collection (ktstr.pytest_plugin.shard).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from ktstr.errors import ConfigError
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
+from ktstr.pytest_plugin.shard import selector_from_options
 from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
 
@@ -41,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ktstr-run-dir", dest="ktstr_run_dir", default=None, metavar="DIR",
                     help="where console logs and result sidecars go "
                     "(default: $KTSTR_RUN_DIR or ./.ktstr-runs/<time>)")
+    group.addoption("--shard", dest="ktstr_shard", default=None, metavar="K/N",
+                    help="run only shard K of N (1 <= K <= N) of the collected items, the "
+                    "same slice on every machine: by a hash of the node id, or balanced by "
+                    "--shard-durations")
+    group.addoption("--shard-durations", dest="ktstr_shard_durations", action="append",
+                    default=[], metavar="RUN_DIR", help="balance --shard by the wall times "
+                    "in the sidecars under RUN_DIR (repeatable; give every runner the same)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+    shard = config.getoption("ktstr_shard", None)
+    durations = config.getoption("ktstr_shard_durations", None) or []
+    if shard is not None:
+        config.pluginmanager.register(selector_from_options(shard, durations), "ktstr-shard")
+    elif durations:
+        raise pytest.UsageError("--shard-durations is used only with --shard K/N")
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
