@@ -6,7 +6,8 @@ whatever its name; running it boots a VM (see ktstr.runner). Options:
 `--ktstr-run-dir DIR` (where console logs and sidecars go), `--ktstr-cold` and
 `--ktstr-no-monitor` (what `ktstr test --cold`/`--no-monitor` pass on). Each
 option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
-KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error.
+KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--gauntlet` and
+`--max-cpus N` add each test's gauntlet variants (ktstr.pytest_plugin.gauntlet).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from ktstr.errors import ConfigError
+from ktstr.pytest_plugin import gauntlet
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
 from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
@@ -41,6 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ktstr-run-dir", dest="ktstr_run_dir", default=None, metavar="DIR",
                     help="where console logs and result sidecars go "
                     "(default: $KTSTR_RUN_DIR or ./.ktstr-runs/<time>)")
+    gauntlet.addoption(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,11 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+    gauntlet.configure(config)
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
-                              obj: Any) -> pytest.Item | None:
+                              obj: Any) -> list[pytest.Item] | None:
     if isinstance(obj, KtstrTest) and isinstance(collector, pytest.Module):
-        item: pytest.Item = KtstrItem.from_parent(collector, name=name, test=obj)
-        return item
+        return gauntlet.items_for(collector, name, obj)
     return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    gauntlet.terminal_summary(terminalreporter, config)
