@@ -113,9 +113,11 @@ class Scheduler:
                 raise ConfigError(f"scheduler {self.name}: kernels: {e}") from None
         if self.config_file_def is not None:
             object.__setattr__(self, "config_file_def", self._checked_config_file_def())
+        self._check_constraints()
         self._refuse_unsupported()
 
-    def _refuse_unsupported(self) -> None:
+    def _check_constraints(self) -> None:
+        """`constraints`: a TopologyConstraints that admits some preset."""
         if self.constraints is not None:
             if not isinstance(self.constraints, TopologyConstraints):
                 raise ConfigError(f"scheduler {self.name}: constraints={self.constraints!r} "
@@ -125,6 +127,8 @@ class Scheduler:
                 self.constraints.resolved()
             except ConfigError as e:
                 raise ConfigError(f"scheduler {self.name}: constraints: {e}") from None
+
+    def _refuse_unsupported(self) -> None:
         locality = getattr(self.checks, "min_numa_locality", None)
         if locality is not None:
             raise ConfigError(f"scheduler {self.name}: checks min_numa_locality={locality!r} "
