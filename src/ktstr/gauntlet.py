@@ -114,13 +114,11 @@ class TopologyConstraints:
 
     def admits(self, topology: Topology) -> bool:
         """The topology fits these constraints (unset fields as `DEFAULTS`)."""
-        c = self.resolved()
-        assert c.min_llcs and c.max_llcs and c.min_cpus and c.max_cpus
-        assert c.min_numa_nodes and c.max_numa_nodes
-        return (c.min_llcs <= topology.llcs <= c.max_llcs
-                and c.min_cpus <= topology.cpus <= c.max_cpus
-                and c.min_numa_nodes <= topology.numa_nodes <= c.max_numa_nodes
-                and (not c.requires_smt or topology.threads > 1))
+        c = self.resolved().given()  # every field, by name
+        return (c["min_llcs"] <= topology.llcs <= c["max_llcs"]
+                and c["min_cpus"] <= topology.cpus <= c["max_cpus"]
+                and c["min_numa_nodes"] <= topology.numa_nodes <= c["max_numa_nodes"]
+                and (not c["requires_smt"] or topology.threads > 1))
 
     def given(self) -> dict[str, int | bool]:
         """The fields that are set, by name."""
@@ -149,7 +147,8 @@ def constraints_from(attrs: dict[str, object]) -> TopologyConstraints:
 @dataclass(frozen=True, slots=True)
 class Ceiling:
     """The most vCPUs a gauntlet VM may have on this host, and where the number comes from
-    (`--max-cpus 4`, `the emulation default (TCG)`, `the host's CPUs (KVM)`)."""
+    (`--max-cpus 4`, `the emulation default --max-cpus 16`, `the host's 64 CPUs under
+    KVM`)."""
 
     max_cpus: int
     source: str
@@ -163,9 +162,8 @@ def cpu_ceiling(given: int | None, accel: str, host_cpus: int) -> Ceiling:
                               "hint: e.g. --max-cpus 4")
         return Ceiling(given, f"--max-cpus {given}")
     if accel == "kvm":
-        return Ceiling(host_cpus, f"the host's {host_cpus} CPUs (KVM)")
-    return Ceiling(TCG_MAX_CPUS, f"the emulation ceiling of {TCG_MAX_CPUS} vCPUs (TCG; "
-                   "--max-cpus overrides it)")
+        return Ceiling(host_cpus, f"the host's {host_cpus} CPUs under KVM")
+    return Ceiling(TCG_MAX_CPUS, f"the emulation default --max-cpus {TCG_MAX_CPUS}")
 
 
 @dataclass(frozen=True, slots=True)

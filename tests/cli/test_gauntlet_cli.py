@@ -47,7 +47,7 @@ def two_nodes(ctx):
 
 
 def run(project: Path, *args: str,  # noqa: F811
-        tests: str = TESTS) -> subprocess.CompletedProcess[str]:
+        tests: str = TESTS, status: int = 0) -> subprocess.CompletedProcess[str]:
     (project / "t" / "conftest.py").write_text(RECORDER)
     (project / "t" / "test_one.py").write_text(tests)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KTSTR_")}
@@ -57,7 +57,7 @@ def run(project: Path, *args: str,  # noqa: F811
                           "-p", "no:cacheprovider", "--ktstr-run-dir", str(project / "runs"),
                           str(project / "t")], capture_output=True, text=True,
                          cwd=project, env=environ, timeout=120, check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == status, out.stdout + out.stderr
     return out
 
 
@@ -89,7 +89,8 @@ def test_the_default_ceiling_under_emulation_is_said_with_its_source(project):  
     out = run(project, "--gauntlet", "--collect-only", "-q", tests=big)
     assert ids(out) == ["big"]
     line = next(x for x in out.stdout.splitlines() if x.startswith("gauntlet:"))
-    assert "over the emulation ceiling of" in line and "(TCG; --max-cpus overrides it)" in line
+    assert line.startswith(f"gauntlet: 2 variants left out: over the emulation default "
+                           f"--max-cpus {TCG_MAX_CPUS} (")
 
 
 def test_k_selects_a_preset_and_its_run_gets_the_preset_as_an_override(
@@ -100,3 +101,11 @@ def test_k_selects_a_preset_and_its_run_gets_the_preset_as_an_override(
              r["replaced"]) for r in runs] == [
         ("small", "small", "1n1l2c1t", 256, False),
         ("small[gauntlet/smt-2llc]", "small", "1n2l2c2t", 512, True)]
+
+
+def test_max_cpus_without_gauntlet_or_below_one_is_a_usage_error(project):  # noqa: F811
+    out = run(project, "--max-cpus", "4", "--collect-only", status=4)
+    assert ("--max-cpus 4 caps the gauntlet's presets and --gauntlet is not given; "
+            "hint: add --gauntlet") in out.stderr
+    out = run(project, "--gauntlet", "--max-cpus", "0", "--collect-only", status=4)
+    assert "--max-cpus 0 is not a positive integer; hint: e.g. --max-cpus 4" in out.stderr

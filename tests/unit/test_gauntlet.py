@@ -83,7 +83,9 @@ def test_the_ceiling_leaves_variants_out_and_the_line_says_which_and_why():
 def test_the_default_ceiling_is_the_host_s_cpus_under_kvm_and_measured_under_tcg():
     assert cpu_ceiling(None, "kvm", 64).max_cpus == 64
     assert cpu_ceiling(None, "tcg", 64).max_cpus == TCG_MAX_CPUS
-    assert "TCG" in cpu_ceiling(None, "tcg", 2).source
+    assert cpu_ceiling(None, "tcg", 2).source == \
+        f"the emulation default --max-cpus {TCG_MAX_CPUS}"
+    assert cpu_ceiling(None, "kvm", 64).source == "the host's 64 CPUs under KVM"
     assert cpu_ceiling(4, "kvm", 64).max_cpus == 4
     with pytest.raises(ConfigError, match=r"--max-cpus 0 is not a positive integer"):
         cpu_ceiling(0, "tcg", 2)

@@ -36,10 +36,10 @@ def addoption(group: pytest.OptionGroup) -> None:
 def configure(config: pytest.Config) -> None:
     """The run's CPU ceiling, once, when --gauntlet asks for presets."""
     given = config.getoption("ktstr_max_cpus", None)
-    if given is not None and given < 1:
-        raise pytest.UsageError(f"--max-cpus {given} is not a positive integer; "
-                                "hint: e.g. --max-cpus 4")
     if not config.getoption("ktstr_gauntlet", False):
+        if given is not None:  # it caps presets, and none run: refused, not ignored
+            raise pytest.UsageError(f"--max-cpus {given} caps the gauntlet's presets and "
+                                    "--gauntlet is not given; hint: add --gauntlet")
         return
     try:
         ceiling = cpu_ceiling(given, choose_accel(), os.cpu_count() or 1)
