@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.cli.test_test_cmd_options import project  # noqa: F401  (a fixture)
@@ -93,9 +94,13 @@ def test_the_default_ceiling_under_emulation_is_said_with_its_source(project):  
                            f"--max-cpus {TCG_MAX_CPUS} (")
 
 
-def test_k_selects_a_preset_and_its_run_gets_the_preset_as_an_override(
+def test_k_and_junit_name_a_preset_and_its_run_gets_the_preset_as_an_override(
         project):  # noqa: F811
-    run(project, "--gauntlet", "--max-cpus", "8", "-k", "smt-2llc or (small and not gauntlet)")
+    junit = project / "junit.xml"
+    run(project, "--gauntlet", "--max-cpus", "8", "-k", "smt-2llc or (small and not gauntlet)",
+        f"--junitxml={junit}")
+    names = [case.get("name") for case in ET.parse(junit).iter("testcase")]
+    assert names == ["small", "small[gauntlet/smt-2llc]"]
     runs = [json.loads(line) for line in (project / "record.jsonl").read_text().splitlines()]
     assert [(r["id"].split("::", 1)[1], r["qualname"], r["topology"], r["memory_mb"],
              r["replaced"]) for r in runs] == [
