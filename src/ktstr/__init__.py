@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ktstr import work
     from ktstr.checks import Assert, AssertResult
     from ktstr.errors import ConfigError, HostSetupError, KernelError, KtstrError
+    from ktstr.gauntlet import TopologyConstraints
     from ktstr.payloads import (
         MetricCheck,
         MetricHint,
@@ -66,6 +67,7 @@ _PUBLIC: dict[str, str] = {
     **dict.fromkeys(["Assert", "AssertResult"], "ktstr.checks"),
     **dict.fromkeys(["ConfigError", "HostSetupError", "KernelError", "KtstrError"],
                     "ktstr.errors"),
+    "TopologyConstraints": "ktstr.gauntlet",
     **dict.fromkeys(["MetricCheck", "MetricHint", "OutputFormat", "Payload", "PayloadResult",
                      "Polarity"], "ktstr.payloads"),
     **dict.fromkeys(["Backdrop", "CgroupDef", "CgroupManager", "CpusetSpec", "Ctx", "HoldSpec",

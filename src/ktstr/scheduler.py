@@ -3,9 +3,11 @@
 This module holds the definitions only; starting and watching a sched_ext
 scheduler in the guest is the runner's and the guest agent's job.
 
-Not supported yet: `constraints` (the gauntlet's topology constraints) and a
-`min_numa_locality` in `checks`; any value but the default raises ConfigError
-rather than being accepted and ignored.
+`constraints` (a `TopologyConstraints`) says which gauntlet presets the tests run
+under this scheduler admit; a test's own constraints win over it, field by field.
+
+Not supported yet: a `min_numa_locality` in `checks`; any value but the default
+raises ConfigError rather than being accepted and ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import ClassVar
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
+from ktstr.gauntlet import TopologyConstraints
 from ktstr.kernelid import parse_kernel_id
 
 #: What `config_file_def`'s argument template names the guest path by.
@@ -69,7 +72,7 @@ class Scheduler:
     cgroup_parent: str | None = None
     sched_args: tuple[str, ...] = ()
     topology: tuple[int, int, int, int] = (1, 1, 2, 1)
-    constraints: object | None = None
+    constraints: TopologyConstraints | None = None
     config_file: str | None = None
     config_file_def: tuple[str, str] | None = None
     kernels: tuple[str, ...] = ()
@@ -110,13 +113,22 @@ class Scheduler:
                 raise ConfigError(f"scheduler {self.name}: kernels: {e}") from None
         if self.config_file_def is not None:
             object.__setattr__(self, "config_file_def", self._checked_config_file_def())
+        self._check_constraints()
         self._refuse_unsupported()
 
-    def _refuse_unsupported(self) -> None:
+    def _check_constraints(self) -> None:
+        """`constraints`: a TopologyConstraints that admits some preset."""
         if self.constraints is not None:
-            raise ConfigError(f"scheduler {self.name}: constraints={self.constraints!r} is not "
-                              "supported yet (no gauntlet reads topology constraints yet); "
-                              "hint: leave it unset")
+            if not isinstance(self.constraints, TopologyConstraints):
+                raise ConfigError(f"scheduler {self.name}: constraints={self.constraints!r} "
+                                  "is not a TopologyConstraints; hint: constraints="
+                                  "TopologyConstraints(min_llcs=2)")
+            try:
+                self.constraints.resolved()
+            except ConfigError as e:
+                raise ConfigError(f"scheduler {self.name}: constraints: {e}") from None
+
+    def _refuse_unsupported(self) -> None:
         locality = getattr(self.checks, "min_numa_locality", None)
         if locality is not None:
             raise ConfigError(f"scheduler {self.name}: checks min_numa_locality={locality!r} "

@@ -6,9 +6,12 @@ test's `Assert` overrides. Bad values raise `ConfigError` at decoration time,
 so a typo fails at collection, before any VM boots. The object stays callable
 so pytest marks (`@pytest.mark.xfail`) can be stacked on it.
 
-Not supported yet: `performance_mode`, the gauntlet's topology constraints
-(`min_llcs`, `max_llcs`, `min_cpus`, `max_cpus`, `requires_smt`, `required_flags`,
-`excluded_flags`) and the `min_numa_locality` check. They are part of the
+The gauntlet's topology constraints (`min_llcs`, `max_llcs`, `min_cpus`,
+`max_cpus`, `min_numa_nodes`, `max_numa_nodes`, `requires_smt`) become the test's
+`constraints`, over its scheduler's (ktstr.gauntlet.TopologyConstraints).
+
+Not supported yet: `performance_mode`, the constraints `required_flags` and
+`excluded_flags`, and the `min_numa_locality` check. They are part of the
 attribute set, so a test may name them, but only with their default values: any
 other value raises ConfigError rather than being accepted and ignored.
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from ktstr.checks import Assert
 from ktstr.errors import ConfigError
+from ktstr.gauntlet import CONSTRAINT_FIELDS, TopologyConstraints, constraints_from
 from ktstr.payloads import Payload
 from ktstr.scheduler import Scheduler
 from ktstr.topology import Topology
@@ -32,22 +36,13 @@ TestBody = Callable[..., Any]
 DEFAULT_WATCHDOG_S = 4.0
 WATCHDOG_SLACK_S = 2.0
 
-_CONSTRAINTS = ("min_llcs", "max_llcs", "min_cpus", "max_cpus", "requires_smt",
-                "required_flags", "excluded_flags")
-
-_GAUNTLET = "no gauntlet reads topology constraints yet"
+_FLAGS = "no preset carries flags yet"
 #: Attributes whose feature does not exist yet: the values that mean "unset", which stay
 #: accepted, and why any other is refused. The change that implements one removes it here.
 NOT_SUPPORTED_YET: dict[str, tuple[tuple[object, ...], str]] = {
     "performance_mode": ((False,), "ktstr has no performance mode yet"),
-    # None, or the default a gauntlet will use: writing the default changes nothing.
-    "min_llcs": ((None, 1), _GAUNTLET),
-    "max_llcs": ((None, 12), _GAUNTLET),
-    "min_cpus": ((None, 1), _GAUNTLET),
-    "max_cpus": ((None, 192), _GAUNTLET),
-    "requires_smt": ((None, False), _GAUNTLET),
-    "required_flags": ((None, (), []), _GAUNTLET),
-    "excluded_flags": ((None, (), []), _GAUNTLET),
+    "required_flags": ((None, (), []), _FLAGS),
+    "excluded_flags": ((None, (), []), _FLAGS),
     "min_numa_locality": ((None,), "no check measures NUMA locality yet"),
 }
 
@@ -80,7 +75,8 @@ class KtstrTest:
     staged_schedulers: tuple[Scheduler, ...] = ()  # what the body's ops may attach
     extra_sched_args: tuple[str, ...] = ()
     checks: Assert = field(default_factory=Assert)
-    constraints: dict[str, Any] = field(default_factory=dict)  # only unset ones, for now
+    # The presets a gauntlet runs it on: its own constraints over its scheduler's.
+    constraints: TopologyConstraints = field(default_factory=TopologyConstraints)
     payload: Payload | None = None  # the primary payload: run after the body if it did not
     workloads: tuple[Payload, ...] = ()  # more payloads the body runs with ctx.payload
     config: str | None = None
@@ -115,7 +111,9 @@ def ktstr_test(fn: TestBody | None = None, **attrs: Any) -> Any:
     `threads`), `duration_s`, `watchdog_timeout_s`, `workers_per_cgroup`, `memory_mb`,
     `timeout_s`, `scheduler`, `staged_schedulers`, `extra_sched_args`,
     `scheduler_vars`, `config`, `payload`, `workloads`, `auto_repro`, every `Assert`
-    field by name, and the attributes not supported yet (NOT_SUPPORTED_YET)."""
+    field by name, the gauntlet's constraints (`min_llcs`, `max_llcs`, `min_cpus`,
+    `max_cpus`, `min_numa_nodes`, `max_numa_nodes`, `requires_smt`) and the attributes
+    not supported yet (NOT_SUPPORTED_YET)."""
     if fn is not None:
         return _build(fn, attrs)
     return lambda f: _build(f, attrs)
@@ -132,7 +130,7 @@ def _build(fn: TestBody, attrs: dict[str, Any]) -> KtstrTest:
              "extra_sched_args", "payload",
              "workloads", "config", "performance_mode", "auto_repro", "timeout_s",
              "scheduler_vars",
-             *_CONSTRAINTS, *check_fields}
+             *CONSTRAINT_FIELDS, "required_flags", "excluded_flags", *check_fields}
     unknown = sorted(set(attrs) - known)
     if unknown:
         raise ConfigError(f"@ktstr_test on {name}: unknown attribute(s) {', '.join(unknown)}; "
@@ -204,7 +202,7 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
     config = inline_config(attrs.pop("config", None), scheduler)
     sched_vars = scheduler_vars(attrs.pop("scheduler_vars", {}), scheduler)
     checks = Assert(**{k: attrs.pop(k) for k in list(attrs) if k in check_fields})
-    constraints = {k: attrs.pop(k) for k in list(attrs) if k in _CONSTRAINTS}
+    constraints = _constraints(attrs, scheduler)
     return KtstrTest(
         fn=fn, name=name, topology=topo, duration_s=duration, watchdog_timeout_s=watchdog,
         watchdog_explicit=explicit_watchdog,
@@ -216,6 +214,17 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         auto_repro=bool(attrs.pop("auto_repro", True)),
         timeout_s=None if timeout is None else seconds(timeout, "timeout_s"),
         scheduler_vars=sched_vars)
+
+
+def _constraints(attrs: dict[str, Any], scheduler: Scheduler) -> TopologyConstraints:
+    """The test's constraints over its scheduler's, checked whole with the defaults:
+    a min above a max, whoever set each, admits no preset and is refused."""
+    own = constraints_from({k: attrs.pop(k) for k in list(attrs) if k in CONSTRAINT_FIELDS})
+    for k in ("required_flags", "excluded_flags"):
+        attrs.pop(k, None)  # only their unset values got past refuse_unsupported
+    merged = own.over(scheduler.constraints or TopologyConstraints())
+    merged.resolved()  # ConfigError when, with the defaults, no preset can fit
+    return merged
 
 
 def scheduler_vars(value: Any, scheduler: Scheduler) -> dict[str, int | float | bool]:

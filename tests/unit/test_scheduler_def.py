@@ -17,16 +17,16 @@ def test_a_scheduler_binary_is_a_name_a_path_or_a_spec():
         Scheduler("q", binary=3)  # type: ignore[arg-type]
 
 
-def test_constraints_and_numa_locality_are_refused_until_supported():
+def test_constraints_must_be_topology_constraints_and_numa_locality_is_refused():
     from ktstr.checks import Assert
     from ktstr.errors import ConfigError
     from ktstr.scheduler import Scheduler
 
     with pytest.raises(ConfigError) as err:
         Scheduler("q", constraints={"min_llcs": 2})
-    assert str(err.value) == ("scheduler q: constraints={'min_llcs': 2} is not supported yet "
-                              "(no gauntlet reads topology constraints yet); hint: leave it "
-                              "unset")
+    assert str(err.value) == ("scheduler q: constraints={'min_llcs': 2} is not a "
+                              "TopologyConstraints; hint: constraints="
+                              "TopologyConstraints(min_llcs=2)")
     with pytest.raises(ConfigError) as err:
         Scheduler("q", checks=Assert(min_numa_locality=0.5))
     assert str(err.value) == ("scheduler q: checks min_numa_locality=0.5 is not supported yet "

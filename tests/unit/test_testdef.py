@@ -101,13 +101,8 @@ def test_scheduler_vars_are_checked_at_decoration():
 
 @pytest.mark.parametrize("attr, value, why", [
     ("performance_mode", True, "ktstr has no performance mode yet"),
-    ("min_llcs", 2, "no gauntlet reads topology constraints yet"),
-    ("max_llcs", 4, "no gauntlet reads topology constraints yet"),
-    ("min_cpus", 2, "no gauntlet reads topology constraints yet"),
-    ("max_cpus", 8, "no gauntlet reads topology constraints yet"),
-    ("requires_smt", True, "no gauntlet reads topology constraints yet"),
-    ("required_flags", ["llc"], "no gauntlet reads topology constraints yet"),
-    ("excluded_flags", ("numa",), "no gauntlet reads topology constraints yet"),
+    ("required_flags", ["llc"], "no preset carries flags yet"),
+    ("excluded_flags", ("numa",), "no preset carries flags yet"),
     ("min_numa_locality", 0.9, "no check measures NUMA locality yet"),
 ])
 def test_an_attribute_not_supported_yet_is_refused_at_decoration(attr, value, why):

@@ -1,11 +1,12 @@
-"""`ktstr test [PYTEST ARGS...] [--kernel SPEC] [--cold] [--no-monitor]`: pytest with the
-ktstr plugin.
+"""`ktstr test [PYTEST ARGS...] [--kernel SPEC] [--cold] [--no-monitor] [--gauntlet]
+[--max-cpus N]`: pytest with the ktstr plugin.
 
 The plugin is loaded through its `pytest11` entry point, so `ktstr test x/`
 and `pytest x/` run the same tests; this wrapper checks the kernel spec before
 pytest starts, so a bad `--kernel` fails before collection and any boot.
 `--cold` and `--no-monitor` become the plugin's `--ktstr-cold` and
 `--ktstr-no-monitor`, which reach each run as parameters (ktstr.runner.vmrun.run_in_vm).
+`--gauntlet` and `--max-cpus N` are the plugin's own options, passed on as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def register(sub: Any) -> None:
                    f"a snapshot of a booted guest (see `ktstr snapshot`; env {ENV_COLD}=1)")
     p.add_argument("--no-monitor", action="store_true", help="run VMs without the host-side "
                    f"monitor; its checks are not judged (env {ENV_MONITOR}=off)")
+    p.add_argument("--gauntlet", action="store_true", help="also run every test on each "
+                   "gauntlet preset it admits (ids NAME[gauntlet/PRESET]; docs/gauntlet.md)")
+    p.add_argument("--max-cpus", type=int, metavar="N", help="leave out gauntlet presets "
+                   "with more than N CPUs (default: the host's CPUs under KVM, a measured "
+                   "ceiling under emulation)")
     p.set_defaults(func=run)
 
 
@@ -40,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
                    # This process imported ktstr before pytest could rewrite its asserts.
                    "-W", f"ignore:{_REWRITE_NOTICE}:pytest.PytestAssertRewriteWarning",
                    *(["--ktstr-cold"] if args.cold else []),
-                   *(["--ktstr-no-monitor"] if args.no_monitor else [])]
+                   *(["--ktstr-no-monitor"] if args.no_monitor else []),
+                   *(["--gauntlet"] if args.gauntlet else []),
+                   *([f"--max-cpus={args.max_cpus}"] if args.max_cpus is not None else [])]
     return int(pytest.main(pytest_args))

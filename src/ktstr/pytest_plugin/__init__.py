@@ -6,8 +6,10 @@ whatever its name; running it boots a VM (see ktstr.runner). Options:
 `--ktstr-run-dir DIR` (where console logs and sidecars go), `--ktstr-cold` and
 `--ktstr-no-monitor` (what `ktstr test --cold`/`--no-monitor` pass on). Each
 option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
-KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--shard K/N` and
-`--shard-durations DIR` keep one slice of the collection (ktstr.pytest_plugin.shard).
+KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--gauntlet` and
+`--max-cpus N` add each test's gauntlet variants (ktstr.pytest_plugin.gauntlet);
+`--shard K/N` and `--shard-durations DIR` keep one slice of the collection
+(ktstr.pytest_plugin.shard).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from ktstr.errors import ConfigError
+from ktstr.pytest_plugin import gauntlet
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
 from ktstr.pytest_plugin.shard import selector_from_options
 from ktstr.settings import settings
@@ -50,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shard-durations", dest="ktstr_shard_durations", action="append",
                     default=[], metavar="RUN_DIR", help="balance --shard by the wall times "
                     "in the sidecars under RUN_DIR (repeatable; give every runner the same)")
+    gauntlet.addoption(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+    gauntlet.configure(config)
     shard = config.getoption("ktstr_shard", None)
     durations = config.getoption("ktstr_shard_durations", None) or []
     if shard is not None:
@@ -74,8 +79,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
-                              obj: Any) -> pytest.Item | None:
+                              obj: Any) -> list[pytest.Item] | None:
     if isinstance(obj, KtstrTest) and isinstance(collector, pytest.Module):
-        item: pytest.Item = KtstrItem.from_parent(collector, name=name, test=obj)
-        return item
+        return gauntlet.items_for(collector, name, obj)
     return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    gauntlet.terminal_summary(terminalreporter, config)

@@ -9,11 +9,13 @@ under emulation is a skip whose reason says why.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from ktstr.errors import KtstrError
+from ktstr.gauntlet import Variant
 from ktstr.protocol import Outcome, SchedEnd, SchedulerRun, TestLocation
 from ktstr.runner.vmrun import RunResult, run_in_vm
 from ktstr.testdef import KtstrTest
@@ -30,9 +32,15 @@ class KtstrRunFailed(Exception):
 
 
 class KtstrItem(pytest.Item):
-    def __init__(self, *, test: KtstrTest, **kwargs: Any) -> None:
+    """One run of `test`: its own topology, or a gauntlet `variant`'s (then the item's
+    name is the module attribute's, `qualname`, with the variant's suffix)."""
+
+    def __init__(self, *, test: KtstrTest, variant: Variant | None = None,
+                 qualname: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.test = test
+        self.variant = variant
+        self.qualname = qualname or self.name
         for mark in getattr(test, "pytestmark", []):  # marks stacked on the decorated function
             self.own_markers.append(mark)
             self.keywords[mark.name] = mark
@@ -43,15 +51,19 @@ class KtstrItem(pytest.Item):
         assert module is not None
         mod = module.obj
         return TestLocation(test_id=self.nodeid, module_file=str(mod.__file__),
-                            module_name=mod.__name__, qualname=self.name,
+                            module_name=mod.__name__, qualname=self.qualname,
                             sys_path=tuple(sys.path), cwd=str(self.config.invocation_params.dir))
 
     def runtest(self) -> None:
-        result = run_in_vm(self.test, self.location_info(),
+        test, v = self.test, self.variant
+        if v is not None:  # the guest gets the preset's topology as the run's override
+            test = replace(test, topology=v.topology, memory_mb=v.memory_mb)
+        result = run_in_vm(test, self.location_info(),
                            kernel_spec=self.config.getoption("ktstr_kernel", None),
                            run_dir=self.config.stash[RUN_DIR_KEY],
                            cold=self.config.getoption("ktstr_cold", None),
-                           monitor=self.config.getoption("ktstr_monitor", None))
+                           monitor=self.config.getoption("ktstr_monitor", None),
+                           replaced=v is not None)
         self.user_properties.append(("ktstr_summary", summary_line(result)))
         self.user_properties.append(("ktstr_sidecar", result.sidecar))
         if result.outcome == Outcome.INCONCLUSIVE:
@@ -68,7 +80,8 @@ class KtstrItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"ktstr/{self.name} [{self.test.topology}]"
+        topo = self.variant.topology if self.variant else self.test.topology
+        return self.path, None, f"ktstr/{self.name} [{topo}]"
 
 
 def summary_line(r: RunResult) -> str:

@@ -3,8 +3,8 @@
 Cells: one per scheduler x kernel-list entry that passes the scheduler's
 `kernels` filter (ktstr.kernelid) x topology. EEVDF and kernel built-ins have no
 binary to load BPF programs from and are left out. The topology is the scheduler's
-own unless the operator names some: the gauntlet's topology presets are not part of
-this tree yet.
+own unless the operator names some (`--topo`); the gauntlet's presets
+(ktstr.gauntlet) are for tests, not for this sweep.
 
 Each cell is an ordinary test run (`run_in_vm` of the probe body in
 ktstr.runner.verifier_probe under that scheduler): the guest agent starts the
