@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from procs import run_workers
 
-from ktstr.system.blockdev import REGION_BYTES, ScratchDisk, claim_region
+from ktstr.system.blockdev import LOCK_DIR, REGION_BYTES, ScratchDisk, claim_region
 from ktstr.work import io as io_mod
 from ktstr.work.io import IO_BLOCK_BYTES, IO_SYNC_WRITE_STRIPES, IoConvoy, IoRandRead, IoSyncWrite
 from ktstr.work.sequence import Io, Sequence
@@ -23,7 +24,7 @@ REGIONS = 4
 
 
 @pytest.fixture
-def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScratchDisk:
+def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScratchDisk]:
     image = tmp_path / "disk"
     with open(image, "wb") as f:
         f.truncate(REGIONS * REGION_BYTES)
@@ -33,7 +34,10 @@ def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ScratchDisk:
         pytest.skip(f"{tmp_path} refuses O_DIRECT")
     fake = ScratchDisk(f"unit-{uuid.uuid4().hex[:8]}", image, REGIONS * REGION_BYTES)
     monkeypatch.setattr(io_mod, "find_scratch_disk", lambda: fake)
-    return fake
+    yield fake
+    # The workers' region locks live in a file of the host's LOCK_DIR (in a guest, its
+    # own /dev/shm): the fake disk's file goes with the test.
+    (LOCK_DIR / f"ktstr-scratch-{fake.name}.regions").unlink(missing_ok=True)
 
 
 def written_blocks(disk: ScratchDisk) -> list[int]:
