@@ -7,10 +7,15 @@ whatever its name; running it boots a VM (see ktstr.runner). Options:
 `--ktstr-no-monitor` (what `ktstr test --cold`/`--no-monitor` pass on). Each
 option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
 KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error.
+
+From configuration to the end of the session SIGTERM, like Ctrl-C, ends the
+run as interrupted (ktstr.runner.signals): the running test's VM is stopped,
+its sidecar says `interrupted` and by which signal, pytest exits with 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +24,13 @@ import pytest
 
 from ktstr.errors import ConfigError
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
+from ktstr.runner.signals import stop_on_signals
 from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
 
 __all__ = ["KtstrItem"]
+
+_SIGNALS_KEY = pytest.StashKey[contextlib.ExitStack]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test run in a VM")
+    signals = contextlib.ExitStack()
+    signals.enter_context(stop_on_signals())
+    config.stash[_SIGNALS_KEY] = signals
     try:
         current = settings()
     except ConfigError as e:
@@ -56,6 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signals = config.stash.get(_SIGNALS_KEY, None)
+    if signals is not None:
+        signals.close()
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
