@@ -206,3 +206,24 @@ def test_a_restored_guest_that_died_by_itself_still_costs_its_snapshot(tmp_path,
     with pytest.raises(ColdBooted):
         boot_mod.boot(None, tmp_path, 10.0, dict, snapshots=True)  # type: ignore[arg-type]
     assert len(snap.discarded) == 1 and "dead after its orders" in snap.discarded[0]
+
+
+def test_traceback_entries_without_a_line_number_are_left_out_of_the_report():
+    from ktstr.pytest_plugin import has_line_number
+
+    class NoLine:
+        @property
+        def lineno(self) -> int:
+            raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'int'")
+
+    class Line:
+        lineno = 3
+
+    assert not has_line_number(NoLine()) and has_line_number(Line())
+
+
+def test_a_command_about_to_exit_ignores_them_from_then_on():
+    with stop_on_signals(then_ignore=True):
+        pass
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -75,6 +75,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         signals.close()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Drop the traceback entries that have no line number before pytest formats the
+    interruption: a signal can land on an instruction without one (Python 3.11), and
+    pytest's report of it then fails with a TypeError (exit status 1, not 2)."""
+    excinfo.traceback = excinfo.traceback.filter(has_line_number)
+
+
+def has_line_number(entry: Any) -> bool:
+    try:
+        return isinstance(entry.lineno, int)
+    except TypeError:  # tb_lineno is None
+        return False
+
+
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
                               obj: Any) -> pytest.Item | None:
     if isinstance(obj, KtstrTest) and isinstance(collector, pytest.Module):

@@ -81,10 +81,13 @@ def _ours(handler: object) -> bool:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM raise `Interrupted` in the main thread, unless the
     process ignores them (or handles them its own way); the previous handlers come
-    back on the way out. Nested uses and other threads change nothing."""
+    back on the way out, or, with `then_ignore`, the signals are ignored from then on
+    (a command whose exit status is decided, about to exit: a signal during the
+    interpreter's shutdown would only replace that status). Nested uses and other
+    threads change nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -104,4 +107,4 @@ def stop_on_signals() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if then_ignore else handler)
