@@ -53,7 +53,7 @@ ROOT_TAG = "hostroot"
 
 
 class Outcome(enum.StrEnum):
-    """How a run ended. The guest reports the first four; the host adds the last two."""
+    """How a run ended. The guest reports the first four; the host adds the last three."""
 
     PASSED = "passed"
     FAILED = "failed"  # a check failed, or the body raised
@@ -61,6 +61,9 @@ class Outcome(enum.StrEnum):
     INCONCLUSIVE = "inconclusive"
     TIMEOUT = "timeout"  # the host's deadline came before the result
     CRASHED = "crashed"  # the guest died without a result
+    # A signal stopped the run: SIGINT or SIGTERM to the harness, or one that killed
+    # its qemu from outside ktstr; the error names the signal (ktstr.runner.signals).
+    INTERRUPTED = "interrupted"
 
 
 class SchedEnd(enum.StrEnum):

@@ -62,3 +62,13 @@ def test_failure_text_lists_the_captures_taken():
     assert block[0] == "  snapshot 'a': 3.2 ms frozen, hits 1, 2 cpus, qmap, 0 maps, 0 vars"
     assert block[1].startswith("  snapshot 'on_error': 14.0 ms frozen, hits 2")
     assert "--- snapshots ---" not in failure_text(result("failed"))
+
+
+def test_an_interrupted_run_says_so_and_why():
+    why = "qemu was stopped by SIGINT from pid 77 (bash), not by ktstr (it exited with status 0)"
+    r = result("interrupted", error=why)
+    assert summary_line(r).splitlines()[1] == "  " + why
+    assert summary_line(r).startswith("    INTERRUPTED [   19.57s]")
+    assert failure_text(r).startswith("ktstr_test 'three_on_one_cpu' [topo=1n1l2c1t] was "
+                                      "interrupted:\n  " + why)
+    assert not r.passed

@@ -20,6 +20,7 @@ from ktstr.cli import (
     verifier_cmd,
 )
 from ktstr.errors import KtstrError
+from ktstr.runner.signals import exit_status, signal_behind
 
 
 class ExitCode:
@@ -58,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except KtstrError as e:
         print(f"ktstr: error: {e}", file=sys.stderr)
         return ExitCode.USAGE
-    except KeyboardInterrupt:
-        print("ktstr: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM where ktstr.runner.signals is on
+        print(f"ktstr: interrupted by {signal_behind(e).name}", file=sys.stderr)
+        return exit_status(e)
     return code
 
 

@@ -7,6 +7,10 @@ pytest starts, so a bad `--kernel` fails before collection and any boot.
 `--cold` and `--no-monitor` become the plugin's `--ktstr-cold` and
 `--ktstr-no-monitor`, which reach each run as parameters (ktstr.runner.vmrun.run_in_vm).
 `--gauntlet` and `--max-cpus N` are the plugin's own options, passed on as they are.
+
+SIGINT and SIGTERM end the run as interrupted (ktstr.runner.signals): once
+pytest runs, with pytest's status 2; during the kernel check before it, with
+the shell's 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ktstr.runner.signals import stop_on_signals
 from ktstr.settings import ENV_COLD, ENV_MONITOR
 from ktstr.vm.kernel import resolve_kernel
 
@@ -40,6 +45,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     kernel = resolve_kernel(args.kernel)  # raises KernelError naming the spec
     pytest_args = [*args.pytest_args, "--kernel",
                    kernel.key if args.kernel is None else args.kernel,

@@ -10,10 +10,15 @@ KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--gauntlet` and
 `--max-cpus N` add each test's gauntlet variants (ktstr.pytest_plugin.gauntlet);
 `--shard K/N` and `--shard-durations DIR` keep one slice of the collection
 (ktstr.pytest_plugin.shard).
+
+From configuration to the end of the session SIGTERM, like Ctrl-C, ends the
+run as interrupted (ktstr.runner.signals): the running test's VM is stopped,
+its sidecar says `interrupted` and by which signal, pytest exits with 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +29,13 @@ from ktstr.errors import ConfigError
 from ktstr.pytest_plugin import gauntlet
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
 from ktstr.pytest_plugin.shard import selector_from_options
+from ktstr.runner.signals import stop_on_signals
 from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
 
 __all__ = ["KtstrItem"]
+
+_SIGNALS_KEY = pytest.StashKey[contextlib.ExitStack]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test run in a VM")
+    signals = contextlib.ExitStack()
+    signals.enter_context(stop_on_signals())
+    config.stash[_SIGNALS_KEY] = signals
     try:
         current = settings()
     except ConfigError as e:
@@ -76,6 +87,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(selector_from_options(shard, durations), "ktstr-shard")
     elif durations:
         raise pytest.UsageError("--shard-durations is used only with --shard K/N")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signals = config.stash.get(_SIGNALS_KEY, None)
+    if signals is not None:
+        signals.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Drop the traceback entries that have no line number before pytest formats the
+    interruption: a signal can land on an instruction without one (Python 3.11), and
+    pytest's report of it then fails with a TypeError (exit status 1, not 2)."""
+    excinfo.traceback = excinfo.traceback.filter(has_line_number)
+
+
+def has_line_number(entry: Any) -> bool:
+    try:
+        return isinstance(entry.lineno, int)
+    except TypeError:  # tb_lineno is None
+        return False
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,

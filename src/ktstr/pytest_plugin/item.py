@@ -87,11 +87,12 @@ class KtstrItem(pytest.Item):
 def summary_line(r: RunResult) -> str:
     """The result line (PASS/FAIL/INCONCLUSIVE, wall time, id, topology, accel, boot),
     then the stats and payload blocks when there are some."""
-    word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE"}.get(r.outcome, "FAIL")
+    word = {Outcome.PASSED: "PASS", Outcome.INCONCLUSIVE: "INCONCLUSIVE",
+            Outcome.INTERRUPTED: "INTERRUPTED"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
             f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s"
             f"{f' {r.boot_mode}' if r.boot_mode else ''}]")
-    if word == "FAIL":
+    if word in ("FAIL", "INTERRUPTED"):
         # The why first: the violated thresholds or the error, then the stats.
         body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))
     else:
@@ -143,7 +144,8 @@ def scheduler_block(run: SchedulerRun | None) -> list[str]:
 
 def _verb(outcome: Outcome) -> str:
     return {Outcome.TIMEOUT: "timed out", Outcome.CRASHED: "lost its guest",
-            Outcome.ERROR: "could not run"}.get(outcome, "failed")
+            Outcome.ERROR: "could not run",
+            Outcome.INTERRUPTED: "was interrupted"}.get(outcome, "failed")
 
 
 class SummaryReporter:

@@ -12,6 +12,13 @@ run, takes an "Oops: int3" and panics (1 boot in ~40 here). Such a crash before
 the agent's hello says nothing about the test or the command, so the boot is
 retried; each crashed attempt's console is kept beside the run's. Every
 caller that boots (a test run, `ktstr shell`) goes through here.
+
+A qemu stopped by a signal ktstr did not send (a `kill` of its pid, a SIGINT
+meant for someone else) says nothing about the snapshot or the kernel: it
+raises `StoppedFromOutside`, naming the signal, and the snapshot it was
+restoring stays (a restore that fails is discarded only when nothing outside
+stopped it). An interruption of the harness itself (KeyboardInterrupt, see
+ktstr.runner.signals) stops the VM being brought up and passes on.
 """
 
 from __future__ import annotations
@@ -55,6 +62,18 @@ class BootFailed(GuestLostError):
 
     def __str__(self) -> str:
         return f"{self.message}\n{self.console_tail}" if self.console_tail else self.message
+
+
+class StoppedFromOutside(GuestLostError):
+    """qemu was killed, or made to quit, by a signal ktstr did not send."""
+
+    def __init__(self, message: str, console_tail: str = "") -> None:
+        super().__init__(message, console_tail)
+        self.message = message
+        self.console_tail = console_tail
+
+    def __str__(self) -> str:
+        return self.message
 
 
 Orders = Callable[[], dict[str, Any]]
@@ -102,15 +121,25 @@ def boot(spec: VmSpec, workdir: Path, budget_s: float, go: Orders, *,
             snap.discard(fallback)
     booted = _cold_boot(spec, workdir, budget_s)
     booted.fallback = fallback
-    if snap is not None and not snap.exists():
-        meta = {"hello": booted.hello, "topology": str(spec.topology),
-                "memory_mb": spec.memory_mb, "accel": spec.accel, "image": str(spec.image),
-                "append": list(spec.append), "qemu": QemuBinary.find().version}
-        saved = save(booted.machine, snap, meta)
-        if saved is not None:
-            booted.snapshot, booted.save_s = snap.key, saved
-            log.info("saved snapshot %s in %.1fs", snap.key, saved)
-    booted.machine.send(go())
+    try:
+        if snap is not None and not snap.exists():
+            meta = {"hello": booted.hello, "topology": str(spec.topology),
+                    "memory_mb": spec.memory_mb, "accel": spec.accel,
+                    "image": str(spec.image), "append": list(spec.append),
+                    "qemu": QemuBinary.find().version}
+            saved = save(booted.machine, snap, meta)
+            if saved is not None:
+                booted.snapshot, booted.save_s = snap.key, saved
+                log.info("saved snapshot %s in %.1fs", snap.key, saved)
+        booted.machine.send(go())
+    except OSError as e:  # the port is closed: qemu is gone
+        _raise_if_stopped_from_outside(booted.machine)
+        booted.machine.kill()
+        raise BootFailed(f"the guest went away before its orders: {e}", booted.attempts,
+                         booted.crashes, booted.machine.console_tail()) from e
+    except BaseException:
+        booted.machine.kill()
+        raise
     return booted
 
 
@@ -132,13 +161,17 @@ def _restore(spec: VmSpec, workdir: Path, snap: SavedGuest, go: Orders,
         ready = time.monotonic() - started
         machine.send(go())
         first = machine.recv(answer_s)
-    except VmLaunchError as e:
+    except (VmLaunchError, OSError) as e:  # OSError: the orders found the port closed
+        _raise_if_stopped_from_outside(machine)
         machine.kill()
-        raise RestoreFailed(f"qemu could not restore it: {e.message}") from e
+        why = e.message if isinstance(e, VmLaunchError) else f"its port closed: {e}"
+        raise RestoreFailed(f"qemu could not restore it: {why}") from e
     except BaseException:
         machine.kill()
         raise
     if first is None or first.get("type") != "topology":
+        if first is not None and first.get("type") == "eof":
+            _raise_if_stopped_from_outside(machine)
         machine.kill()
         why = ("silent" if first is None else "dead" if first.get("type") == "eof"
                else f"answering {first.get('type')!r}")
@@ -166,6 +199,8 @@ def _cold_boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
             raise
         if hello is not None and hello.get("type") == "hello":
             return Booted(machine, hello, time.monotonic() - started, attempt, crashes)
+        if hello is not None:  # the port closed: qemu is gone or going
+            _raise_if_stopped_from_outside(machine)
         machine.kill()
         crash = kernel_crash_line(tail(machine.console_log, 400))
         if crash is None or _INIT_DIED in crash:  # our init failing is no emulator flake
@@ -179,6 +214,15 @@ def _cold_boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
         log.warning("guest kernel crashed during boot %d/%d: %s", attempt, BOOT_ATTEMPTS, crash)
     raise BootFailed(f"the guest kernel crashed during all {BOOT_ATTEMPTS} boots",
                      BOOT_ATTEMPTS, crashes, tail(workdir / f"console-boot{BOOT_ATTEMPTS}.log"))
+
+
+def _raise_if_stopped_from_outside(machine: Machine) -> None:
+    """StoppedFromOutside, with qemu's leftovers cleaned up, when a signal ktstr did not
+    send ended `machine`'s qemu; nothing otherwise."""
+    why = machine.stopped_from_outside()
+    if why is not None:
+        machine.kill()
+        raise StoppedFromOutside(why, machine.console_tail())
 
 
 def tail(path: Path, lines: int = 40) -> str:

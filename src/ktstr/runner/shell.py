@@ -65,7 +65,8 @@ def run_shell(topology: Topology, *, kernel_spec: str | None, command: str | Non
                 if msg is None:
                     raise GuestLostError(f"no answer from the guest within {timeout_s}s")
                 if msg["type"] == "eof":
-                    raise GuestLostError("the guest died: " + machine.console_tail())
+                    raise GuestLostError(machine.stopped_from_outside()
+                                         or "the guest died: " + machine.console_tail())
                 if msg["type"] == "result":
                     break
             machine.shutdown()

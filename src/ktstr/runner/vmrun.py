@@ -8,6 +8,11 @@ the deadline, and shut the VM down. Every path, timeouts and crashes included,
 ends in a `RunResult` and a sidecar; no qemu outlives the call (the VM is a
 context manager and qemu dies with its parent). The result is built once, at
 the end, from the values each step returned.
+
+Interrupted runs have the outcome `interrupted`, with the signal in the error:
+a SIGINT or SIGTERM to the harness (a KeyboardInterrupt, ktstr.runner.signals)
+stops the VM first, writes the sidecar, and passes on so the session ends; a
+qemu stopped by a signal ktstr did not send ends only this run.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from ktstr.protocol import (
     TestLocation,
     TestRequest,
 )
-from ktstr.runner.boot import Booted, BootFailed, boot
+from ktstr.runner.boot import Booted, BootFailed, StoppedFromOutside, boot
 from ktstr.runner.result import RunResult
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, ResolvedSchedulers, resolve_schedulers
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
+from ktstr.runner.signals import signal_behind
 from ktstr.scenario.snapshot import Snapshot
 from ktstr.settings import ENV_MONITOR, settings
 from ktstr.testdef import KtstrTest
@@ -134,6 +140,13 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
     try:
         res = _boot_and_run(plan, run_dir / safe_name(where.test_id),
                             snapshots=not cold, monitored=monitor)
+    except KeyboardInterrupt as e:  # the VM is stopped by now; the session ends
+        res = plan.empty_result(outcome=Outcome.INTERRUPTED,
+                                error=f"interrupted by {signal_behind(e).name}: the run "
+                                "was stopped before the guest's result",
+                                console_log=str(run_dir / safe_name(where.test_id)
+                                                / "console.log"))
+        raise
     finally:
         res = replace(res, wall_s=time.monotonic() - started, sidecar=str(sidecar))
         write_json_atomic(sidecar, {"schema": SCHEMA, **res.to_dict()})
@@ -180,18 +193,23 @@ def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
         return plan.empty_result(error=e.message, boot_attempts=e.attempts,
                                  boot_crashes=e.crashes, console_tail=e.console_tail,
                                  console_log=console_log)
+    except StoppedFromOutside as e:
+        return plan.empty_result(outcome=Outcome.INTERRUPTED, error=e.message,
+                                 console_tail=e.console_tail, console_log=console_log)
     machine = booted.machine
-    session = MonitorSession.open(machine, test.topology.cpus,
-                                  not_sampled=("" if monitored else
-                                               f"disabled (--no-monitor or {ENV_MONITOR}=off)"),
-                                  watchdog=_watchdog_override(plan),
-                                  watch_errors=plan.watched)
     answer = GuestAnswer()
     after: MonitorReport | None = None
     failure = ""
     try:
+        session = MonitorSession.open(
+            machine, test.topology.cpus, watchdog=_watchdog_override(plan),
+            not_sampled="" if monitored else f"disabled (--no-monitor or {ENV_MONITOR}=off)",
+            watch_errors=plan.watched)
         try:
             answer = _converse(machine, session, deadline + booted.save_s, plan.deadline_s)
+        except KeyboardInterrupt:
+            machine.kill()  # the VM first: the monitor's wrap-up waits on nothing then
+            raise
         finally:
             after = session.finish()
         machine.shutdown()
@@ -289,6 +307,11 @@ def _converse(machine: Machine, session: MonitorSession, deadline: float,
         elif kind == "result":
             return GuestAnswer.from_result(msg, seen)
         elif kind == "eof":
+            outside = machine.stopped_from_outside()
+            if outside is not None:
+                machine.kill()
+                return GuestAnswer(outcome=Outcome.INTERRUPTED, topology_seen=seen,
+                                   error=f"{outside}, before the guest's result")
             return _lost(machine, seen, "the guest died before sending a result",
                          Outcome.CRASHED)
 
@@ -326,7 +349,8 @@ def _result(plan: RunPlan, answer: GuestAnswer, after: MonitorReport,
                                     watchdog=watchdog_account(monitor, test.watchdog_timeout_s))
     elif plan.watched:  # a scheduler ran unwatched: say so where the verdict would be
         blocks += ["--- monitor ---", f"not judged: {monitor.reason}"]
-    if (outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE) and test.auto_repro
+    if (outcome not in (Outcome.PASSED, Outcome.INCONCLUSIVE, Outcome.INTERRUPTED)
+            and test.auto_repro
             and test.scheduler.spec.has_active_scheduling()):
         blocks.append(AUTO_REPRO_NOT_RUN)
     return plan.empty_result(

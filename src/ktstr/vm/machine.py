@@ -8,6 +8,16 @@ shutdown is a ladder: wait for the guest's own power-off, then QMP `quit`,
 SIGTERM, SIGKILL, each with a timeout. The console log, the guest-RAM files
 on /dev/shm and the scratch disk's image are handled however the run ended.
 
+qemu runs in a process group of its own (with the helpers it starts, such as
+the `cat` of a snapshot's migration stream): a terminal's Ctrl-C or a CI
+system's SIGTERM to the run's group reaches the harness only, which stops its
+VMs in order (ktstr.runner.signals). The one exception is a console on this
+terminal (`ktstr shell`): qemu reads the terminal, so it stays in the
+terminal's foreground group. A qemu that ends without being asked to, killed
+by a signal or told to quit by one from another process, says so
+(`stopped_from_outside`): the run is reported as exactly that, never as a
+broken guest or snapshot.
+
 The scratch disk (`VmSpec.disk_mb`, see ktstr.system.blockdev for the guest's
 side) is a sparse raw file in the run's work directory, created empty for
 every machine, a restored one included: a snapshot is saved before the guest
@@ -21,6 +31,7 @@ import errno
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -53,9 +64,23 @@ log = logging.getLogger(__name__)
 #: the host stores only what the guest writes.
 SCRATCH_DISK_MB = 256
 
+#: What qemu writes to stderr when a signal (SIGINT, SIGTERM, SIGHUP) makes it quit:
+#: "terminating on signal 2 from pid 4242 (bash)" (the sender when the kernel says).
+_QEMU_SIGNALLED = re.compile(r"terminating on signal (\d+)(?: from pid (\d+)(?: \((.*?)\))?)?")
+#: How long a qemu whose guest went away is given to exit before it is asked whether
+#: something outside stopped it (a signalled qemu closes its ports, then exits).
+OUTSIDE_EXIT_WAIT_S = 2.0
+
 
 def _die_with_parent() -> None:
     set_pdeathsig(signal.SIGKILL)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +189,7 @@ class Machine:
         self.memory_fds: list[int] = []  # one per NUMA node, guest-physical order
         self._argv: list[str] = []
         self.exit_code: int | None = None
+        self._stopping = False  # this harness asked qemu to stop (QMP quit or a signal)
 
     # -- command line -------------------------------------------------------
 
@@ -216,6 +242,7 @@ class Machine:
             tty = self.spec.console_stdio
             self._proc = subprocess.Popen(self._argv, stdin=None if tty else subprocess.DEVNULL,
                                           stdout=None if tty else err, stderr=err,
+                                          process_group=None if tty else 0,
                                           preexec_fn=_die_with_parent)
         log.debug("launched qemu pid %d: %s", self._proc.pid, " ".join(self._argv))
         try:
@@ -330,11 +357,11 @@ class Machine:
         cannot load (corrupt, from another qemu) makes it exit, which raises here.
         """
         assert self.restore is not None
-        self.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
-        self.clear_qmp_events()
-        self.qmp("migrate-incoming", uri=self.restore.incoming_uri())
-        ended = migration_end(self, timeout)
-        try:
+        try:  # any QMP command fails once qemu is gone
+            self.qmp("migrate-set-capabilities", capabilities=CAPABILITIES)
+            self.clear_qmp_events()
+            self.qmp("migrate-incoming", uri=self.restore.incoming_uri())
+            ended = migration_end(self, timeout)
             status = self.qmp("query-status").get("status")
         except Exception as e:
             raise VmLaunchError(f"qemu died while restoring: {self._qemu_said()}",
@@ -403,6 +430,7 @@ class Machine:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=grace)
                 if proc.poll() is None:
+                    self._stopping = True
                     with contextlib.suppress(Exception):
                         self.qmp("quit")
                     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -415,6 +443,29 @@ class Machine:
             self._cleanup()
         return self.exit_code
 
+    def stopped_from_outside(self, wait: float = OUTSIDE_EXIT_WAIT_S) -> str | None:
+        """Why qemu ended when this harness did not stop it: killed by a signal, or made
+        to quit by one another process sent; None while it runs (given `wait` seconds to
+        exit), after this harness stopped it, and when it exited on its own (the guest
+        powered off, or rebooted after a panic: the guest's doing, not an outsider's)."""
+        proc = self._proc
+        if proc is None or self._stopping:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait)
+        code = proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            return f"qemu was killed by {_signal_name(-code)}, not by ktstr"
+        said = _QEMU_SIGNALLED.search(self._qemu_said())
+        if said is None or said.group(2) == str(os.getpid()):
+            return None
+        sender = (f" from pid {said.group(2)}" + (f" ({said.group(3)})" if said.group(3) else "")
+                  if said.group(2) else "")
+        return (f"qemu was stopped by {_signal_name(int(said.group(1)))}{sender}, not by "
+                f"ktstr (it exited with status {code})")
+
     def kill(self) -> None:
         """Stop the VM now (host-side timeout, Ctrl-C)."""
         self._kill()
@@ -422,8 +473,12 @@ class Machine:
 
     def _kill(self) -> None:
         proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
+        if proc.poll() is not None:
+            self.exit_code = proc.returncode
+            return
+        self._stopping = True
         proc.terminate()
         try:
             proc.wait(timeout=3.0)
