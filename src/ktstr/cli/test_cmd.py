@@ -1,12 +1,13 @@
 """`ktstr test [PYTEST ARGS...] [--kernel SPEC] [--cold] [--no-monitor] [--gauntlet]
-[--max-cpus N]`: pytest with the ktstr plugin.
+[--max-cpus N] [--budget DURATION]`: pytest with the ktstr plugin.
 
 The plugin is loaded through its `pytest11` entry point, so `ktstr test x/`
 and `pytest x/` run the same tests; this wrapper checks the kernel spec before
 pytest starts, so a bad `--kernel` fails before collection and any boot.
 `--cold` and `--no-monitor` become the plugin's `--ktstr-cold` and
 `--ktstr-no-monitor`, which reach each run as parameters (ktstr.runner.vmrun.run_in_vm).
-`--gauntlet` and `--max-cpus N` are the plugin's own options, passed on as they are.
+`--gauntlet`, `--max-cpus N` and `--budget DURATION` are the plugin's own options,
+passed on as they are.
 
 SIGINT and SIGTERM end the run as interrupted (ktstr.runner.signals): once
 pytest runs, with pytest's status 2; during the kernel check before it, with
@@ -41,6 +42,9 @@ def register(sub: Any) -> None:
     p.add_argument("--max-cpus", type=int, metavar="N", help="leave out gauntlet presets "
                    "with more than N CPUs (default: the host's CPUs under KVM, a measured "
                    "ceiling under emulation)")
+    p.add_argument("--budget", metavar="DURATION", help="with --gauntlet: only the variants "
+                   "that cover the most topology features per estimated second within "
+                   "DURATION (90s, 10m, 1h or seconds; docs/gauntlet.md)")
     p.set_defaults(func=run)
 
 
@@ -58,5 +62,6 @@ def _run(args: argparse.Namespace) -> int:
                    *(["--ktstr-cold"] if args.cold else []),
                    *(["--ktstr-no-monitor"] if args.no_monitor else []),
                    *(["--gauntlet"] if args.gauntlet else []),
-                   *([f"--max-cpus={args.max_cpus}"] if args.max_cpus is not None else [])]
+                   *([f"--max-cpus={args.max_cpus}"] if args.max_cpus is not None else []),
+                   *([f"--budget={args.budget}"] if args.budget is not None else [])]
     return int(pytest.main(pytest_args))

@@ -9,7 +9,9 @@ option's default is its setting (ktstr.settings: KTSTR_KERNEL, KTSTR_RUN_DIR,
 KTSTR_COLD, KTSTR_MONITOR); a bad setting is a usage error. `--gauntlet` and
 `--max-cpus N` add each test's gauntlet variants (ktstr.pytest_plugin.gauntlet);
 `--shard K/N` and `--shard-durations DIR` keep one slice of the collection
-(ktstr.pytest_plugin.shard).
+(ktstr.pytest_plugin.shard); `--budget DURATION` (with `--gauntlet`) keeps the runs
+that cover the most per estimated second, before `--shard` slices them
+(ktstr.pytest_plugin.budget).
 
 From configuration to the end of the session SIGTERM, like Ctrl-C, ends the
 run as interrupted (ktstr.runner.signals): the running test's VM is stopped,
@@ -26,7 +28,7 @@ from typing import Any
 import pytest
 
 from ktstr.errors import ConfigError
-from ktstr.pytest_plugin import gauntlet
+from ktstr.pytest_plugin import budget, gauntlet
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
 from ktstr.pytest_plugin.shard import selector_from_options
 from ktstr.runner.signals import stop_on_signals
@@ -62,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=[], metavar="RUN_DIR", help="balance --shard by the wall times "
                     "in the sidecars under RUN_DIR (repeatable; give every runner the same)")
     gauntlet.addoption(group)
+    budget.addoption(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,6 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
     gauntlet.configure(config)
+    # Registered before --shard's selector: of two trylast hooks, pluggy calls the one
+    # registered first last, so the budget chooses and the shard slices its choice.
+    budget.configure(config)
     shard = config.getoption("ktstr_shard", None)
     durations = config.getoption("ktstr_shard_durations", None) or []
     if shard is not None:

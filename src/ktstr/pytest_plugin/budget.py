@@ -1,0 +1,130 @@
+"""`--budget DURATION` (with `--gauntlet`): keep the runs that cover the most per second.
+
+The ktstr items collected (the tests' own variants and their gauntlet variants) are
+chosen by ktstr.budget.choose within the budget; the rest are reported through
+`pytest_deselected`. Plain pytest functions are always kept and not counted. The
+estimates are the mean `wall_s` of the sidecars under `--budget-durations RUN_DIR`
+(read as `--shard` reads them, ktstr.pytest_plugin.shard.recorded_durations), else
+ktstr.budget.default_estimate. The choice runs before `--shard` splits the collection,
+so the N shards are slices of one budgeted selection, the same on every machine given
+the same sidecars. The terminal summary says what was chosen, what was left out and
+why, and the estimated against the actual time of the chosen runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ktstr.budget import Candidate, Choice, choose, default_estimate, parse_duration
+from ktstr.pytest_plugin.item import KtstrItem
+from ktstr.pytest_plugin.shard import recorded_durations
+
+
+def addoption(group: pytest.OptionGroup) -> None:
+    group.addoption("--budget", dest="ktstr_budget", default=None, metavar="DURATION",
+                    help="with --gauntlet: run only the variants that cover the most "
+                    "topology features per estimated second within DURATION (90s, 10m, 1h "
+                    "or seconds; see docs/gauntlet.md)")
+    group.addoption("--budget-durations", dest="ktstr_budget_durations", action="append",
+                    default=[], metavar="RUN_DIR", help="estimate --budget's runs by the "
+                    "wall times in the sidecars under RUN_DIR (repeatable)")
+
+
+def candidate(item: KtstrItem, recorded: dict[str, float], cold: bool) -> Candidate:
+    test = item.test
+    topology = item.variant.topology if item.variant is not None else test.topology
+    module = item.nodeid.split("::", 1)[0]
+    estimate = recorded.get(item.nodeid)
+    if estimate is None:
+        estimate = default_estimate(topology, test.duration_s, cold)
+    return Candidate(item.nodeid, f"{module}::{item.qualname}", topology, estimate)
+
+
+class BudgetSelector:
+    """The plugin object `--budget` registers (before `--shard`'s, so it chooses first)."""
+
+    def __init__(self, budget_s: float, text: str, duration_dirs: Sequence[Path]) -> None:
+        self.budget_s, self.text, self.duration_dirs = budget_s, text, list(duration_dirs)
+        self.choice: Choice | None = None
+        self.recorded = 0
+        self.kept: set[str] = set()
+        self.actual_s = 0.0
+        self.ran = 0
+
+    @pytest.hookimpl(trylast=True)  # choose among what -k, -m and the other filters left
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        recorded = recorded_durations(self.duration_dirs)
+        cold = bool(config.getoption("ktstr_cold", None))
+        runs = [i for i in items if isinstance(i, KtstrItem)]
+        candidates = [candidate(i, recorded, cold) for i in runs]
+        self.recorded = sum(1 for c in candidates if c.nodeid in recorded)
+        self.choice = choose(candidates, self.budget_s)
+        self.kept = {c.nodeid for c in self.choice.chosen}
+        drop = [i for i in runs if i.nodeid not in self.kept]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if not isinstance(i, KtstrItem) or i.nodeid in self.kept]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid in self.kept:
+            self.actual_s += report.duration
+            if report.when == "call":
+                self.ran += 1
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
+
+    def summary_lines(self) -> list[str]:
+        c = self.choice
+        if c is None:
+            return []
+        total = len(c.chosen) + len(c.left_out)
+        source = (f"{self.recorded} of {total} estimated from sidecars, the rest from "
+                  "docs/gauntlet.md's table" if self.duration_dirs
+                  else "estimates from docs/gauntlet.md's table")
+        lines = [f"budget {self.text}: chose {len(c.chosen)} of {total} runs, estimated "
+                 f"{c.estimate_s:.1f} s of {self.budget_s:.0f} s ({source})"]
+        lines += [f"budget: chose {x.nodeid} (~{x.estimate_s:.1f} s)" for x in c.chosen]
+        lines += [f"budget: left out {x.nodeid} (~{x.estimate_s:.1f} s): over budget"
+                  for x in c.left_out]
+        if self.ran:
+            lines.append(f"budget: estimated {c.estimate_s:.1f} s, actual "
+                         f"{self.actual_s:.1f} s for {self.ran} runs")
+        else:
+            lines.append(f"budget: estimated {c.estimate_s:.1f} s, actual: none ran")
+        return lines
+
+
+def selector_from_options(budget: str, duration_dirs: Sequence[str]) -> BudgetSelector:
+    """The selector for `--budget` and `--budget-durations`, or pytest.UsageError naming
+    the bad value."""
+    try:
+        seconds = parse_duration(budget)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    dirs = [Path(d) for d in duration_dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise pytest.UsageError(f"--budget-durations {d}: not a directory; hint: pass a "
+                                    "run directory of an earlier run (or a folder of them)")
+    return BudgetSelector(seconds, budget, dirs)
+
+
+def configure(config: pytest.Config) -> None:
+    """Register the selector when --budget is given (call it before --shard's selector is
+    registered: of two trylast hooks pluggy calls the one registered first last)."""
+    budget = config.getoption("ktstr_budget", None)
+    dirs = config.getoption("ktstr_budget_durations", None) or []
+    if budget is None:
+        if dirs:
+            raise pytest.UsageError("--budget-durations is used only with --budget DURATION")
+        return
+    if not config.getoption("ktstr_gauntlet", False):
+        raise pytest.UsageError(f"--budget {budget} chooses among the gauntlet's variants "
+                                "and --gauntlet is not given; hint: add --gauntlet")
+    config.pluginmanager.register(selector_from_options(budget, dirs), "ktstr-budget")
