@@ -43,6 +43,9 @@ def test_pass_line_says_how_the_vm_started():
     assert summary_line(result("passed", boot_mode=BootMode.RESTORED)).splitlines()[0].endswith(
         "[topo=1n1l2c1t accel=tcg boot=10.8s restored]")
     assert summary_line(result("passed")).splitlines()[0].endswith("boot=10.8s]")
+    # A run that waited for host CPUs (ktstr.vm.cpulock) says how long.
+    assert summary_line(result("passed", cpu_wait_s=4.25)).splitlines()[0].endswith(
+        "boot=10.8s cpu_wait=4.2s]")
 
 
 def test_pass_line_of_a_payload_only_test_shows_the_payload_block():

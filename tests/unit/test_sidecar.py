@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,11 @@ def test_a_sidecar_reads_into_typed_fields():
     assert crashed.outcome is Outcome.CRASHED and crashed.scheduler_run is None
     assert crashed.monitor is not None and not crashed.monitor.started
     assert crashed.scheduler_vars is None
+
+
+def test_the_cpu_wait_is_in_the_sidecar_only_when_there_was_one():
+    res = RunResult.from_dict(read_sidecar(DATA / "sidecar_main_failed.json"))
+    assert res.cpu_wait_s == 0.0 and "cpu_wait_s" not in res.to_dict()
+    waited = replace(res, cpu_wait_s=2.5)
+    assert waited.to_dict()["cpu_wait_s"] == 2.5
+    assert RunResult.from_dict(waited.to_dict()).cpu_wait_s == 2.5

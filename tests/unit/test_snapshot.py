@@ -2,8 +2,11 @@
 logic (no VM: qemu is faked)."""
 
 import json
+import multiprocessing
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,3 +206,64 @@ def test_pruning_keeps_the_most_recently_used(tmp_path):
     SavedGuest("old", root).touch()  # restored just now
     assert snapmod.prune_snapshots(2, root) == ["used"]
     assert [s.key for s in list_snapshots(root)] == ["new", "old"]
+
+
+class SlowFakeVm(FakeVm):
+    """A FakeVm whose migration takes a while, so that two savers overlap."""
+
+    def qmp(self, cmd: str, **args):
+        if cmd == "migrate":
+            time.sleep(0.5)
+        return super().qmp(cmd, **args)
+
+
+def _save_racing(tmp: str, start: Any, results: Any) -> None:
+    """One of two processes saving the same key (pytest-xdist workers booting one
+    configuration): both start together."""
+    own = Path(tmp) / str(os.getpid())
+    own.mkdir()
+    vm = SlowFakeVm(own)
+    start.wait()
+    saved = save(vm, SavedGuest("same", Path(tmp) / "snaps"), {"topology": "1n1l1c1t"})
+    results.put((saved is not None, vm.calls[-1] if vm.calls else ""))
+
+
+def test_two_processes_saving_one_key_leave_one_whole_snapshot(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_save_racing, args=(str(tmp_path), start, results))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0  # neither saver failed
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    # One saved; the other found the save under way (or done) and went on: its guest,
+    # if it was stopped at all, runs again.
+    assert [saved for saved, _ in outcomes] == [False, True]
+    assert all(last in ("", "cont") for _, last in outcomes)
+    snap = SavedGuest("same", tmp_path / "snaps")
+    assert snap.exists() and snap.state.read_bytes() == b"QEVM"
+    assert snap.meta()["topology"] == "1n1l1c1t"
+    assert sorted(p.name for p in snap.root.iterdir() if p.is_dir()) == ["same"]
+
+
+def test_a_snapshot_that_appears_during_a_save_is_kept(tmp_path, caplog):
+    """A saver that did not see the other's lock (its lock file removed by a clean)
+    loses the final rename: the snapshot already there stays, the run goes on."""
+    snap = SavedGuest("k7", tmp_path / "snaps")
+    first = FakeVm(tmp_path)
+
+    class RacedVm(FakeVm):
+        def qmp(self, cmd: str, **args):
+            if cmd == "migrate":  # the other saver finishes meanwhile
+                (snap.root / "k7.lock").unlink()
+                assert save(first, snap, {"by": "first"}) is not None
+            return super().qmp(cmd, **args)
+
+    caplog.set_level("INFO")
+    assert save(RacedVm(tmp_path), snap, {"by": "second"}) is None
+    assert snap.meta()["by"] == "first" and snap.state.read_bytes() == b"QEVM"
+    assert "appeared while saving" in caplog.text
+    assert sorted(p.name for p in snap.root.iterdir() if p.is_dir()) == ["k7"]

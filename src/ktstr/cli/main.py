@@ -12,6 +12,7 @@ import sys
 
 from ktstr.cli import (
     kernel_cmd,
+    locks_cmd,
     report_cmd,
     sched_cmd,
     shell_cmd,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot_cmd.register(sub)
     report_cmd.register(sub)
     verifier_cmd.register(sub)
+    locks_cmd.register(sub)
     return parser
 
 

@@ -7,7 +7,8 @@ pytest starts, so a bad `--kernel` fails before collection and any boot.
 `--cold` and `--no-monitor` become the plugin's `--ktstr-cold` and
 `--ktstr-no-monitor`, which reach each run as parameters (ktstr.runner.vmrun.run_in_vm).
 `--gauntlet`, `--max-cpus N` and `--budget DURATION` are the plugin's own options,
-passed on as they are.
+passed on as they are, and so is pytest-xdist's `-n N` (N VMs at once, each
+reserving its host CPUs: ktstr.vm.cpulock; `ktstr locks` lists them).
 
 SIGINT and SIGTERM end the run as interrupted (ktstr.runner.signals): once
 pytest runs, with pytest's status 2; during the kernel check before it, with

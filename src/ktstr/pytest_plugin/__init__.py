@@ -16,6 +16,10 @@ that cover the most per estimated second, before `--shard` slices them
 From configuration to the end of the session SIGTERM, like Ctrl-C, ends the
 run as interrupted (ktstr.runner.signals): the running test's VM is stopped,
 its sidecar says `interrupted` and by which signal, pytest exits with 2.
+
+`-n N` (pytest-xdist) runs N tests, so N VMs, at once: the controller chooses
+the run directory and hands it to every worker, so the sidecars are those of a
+serial run, in one directory; each VM reserves its host CPUs (ktstr.vm.cpulock).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from ktstr.testdef import KtstrTest
 __all__ = ["KtstrItem"]
 
 _SIGNALS_KEY = pytest.StashKey[contextlib.ExitStack]()
+#: The key of the controller's run directory in an xdist worker's `workerinput`.
+_WORKER_RUN_DIR = "ktstr_run_dir"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,7 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("ktstr_kernel", None) is None:
         config.option.ktstr_kernel = current.kernel
-    chosen = config.getoption("ktstr_run_dir", None) or current.run_dir
+    # An xdist worker takes the controller's run directory: one for the whole session.
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    chosen = (workerinput.get(_WORKER_RUN_DIR) or config.getoption("ktstr_run_dir", None)
+              or current.run_dir)
     run_dir = Path(chosen) if chosen else (
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
@@ -93,6 +102,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(selector_from_options(shard, durations), "ktstr-shard")
     elif durations:
         raise pytest.UsageError("--shard-durations is used only with --shard K/N")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller, before starting a worker (`-n N`): hand it the
+    session's run directory, so every worker's sidecars land in the one directory."""
+    node.workerinput[_WORKER_RUN_DIR] = str(node.config.stash[RUN_DIR_KEY])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

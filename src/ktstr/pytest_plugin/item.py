@@ -91,7 +91,8 @@ def summary_line(r: RunResult) -> str:
             Outcome.INTERRUPTED: "INTERRUPTED"}.get(r.outcome, "FAIL")
     head = (f"    {word} [{r.wall_s:8.2f}s] {r.test_id} ktstr/{r.test_id.rsplit('::', 1)[-1]}"
             f" [topo={r.topology} accel={r.accel} boot={r.boot_s:.1f}s"
-            f"{f' {r.boot_mode}' if r.boot_mode else ''}]")
+            f"{f' {r.boot_mode}' if r.boot_mode else ''}"
+            f"{f' cpu_wait={r.cpu_wait_s:.1f}s' if r.cpu_wait_s > 0 else ''}]")
     if word in ("FAIL", "INTERRUPTED"):
         # The why first: the violated thresholds or the error, then the stats.
         body = "\n".join(filter(None, ["  " + r.error if r.error else "", r.report.rstrip()]))

@@ -35,6 +35,7 @@ class RunResult:
     wall_s: float = 0.0
     boot_s: float = 0.0  # qemu start -> ready for the test (hello, or restored), host wall clock
     boot_mode: BootMode | None = None  # None: no VM came up
+    cpu_wait_s: float = 0.0  # waited for free host CPUs before qemu started (ktstr.vm.cpulock)
     snapshot: str = ""  # key of the snapshot restored or saved by this run
     snapshot_save_s: float = 0.0  # the guest stood still this long while it was saved
     restore_fallback: str = ""  # why a snapshot failed to restore (the run then booted cold)
@@ -57,8 +58,11 @@ class RunResult:
         return self.outcome in (Outcome.PASSED, Outcome.INCONCLUSIVE)
 
     def to_dict(self) -> dict[str, Any]:
-        """The sidecar's fields (every field, under its own name)."""
+        """The sidecar's fields (every field, under its own name; `cpu_wait_s` only when
+        the run waited, so a run that did not has the sidecar's former shape)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.cpu_wait_s:
+            del out["cpu_wait_s"]
         out["outcome"] = str(self.outcome)
         out["boot_mode"] = "" if self.boot_mode is None else str(self.boot_mode)
         out["scheduler_run"] = (None if self.scheduler_run is None

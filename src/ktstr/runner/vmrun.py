@@ -47,6 +47,7 @@ from ktstr.settings import ENV_MONITOR, settings
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel, choose_tcg_threads, text_patch_race
+from ktstr.vm.cpulock import CpuWaitTimeout, cpus_needed, host_cpus, reserve_host_cpus
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
@@ -179,9 +180,23 @@ def _warn_no_disk_driver(kernel: Kernel) -> None:
 
 def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
                   monitored: bool) -> RunResult:
+    """Reserve the host CPUs the VM's vCPU threads need (waiting for them when other
+    VMs hold them, ktstr.vm.cpulock), then run it; the deadline starts after the wait."""
+    test = plan.test
+    spec = vm_spec(plan.kernel, test.topology, test.memory_mb, plan.accel,
+                   append=_kargs(test), tcg_threads=choose_tcg_threads(plan.watched))
+    needed = cpus_needed(test.topology.cpus, plan.accel, spec.tcg_threads, len(host_cpus()))
+    try:
+        with reserve_host_cpus(needed, test_id=plan.where.test_id) as held:
+            res = _run_vm(plan, spec, workdir, snapshots=snapshots, monitored=monitored)
+    except CpuWaitTimeout as e:
+        return plan.empty_result(outcome=Outcome.ERROR, error=str(e), cpu_wait_s=e.waited_s)
+    return replace(res, cpu_wait_s=held.wait_s)
+
+
+def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
+            monitored: bool) -> RunResult:
     test, accel = plan.test, plan.accel
-    spec = vm_spec(plan.kernel, test.topology, test.memory_mb, accel, append=_kargs(test),
-                   tcg_threads=choose_tcg_threads(plan.watched))
     deadline = time.monotonic() + plan.deadline_s
     console_log = str(workdir / "console.log")
     req = plan.request()
