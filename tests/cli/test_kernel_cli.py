@@ -1,26 +1,12 @@
 """`ktstr kernel {list,clean,fetch}` through argparse, on a fake cache (no network)."""
 
 import argparse
-import json
-import struct
 
 import pytest
+from fake_cache import KEY, add_kernel
 
 from ktstr.cli import kernel_cmd
 from ktstr.errors import ConfigError, KernelError
-
-KEY = "7.2.13+deb14-amd64"
-
-
-def fake_bzimage(version):
-    setup = bytearray(4 * 512)
-    setup[0x1F1] = 3
-    setup[0x202:0x206] = b"HdrS"
-    struct.pack_into("<HH", setup, 0x206, 0x20F, 0)
-    vstr = version.encode() + b" (t@example) #1\0"
-    setup[0x300:0x300 + len(vstr)] = vstr
-    struct.pack_into("<H", setup, 0x20E, 0x100)
-    return bytes(setup)
 
 
 @pytest.fixture
@@ -29,18 +15,6 @@ def kernels(tmp_path, monkeypatch):
     root = tmp_path / "kernels"
     root.mkdir()
     return root
-
-
-def add_kernel(root, key, sched_ext=True):
-    entry = root / key
-    (entry / "modules").mkdir(parents=True)
-    (entry / "vmlinuz").write_bytes(fake_bzimage(key))
-    (entry / "config").write_text(f"CONFIG_SCHED_CLASS_EXT={'y' if sched_ext else 'n'}\n")
-    (entry / "modules" / "9p.ko").write_bytes(b"\x7fELF")
-    (entry / "modules" / "load-order").write_text("9p.ko\n")
-    (entry / "kernel.json").write_text(json.dumps({
-        "key": key, "version": key, "mirror": "file:/srv/debian",
-        "fetched_at": "2026-11-23T10:00:00+00:00"}))
 
 
 def run(*argv):

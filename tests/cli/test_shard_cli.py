@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_test_cmd_options import KEY, fake_bzimage
+from fake_cache import add_kernel
 
 from ktstr.pytest_plugin.shard import hash_bin
 from ktstr.runner.sidecar import SCHEMA, safe_name, write_json_atomic
@@ -33,12 +33,7 @@ PLAIN_TESTS = ["test_parse", "test_format", "test_merge", "test_split"]
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    entry = tmp_path / "cache" / "kernels" / KEY
-    (entry / "modules").mkdir(parents=True)
-    (entry / "vmlinuz").write_bytes(fake_bzimage(KEY))
-    (entry / "config").write_text("CONFIG_SCHED_CLASS_EXT=y\n")
-    (entry / "modules" / "load-order").write_text("")
-    (entry / "kernel.json").write_text(f'{{"key": "{KEY}", "version": "{KEY}"}}')
+    add_kernel(tmp_path / "cache" / "kernels")
     tests = tmp_path / "t"
     tests.mkdir()
     (tests / "conftest.py").write_text(STUB)

@@ -4,14 +4,12 @@ in the test directory puts a recorder in run_in_vm's place."""
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-KEY = "7.2.13+deb14-amd64"
+from fake_cache import add_kernel
 
 RECORDER = '''
 import json
@@ -33,26 +31,10 @@ item.run_in_vm = record
 '''
 
 
-def fake_bzimage(version: str) -> bytes:
-    setup = bytearray(4 * 512)
-    setup[0x1F1] = 3
-    setup[0x202:0x206] = b"HdrS"
-    struct.pack_into("<HH", setup, 0x206, 0x20F, 0)
-    vstr = version.encode() + b" (t@example) #1\0"
-    setup[0x300:0x300 + len(vstr)] = vstr
-    struct.pack_into("<H", setup, 0x20E, 0x100)
-    return bytes(setup)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A cache with one (fake) kernel, and a test directory whose runs are recorded."""
-    entry = tmp_path / "cache" / "kernels" / KEY
-    (entry / "modules").mkdir(parents=True)
-    (entry / "vmlinuz").write_bytes(fake_bzimage(KEY))
-    (entry / "config").write_text("CONFIG_SCHED_CLASS_EXT=y\n")
-    (entry / "modules" / "load-order").write_text("")
-    (entry / "kernel.json").write_text(json.dumps({"key": KEY, "version": KEY}))
+    add_kernel(tmp_path / "cache" / "kernels")
     tests = tmp_path / "t"
     tests.mkdir()
     (tests / "conftest.py").write_text(RECORDER)

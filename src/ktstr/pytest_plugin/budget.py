@@ -20,7 +20,7 @@ import pytest
 
 from ktstr.budget import Candidate, Choice, choose, default_estimate, parse_duration
 from ktstr.pytest_plugin.item import KtstrItem
-from ktstr.pytest_plugin.shard import recorded_durations
+from ktstr.pytest_plugin.shard import recorded_durations, run_dirs
 
 
 def addoption(group: pytest.OptionGroup) -> None:
@@ -107,12 +107,7 @@ def selector_from_options(budget: str, duration_dirs: Sequence[str]) -> BudgetSe
         seconds = parse_duration(budget)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
-    dirs = [Path(d) for d in duration_dirs]
-    for d in dirs:
-        if not d.is_dir():
-            raise pytest.UsageError(f"--budget-durations {d}: not a directory; hint: pass a "
-                                    "run directory of an earlier run (or a folder of them)")
-    return BudgetSelector(seconds, budget, dirs)
+    return BudgetSelector(seconds, budget, run_dirs("--budget-durations", duration_dirs))
 
 
 def configure(config: pytest.Config) -> None:

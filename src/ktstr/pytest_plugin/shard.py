@@ -140,9 +140,15 @@ def selector_from_options(shard: str, duration_dirs: Sequence[str]) -> ShardSele
         k, n = parse_shard(shard)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
-    dirs = [Path(d) for d in duration_dirs]
+    return ShardSelector(k, n, run_dirs("--shard-durations", duration_dirs))
+
+
+def run_dirs(option: str, given: Sequence[str]) -> list[Path]:
+    """The run directories an option names (`--shard-durations`, `--budget-durations`),
+    or pytest.UsageError naming the first that is not a directory."""
+    dirs = [Path(d) for d in given]
     for d in dirs:
         if not d.is_dir():
-            raise pytest.UsageError(f"--shard-durations {d}: not a directory; hint: pass a "
-                                    "run directory of an earlier run (or a folder of them)")
-    return ShardSelector(k, n, dirs)
+            raise pytest.UsageError(f"{option} {d}: not a directory; hint: pass a run "
+                                    "directory of an earlier run (or a folder of them)")
+    return dirs
