@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from ktstr.errors import ConfigError
+from ktstr.settings import settings
 from ktstr.system.fs import SysIoError
 from ktstr.system.proc import parse_stat, task_cpus_allowed
+from ktstr.vm.accel import choose_accel
 from ktstr.vm.cpulock import holders, host_cpus
 from tests.vm import perfmode_bodies
 
@@ -55,12 +57,30 @@ def _thread_affinity(pid: int) -> dict[int, frozenset[int]]:
     return out
 
 
+def _guest_ram_page_kb(pid: int) -> set[int]:
+    """The page sizes (KernelPageSize, KiB) of qemu `pid`'s mappings of its guest-RAM
+    files (`ktstr-<run>-node<N>`, unlinked once mapped: "(deleted)")."""
+    sizes: set[int] = set()
+    ram = False
+    try:
+        text = (PROC / str(pid) / "smaps").read_text()
+    except OSError:
+        return sizes
+    for line in text.splitlines():
+        if line[:1].isalnum() and "-" in line.split()[0] and ":" not in line.split()[0]:
+            ram = "/ktstr-" in line and "-node" in line  # a mapping's header line
+        elif ram and line.startswith("KernelPageSize:"):
+            sizes.add(int(line.split()[1]))
+    return sizes
+
+
 class AffinityWatcher:
     """Reads the affinity of every thread of this process's qemu until stopped."""
 
     def __init__(self) -> None:
         self.last: dict[int, frozenset[int]] = {}  # thread id -> its latest mask
         self.readings = 0
+        self.ram_page_kb: set[int] = set()  # page sizes of qemu's mappings of guest RAM
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -74,6 +94,7 @@ class AffinityWatcher:
                 if seen:
                     self.last.update(seen)
                     self.readings += 1
+                self.ram_page_kb |= _guest_ram_page_kb(pid)
 
     def __enter__(self) -> AffinityWatcher:
         self._thread.start()
@@ -103,13 +124,33 @@ def test_each_vcpu_thread_runs_on_one_reserved_cpu_of_its_own(run_vm):
     others = [m for tid, m in watcher.last.items() if tid not in single]
     assert others and all(m == set(host_cpus()) for m in others), others
     # What else performance mode did, or why not, is in the result and its report.
-    has_2m = "HugePages_Total:       0" not in Path("/proc/meminfo").read_text()
-    if not has_2m:  # this host has no hugepage pool: the run says so
-        assert not perf.hugepages and "free 2 MiB hugepages" in perf.hugepages_why_not, perf
+    # Hugepages: what qemu's mappings of guest RAM were backed by, seen in its smaps.
+    assert watcher.ram_page_kb == ({2048} if perf.hugepages else {4}), (watcher.ram_page_kb,
+                                                                        perf)
+    if not perf.hugepages:
+        assert perf.hugepages_why_not, perf
     if r.accel == "tcg":
         assert not perf.fifo and "not under tcg" in perf.fifo_why_not, perf
     assert "--- performance mode ---" in r.report and perf.line() in r.report
     assert not [h for h in holders() if "two_pinned_vcpus" in h.test_id]
+
+
+def test_one_tcg_thread_for_all_vcpus_is_pinned_to_one_cpu(run_vm):
+    """A sched_ext scheduler makes TCG run every vCPU on one thread: 4 vCPUs fit a host
+    of 2 CPUs, and that thread is the only one pinned."""
+    if choose_accel() != "tcg" or settings().tcg_threads == "multi":
+        pytest.skip("needs TCG with one thread for all vCPUs")
+    with AffinityWatcher() as watcher:
+        r = run_vm(perfmode_bodies, "four_vcpus_one_thread")
+    assert r.passed, r.error + "\n" + r.report
+    perf = r.performance
+    assert perf is not None and perf.single_thread, perf
+    assert sorted(perf.vcpu_threads) == [0, 1, 2, 3], perf
+    (tid,) = set(perf.vcpu_threads.values())
+    (cpu,) = set(perf.vcpu_cpus.values())
+    single = {t: m for t, m in watcher.last.items() if len(m) == 1}
+    assert single == {tid: {cpu}}, (watcher.last, perf)
+    assert "pinned one thread for all vCPUs -> CPU" in r.report
 
 
 def test_more_vcpu_threads_than_host_cpus_is_refused_before_a_boot(run_vm, tmp_path):
