@@ -11,6 +11,8 @@ import pytest
 from ktstr.errors import ConfigError
 from ktstr.runner.result import RunResult
 from ktstr.runner.sidecar import read_sidecar
+from ktstr.topology import Topology
+from ktstr.vm.machine import VmSpec, machine_identity
 from ktstr.vm.perfmode import (
     HugepageChoice,
     PerformanceRecord,
@@ -23,6 +25,7 @@ from ktstr.vm.perfmode import (
     refuse_too_few_cpus,
     vcpu_thread_count,
 )
+from ktstr.vm.qemu import QemuBinary
 
 DATA = Path(__file__).parent / "data" / "sidecar"
 HUGE = Path("/dev/hugepages")
@@ -146,3 +149,20 @@ def test_the_record_is_in_the_sidecar_only_in_performance_mode():
     perf = replace(res, performance=rec)
     assert perf.to_dict()["performance"]["vcpu_cpus"] == {"0": 1, "1": 0}
     assert RunResult.from_dict(perf.to_dict()).performance == rec
+
+
+def test_pinning_leaves_the_command_line_and_so_the_snapshot_identity_alone(tmp_path,
+                                                                           monkeypatch):
+    """A performance-mode VM restores the guests other runs saved; one on hugepages
+    names another memory path (and boots cold, see ktstr.runner.vmrun)."""
+    monkeypatch.setenv("KTSTR_QEMU", "/bin/true")
+    QemuBinary.find.cache_clear()
+    try:
+        spec = VmSpec(image=tmp_path / "k", initrd=tmp_path / "i",
+                      topology=Topology.parse("1n1l2c1t"), memory_mb=256, accel="tcg")
+        pinned = replace(spec, pinning=Pinning((0, 1), fifo=False))
+        assert machine_identity(pinned) == machine_identity(spec)
+        huge = replace(pinned, mem_dir=HUGE)
+        assert any(f"mem-path={HUGE}/" in a for a in machine_identity(huge))
+    finally:
+        QemuBinary.find.cache_clear()

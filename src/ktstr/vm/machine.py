@@ -50,7 +50,6 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from ktstr.errors import VmLaunchError
 from ktstr.protocol import PORT_NAME, ROOT_TAG, decode, encode
 from ktstr.system.blockdev import SCRATCH_SERIAL
-from ktstr.system.fs import SysIoError
 from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
@@ -270,14 +269,12 @@ class Machine:
     def _pin(self) -> None:
         """Performance mode: pin the vCPU threads (and make them SCHED_FIFO) as
         `spec.pinning` says, before the guest has run for long (a restored one not at
-        all: it waits for `wait_restored`)."""
-        if self.spec.pinning is None:
-            return
-        try:
+        all: it waits for `wait_restored`). A thread that cannot be pinned raises
+        SysIoError, not VmLaunchError: the host refused, and a restore failing that way
+        says nothing against its snapshot (ktstr.runner.boot discards a snapshot whose
+        launch fails)."""
+        if self.spec.pinning is not None:
             self.pinned = apply_pinning(self.qmp, self.spec.pinning)
-        except (SysIoError, ValueError) as e:
-            raise VmLaunchError(f"cannot pin the vCPU threads: {e}", self._argv,
-                                self._proc.poll() if self._proc else None) from e
 
     def _load_snapshot(self, snap: SavedGuest) -> None:
         """Give qemu memory files that already hold the saved guest's RAM, and start

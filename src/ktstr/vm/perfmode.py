@@ -97,6 +97,16 @@ def pin_map(threads: Mapping[int, int], cpus: Sequence[int]) -> dict[int, int]:
     return {vcpu: by_thread[threads[vcpu]] for vcpu in sorted(threads)}
 
 
+@dataclass(frozen=True)
+class PinnedThreads:
+    """What `apply_pinning` did to one qemu process."""
+
+    threads: dict[int, int]  # vCPU index -> host thread id
+    cpus: dict[int, int]  # vCPU index -> the host CPU its thread is pinned to
+    fifo: bool
+    fifo_error: str = ""  # why SCHED_FIFO was asked for and not applied
+
+
 def apply_pinning(qmp: Callable[..., Any], pinning: Pinning) -> PinnedThreads:
     """Pin a running qemu's vCPU threads as `pinning` says; SysIoError when one cannot
     be pinned. A thread that cannot be made SCHED_FIFO is left as it is and the result
@@ -113,16 +123,6 @@ def apply_pinning(qmp: Callable[..., Any], pinning: Pinning) -> PinnedThreads:
         except SysIoError as e:
             fifo_error = str(e)
     return PinnedThreads(threads, cpus, pinning.fifo and not fifo_error, fifo_error)
-
-
-@dataclass(frozen=True)
-class PinnedThreads:
-    """What `apply_pinning` did to one qemu process."""
-
-    threads: dict[int, int]  # vCPU index -> host thread id
-    cpus: dict[int, int]  # vCPU index -> the host CPU its thread is pinned to
-    fifo: bool
-    fifo_error: str = ""  # why SCHED_FIFO was asked for and not applied
 
 
 @dataclass(frozen=True)
