@@ -10,7 +10,11 @@ The gauntlet's topology constraints (`min_llcs`, `max_llcs`, `min_cpus`,
 `max_cpus`, `min_numa_nodes`, `max_numa_nodes`, `requires_smt`) become the test's
 `constraints`, over its scheduler's (ktstr.gauntlet.TopologyConstraints).
 
-Not supported yet: `performance_mode`, the constraints `required_flags` and
+`performance_mode=True` pins each vCPU thread to a host CPU of its own, puts guest
+memory on hugepages where the host has them and runs the vCPU threads SCHED_FIFO
+under KVM (ktstr.vm.perfmode, docs/performance-mode.md); it must be a bool.
+
+Not supported yet: the constraints `required_flags` and
 `excluded_flags`, and the `min_numa_locality` check. They are part of the
 attribute set, so a test may name them, but only with their default values: any
 other value raises ConfigError rather than being accepted and ignored.
@@ -40,7 +44,6 @@ _FLAGS = "no preset carries flags yet"
 #: Attributes whose feature does not exist yet: the values that mean "unset", which stay
 #: accepted, and why any other is refused. The change that implements one removes it here.
 NOT_SUPPORTED_YET: dict[str, tuple[tuple[object, ...], str]] = {
-    "performance_mode": ((False,), "ktstr has no performance mode yet"),
     "required_flags": ((None, (), []), _FLAGS),
     "excluded_flags": ((None, (), []), _FLAGS),
     "min_numa_locality": ((None,), "no check measures NUMA locality yet"),
@@ -80,7 +83,7 @@ class KtstrTest:
     payload: Payload | None = None  # the primary payload: run after the body if it did not
     workloads: tuple[Payload, ...] = ()  # more payloads the body runs with ctx.payload
     config: str | None = None
-    performance_mode: bool = False  # only False, for now (NOT_SUPPORTED_YET)
+    performance_mode: bool = False  # pinned vCPUs, hugepages, FIFO (ktstr.vm.perfmode)
     auto_repro: bool = True
     timeout_s: float | None = None  # host-side deadline; None = derived from duration
     # Globals of the scheduler's .bss/.data written by the host before the body starts.
@@ -110,10 +113,10 @@ def ktstr_test(fn: TestBody | None = None, **attrs: Any) -> Any:
     """Register a scheduler test. `attrs`: the topology (`numa_nodes`, `llcs`, `cores`,
     `threads`), `duration_s`, `watchdog_timeout_s`, `workers_per_cgroup`, `memory_mb`,
     `timeout_s`, `scheduler`, `staged_schedulers`, `extra_sched_args`,
-    `scheduler_vars`, `config`, `payload`, `workloads`, `auto_repro`, every `Assert`
-    field by name, the gauntlet's constraints (`min_llcs`, `max_llcs`, `min_cpus`,
-    `max_cpus`, `min_numa_nodes`, `max_numa_nodes`, `requires_smt`) and the attributes
-    not supported yet (NOT_SUPPORTED_YET)."""
+    `scheduler_vars`, `config`, `payload`, `workloads`, `auto_repro`,
+    `performance_mode`, every `Assert` field by name, the gauntlet's constraints
+    (`min_llcs`, `max_llcs`, `min_cpus`, `max_cpus`, `min_numa_nodes`, `max_numa_nodes`,
+    `requires_smt`) and the attributes not supported yet (NOT_SUPPORTED_YET)."""
     if fn is not None:
         return _build(fn, attrs)
     return lambda f: _build(f, attrs)
@@ -210,10 +213,17 @@ def _resolve(fn: TestBody, name: str, attrs: dict[str, Any],
         staged_schedulers=staged,
         extra_sched_args=tuple(attrs.pop("extra_sched_args", ())), checks=checks,
         constraints=constraints, payload=payload, workloads=workloads, config=config,
-        performance_mode=bool(attrs.pop("performance_mode", False)),
+        performance_mode=_bool(attrs.pop("performance_mode", False), "performance_mode"),
         auto_repro=bool(attrs.pop("auto_repro", True)),
         timeout_s=None if timeout is None else seconds(timeout, "timeout_s"),
         scheduler_vars=sched_vars)
+
+
+def _bool(value: Any, name: str) -> bool:
+    """`value` when it is a bool; 0, 1 or "yes" are refused (a typo, not a choice)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be True or False")
+    return value
 
 
 def _constraints(attrs: dict[str, Any], scheduler: Scheduler) -> TopologyConstraints:

@@ -100,7 +100,6 @@ def test_scheduler_vars_are_checked_at_decoration():
 
 
 @pytest.mark.parametrize("attr, value, why", [
-    ("performance_mode", True, "ktstr has no performance mode yet"),
     ("required_flags", ["llc"], "no preset carries flags yet"),
     ("excluded_flags", ("numa",), "no preset carries flags yet"),
     ("min_numa_locality", 0.9, "no check measures NUMA locality yet"),
@@ -114,7 +113,7 @@ def test_an_attribute_not_supported_yet_is_refused_at_decoration(attr, value, wh
 
 
 @pytest.mark.parametrize("attrs", [
-    {"performance_mode": False}, {"min_llcs": None}, {"max_cpus": None},
+    {"min_llcs": None}, {"max_cpus": None},
     {"min_llcs": 1, "max_llcs": 12, "min_cpus": 1, "max_cpus": 192},
     {"requires_smt": False}, {"required_flags": []}, {"excluded_flags": ()},
     {"min_numa_locality": None},
@@ -125,6 +124,10 @@ def test_an_attribute_not_supported_yet_keeps_its_default(attrs):
     assert t.checks.min_numa_locality is None
 
 
-def test_zero_is_not_the_default_false_of_an_unsupported_attribute():
-    with pytest.raises(ConfigError, match=r"performance_mode=0 is not supported yet"):
-        ktstr_test(performance_mode=0)(body)
+def test_performance_mode_is_a_bool():
+    assert ktstr_test(performance_mode=True)(body).performance_mode is True
+    assert ktstr_test(body).performance_mode is False
+    for bad in (0, 1, "yes", None):
+        with pytest.raises(ConfigError, match=rf"performance_mode={re.escape(repr(bad))} "
+                           "must be True or False"):
+            ktstr_test(performance_mode=bad)(body)

@@ -8,17 +8,13 @@ guest. QMP `query-cpus-fast` names each vCPU's host thread; its schedstat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from ktstr.system.fs import SysIoError
 from ktstr.system.proc import thread_cpu_ns
+from ktstr.vm.perfmode import vcpu_threads as vcpu_threads
 
-
-def vcpu_threads(qmp: Callable[..., Any]) -> dict[int, int]:
-    """cpu index -> host thread id, from QMP `query-cpus-fast` (`qmp(cmd)` returns the
-    command's result)."""
-    return {int(c["cpu-index"]): int(c["thread-id"]) for c in qmp("query-cpus-fast")}
+__all__ = ["VcpuClock", "vcpu_threads"]
 
 
 class VcpuClock:

@@ -16,6 +16,7 @@ from ktstr.monitor.schedvars import SchedulerVars
 from ktstr.protocol import Outcome, SchedulerRun
 from ktstr.runner.boot import BootMode
 from ktstr.scenario.snapshot import Snapshot
+from ktstr.vm.perfmode import PerformanceRecord
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class RunResult:
     boot_s: float = 0.0  # qemu start -> ready for the test (hello, or restored), host wall clock
     boot_mode: BootMode | None = None  # None: no VM came up
     cpu_wait_s: float = 0.0  # waited for free host CPUs before qemu started (ktstr.vm.cpulock)
+    # What performance mode did (pins, hugepages, SCHED_FIFO); None: not asked for
+    performance: PerformanceRecord | None = None
     snapshot: str = ""  # key of the snapshot restored or saved by this run
     snapshot_save_s: float = 0.0  # the guest stood still this long while it was saved
     restore_fallback: str = ""  # why a snapshot failed to restore (the run then booted cold)
@@ -59,10 +62,15 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The sidecar's fields (every field, under its own name; `cpu_wait_s` only when
-        the run waited, so a run that did not has the sidecar's former shape)."""
+        the run waited and `performance` only in performance mode, so other runs have
+        the sidecar's former shape)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if not self.cpu_wait_s:
             del out["cpu_wait_s"]
+        if self.performance is None:
+            del out["performance"]
+        else:
+            out["performance"] = self.performance.to_dict()
         out["outcome"] = str(self.outcome)
         out["boot_mode"] = "" if self.boot_mode is None else str(self.boot_mode)
         out["scheduler_run"] = (None if self.scheduler_run is None
@@ -86,6 +94,8 @@ class RunResult:
         run = d.get("scheduler_run")
         kw["scheduler_run"] = None if not run else SchedulerRun.from_dict(run)
         kw["scheduler_runs"] = [SchedulerRun.from_dict(r) for r in d.get("scheduler_runs", [])]
+        kw["performance"] = (PerformanceRecord.from_dict(d["performance"])
+                             if d.get("performance") else None)
         kw["monitor"] = MonitorOutcome.from_dict(d["monitor"]) if d.get("monitor") else None
         kw["scheduler_vars"] = SchedulerVars.from_dict(d.get("scheduler_vars") or {})
         kw["snapshots"] = {name: Snapshot(c) for name, c in (d.get("snapshots") or {}).items()}

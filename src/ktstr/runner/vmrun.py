@@ -51,8 +51,17 @@ from ktstr.vm.cpulock import CpuWaitTimeout, cpus_needed, host_cpus, reserve_hos
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
+from ktstr.vm.perfmode import (
+    HugepageChoice,
+    PerformanceRecord,
+    Pinning,
+    fifo_why_not,
+    host_hugepages,
+    refuse_too_few_cpus,
+    vcpu_thread_count,
+)
 from ktstr.vm.pyroot import agent_tree
-from ktstr.vm.qemu import qboot_rom
+from ktstr.vm.qemu import qboot_rom, split_memory
 
 __all__ = ["BOOT_BUDGET_S", "RunResult", "TestLocation", "default_deadline", "run_in_vm",
            "vm_spec"]
@@ -135,6 +144,9 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
                  if replaced else RunOverrides())
     plan = RunPlan(test, where, kernel, accel, schedulers, overrides,
                    default_deadline(test, accel))
+    if test.performance_mode:  # a host too small for it is refused before a boot
+        refuse_too_few_cpus(where.test_id, test.topology.cpus, _vcpu_thread_count(plan),
+                            len(host_cpus()))
     started = time.monotonic()
     sidecar = run_dir / f"{safe_name(where.test_id)}.json"
     res = plan.empty_result()
@@ -181,21 +193,47 @@ def _warn_no_disk_driver(kernel: Kernel) -> None:
 def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
                   monitored: bool) -> RunResult:
     """Reserve the host CPUs the VM's vCPU threads need (waiting for them when other
-    VMs hold them, ktstr.vm.cpulock), then run it; the deadline starts after the wait."""
+    VMs hold them, ktstr.vm.cpulock), then run it; the deadline starts after the wait.
+    In performance mode the VM's vCPU threads are pinned to the CPUs reserved, and its
+    RAM goes on hugepages when the host has them (ktstr.vm.perfmode)."""
     test = plan.test
     spec = vm_spec(plan.kernel, test.topology, test.memory_mb, plan.accel,
                    append=_kargs(test), tcg_threads=choose_tcg_threads(plan.watched))
+    hugepages = HugepageChoice(None)
+    if test.performance_mode:
+        hugepages = host_hugepages(split_memory(test.memory_mb, test.topology.numa_nodes))
+        if hugepages.mem_dir is not None:
+            # A restore writes guest RAM into its files with write(2), which hugetlbfs
+            # refuses: such a VM boots cold and saves no snapshot.
+            spec = replace(spec, mem_dir=hugepages.mem_dir)
+            snapshots = False
     needed = cpus_needed(test.topology.cpus, plan.accel, spec.tcg_threads, len(host_cpus()))
     try:
         with reserve_host_cpus(needed, test_id=plan.where.test_id) as held:
-            res = _run_vm(plan, spec, workdir, snapshots=snapshots, monitored=monitored)
+            if test.performance_mode:
+                spec = replace(spec, pinning=Pinning(tuple(held.cpus), plan.accel == "kvm"))
+            res = _run_vm(plan, spec, workdir, snapshots=snapshots, monitored=monitored,
+                          hugepages=hugepages if test.performance_mode else None)
     except CpuWaitTimeout as e:
         return plan.empty_result(outcome=Outcome.ERROR, error=str(e), cpu_wait_s=e.waited_s)
+    if test.performance_mode:  # a VM that never came up pinned nothing
+        record = res.performance or PerformanceRecord.of(None, hugepages,
+                                                         fifo_why_not(plan.accel))
+        res = replace(res, performance=record, report="\n".join(
+            filter(None, [res.report.rstrip(), "--- performance mode ---", record.line()])))
     return replace(res, cpu_wait_s=held.wait_s)
 
 
+def _vcpu_thread_count(plan: RunPlan) -> int:
+    """The host threads that will run the VM's vCPUs (ktstr.vm.accel decides TCG's)."""
+    return vcpu_thread_count(plan.test.topology.cpus, plan.accel,
+                             choose_tcg_threads(plan.watched))
+
+
 def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
-            monitored: bool) -> RunResult:
+            monitored: bool, hugepages: HugepageChoice | None = None) -> RunResult:
+    """`hugepages`: performance mode's choice for guest RAM (None: not in performance
+    mode); the result then records what the machine's pinning did."""
     test, accel = plan.test, plan.accel
     deadline = time.monotonic() + plan.deadline_s
     console_log = str(workdir / "console.log")
@@ -241,8 +279,10 @@ def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
         answer = replace(answer, error=f"{answer.error}; {race}")
     if after is None:  # the session itself failed to finish
         after = MonitorReport(MonitorOutcome.not_started(failure), {}, None, "")
+    performance = (None if hugepages is None else
+                   PerformanceRecord.of(machine.pinned, hugepages, fifo_why_not(accel)))
     return _result(plan, answer, after, **_boot_values(booted), console_log=console_log,
-                   console_tail=console_tail)
+                   console_tail=console_tail, performance=performance)
 
 
 def _boot_values(booted: Booted) -> dict[str, Any]:

@@ -14,7 +14,8 @@ since when) into the file for `ktstr locks` (`holders`).
 
 A VM takes its CPUs all at once or none: when fewer are free it releases what
 it took and waits, polling, up to a bound (`CpuWaitTimeout` then); the wait is
-in the run's result (`RunResult.cpu_wait_s`).
+in the run's result (`RunResult.cpu_wait_s`). `Reservation.cpus` are the CPUs
+taken: performance mode pins the VM's vCPU threads to them (ktstr.vm.perfmode).
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
+from ktstr.vm.perfmode import PinnedThreads, Pinning, apply_pinning
 from ktstr.vm.qemu import QemuArgs, QemuBinary
 from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_nonzero, migration_end
 
@@ -99,6 +100,9 @@ class VmSpec:
     mem_dir: Path = Path("/dev/shm")
     disk_mb: int = SCRATCH_DISK_MB  # the scratch disk's size; 0: no disk
     extra_args: tuple[str, ...] = field(default=())
+    # Performance mode's pinning of the vCPU threads, done as soon as qemu is up; not
+    # on qemu's command line, so not part of what the guest is (machine_identity).
+    pinning: Pinning | None = None
 
 
 #: Accounting switched on at boot rather than by a sysctl during a test: turning it on
@@ -190,6 +194,7 @@ class Machine:
         self._argv: list[str] = []
         self.exit_code: int | None = None
         self._stopping = False  # this harness asked qemu to stop (QMP quit or a signal)
+        self.pinned: PinnedThreads | None = None  # what spec.pinning did, once launched
 
     # -- command line -------------------------------------------------------
 
@@ -254,11 +259,22 @@ class Machine:
                 raise VmLaunchError(f"qemu did not start: {e}; qemu said: {self._qemu_said()}",
                                     self._argv, self._proc.poll(), self.console_tail()) from e
             self._detach_names()
+            self._pin()
         except BaseException:
             self.kill()  # __exit__ does not run when __enter__ raises
             raise
         threading.Thread(target=self._read_port, name=f"ktstr-port-{self.run_id}",
                          daemon=True).start()
+
+    def _pin(self) -> None:
+        """Performance mode: pin the vCPU threads (and make them SCHED_FIFO) as
+        `spec.pinning` says, before the guest has run for long (a restored one not at
+        all: it waits for `wait_restored`). A thread that cannot be pinned raises
+        SysIoError, not VmLaunchError: the host refused, and a restore failing that way
+        says nothing against its snapshot (ktstr.runner.boot discards a snapshot whose
+        launch fails)."""
+        if self.spec.pinning is not None:
+            self.pinned = apply_pinning(self.qmp, self.spec.pinning)
 
     def _load_snapshot(self, snap: SavedGuest) -> None:
         """Give qemu memory files that already hold the saved guest's RAM, and start
