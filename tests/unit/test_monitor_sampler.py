@@ -9,7 +9,8 @@ import time
 
 from ktstr.monitor.sample import CpuSample, MonitorSample
 from ktstr.monitor.sampler import MonitorThread
-from ktstr.monitor.vcpus import VcpuClock, vcpu_threads
+from ktstr.monitor.vcpus import VcpuClock
+from ktstr.vm.qemu import vcpu_threads
 
 
 class Looks:

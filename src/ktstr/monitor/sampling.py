@@ -25,8 +25,9 @@ from ktstr.monitor.report import WatchdogResult
 from ktstr.monitor.rqreader import RqReader, write_watchdog_timeout
 from ktstr.monitor.sample import MonitorSample
 from ktstr.monitor.sampler import Look, MonitorThread
-from ktstr.monitor.vcpus import VcpuClock, vcpu_threads
+from ktstr.monitor.vcpus import VcpuClock
 from ktstr.monitor.verdict import judge_monitor
+from ktstr.vm.qemu import vcpu_threads
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Under emulation a vCPU is a qemu thread that the host may not run for a while;
 its guest runqueue clock then stands still without anything being wrong in the
-guest. QMP `query-cpus-fast` names each vCPU's host thread; its schedstat
+guest. QMP `query-cpus-fast` names each vCPU's host thread (ktstr.vm.qemu.vcpu_threads); its schedstat
 (ktstr.system.proc) says how much CPU that thread has had, in nanoseconds.
 """
 
@@ -12,9 +12,6 @@ from collections.abc import Mapping
 
 from ktstr.system.fs import SysIoError
 from ktstr.system.proc import thread_cpu_ns
-from ktstr.vm.perfmode import vcpu_threads as vcpu_threads
-
-__all__ = ["VcpuClock", "vcpu_threads"]
 
 
 class VcpuClock:

@@ -32,18 +32,13 @@ from ktstr.errors import ConfigError
 from ktstr.system.affinity import pin_thread, set_fifo
 from ktstr.system.fs import SysIoError
 from ktstr.system.hugepages import hugetlbfs_mounts, meminfo
+from ktstr.vm.qemu import vcpu_threads
 
 #: The hugepage size performance mode uses, in KiB.
 HUGEPAGE_KB = 2048
 #: The SCHED_FIFO priority of vCPU threads under KVM: the lowest real-time one, above
 #: every ordinary thread and below the kernel's own real-time threads.
 FIFO_PRIORITY = 1
-
-
-def vcpu_threads(qmp: Callable[..., Any]) -> dict[int, int]:
-    """cpu index -> host thread id, from QMP `query-cpus-fast` (`qmp(cmd)` returns the
-    command's result)."""
-    return {int(c["cpu-index"]): int(c["thread-id"]) for c in qmp("query-cpus-fast")}
 
 
 def vcpu_thread_count(vcpus: int, accel: str, tcg_threads: str) -> int:

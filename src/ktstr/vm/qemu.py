@@ -14,9 +14,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from ktstr.errors import HostSetupError
 from ktstr.settings import TCG_THREADS as TCG_THREADS
@@ -27,6 +29,12 @@ from ktstr.topology import Topology, format_cpulist
 def escape(value: str | os.PathLike[str]) -> str:
     """Escape a value for a qemu option list, where a comma is written as two."""
     return str(value).replace(",", ",,")
+
+
+def vcpu_threads(qmp: Callable[..., Any]) -> dict[int, int]:
+    """cpu index -> host thread id, from QMP `query-cpus-fast` (`qmp(cmd)` returns the
+    command's result)."""
+    return {int(c["cpu-index"]): int(c["thread-id"]) for c in qmp("query-cpus-fast")}
 
 
 #: qboot: a minimal firmware that only knows how to boot a Linux kernel; where qemu's
