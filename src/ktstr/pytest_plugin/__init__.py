@@ -22,7 +22,8 @@ the run directory and hands it to every worker, so the sidecars are those of a
 serial run, in one directory; each VM reserves its host CPUs (ktstr.vm.cpulock).
 What the workers' collection decided (the gauntlet's variants left out, the budget's
 choice, the shard's slice) reaches the controller's summary, said once
-(ktstr.pytest_plugin.workers).
+(ktstr.pytest_plugin.workers), and a stop signal sent to the controller alone is
+passed on to the workers.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+    if not workerinput:  # a serial run, or the controller of -n N (its workers' summary)
+        config.pluginmanager.register(workers.Controller(), "ktstr-controller")
     # Each registers its plugin object when its option asks for one. The budget's
     # before --shard's: of two trylast hooks, pluggy calls the one registered first
     # last, so the budget chooses and the shard slices its choice.
@@ -134,9 +137,3 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workers.send(session.config)  # an xdist worker: what it collected, for the summary
 
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """pytest-xdist, in the controller, as a worker goes down: take what its collection
-    decided (ktstr.pytest_plugin.workers), for the run's summary."""
-    workers.receive(node.config, getattr(node, "workeroutput", None))

@@ -1,4 +1,6 @@
-"""The summary of a `-n N` run says what a serial run's says of its collection.
+"""The controller's side of a `-n N` run: its summary, and the stop signal.
+
+**The summary says what a serial run's says of its collection.**
 
 Under pytest-xdist the workers collect and the controller never does, so what
 `--gauntlet`, `--budget` and `--shard` decide at collection (the variants left out,
@@ -10,6 +12,16 @@ session ends, and the controller, as each worker goes down (`pytest_testnodedown
 `node.workeroutput`), hands it to its own object of the same name, which prints it
 as in a serial run. Every worker collects the same items, so all of them send the
 same state: the first to arrive is kept and said once.
+
+**A stop signal reaches every worker at once.** A terminal's Ctrl-C and a CI job's
+cancel go to the whole process group, so each worker gets the signal itself and stops
+its VM (ktstr.runner.signals). A SIGTERM to the controller alone (`kill PID`, a
+supervisor that signals one process) would otherwise reach the workers only through
+pytest-xdist's teardown, which closes their channel, waits 5 s, sends them SIGINT and
+SIGKILLs them 10 s after it began: their VMs would get 5 s to stop and their sidecars
+would name the wrong signal. So the controller, once interrupted by a stop signal,
+sends that signal to every live worker; a worker already stopping drops the repeat
+(ktstr.runner.signals.STOP_GRACE_S).
 """
 
 from __future__ import annotations
@@ -17,6 +29,8 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import pytest
+
+from ktstr.runner.signals import Interrupted, forward_signal
 
 #: The key of the relayed states in a worker's `workeroutput`: plugin name -> state.
 OUTPUT_KEY = "ktstr_collection"
@@ -56,3 +70,30 @@ def receive(config: pytest.Config, workeroutput: dict[str, Any] | None) -> None:
     for name, state in states.items():
         if name in plugins:
             plugins[name].adopt(state)
+
+
+class Controller:
+    """The plugin object of a run that is not an xdist worker: under `-n N` it knows the
+    live workers' pids, and passes a stop signal on to them."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}  # worker id -> pid
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodeready(self, node: Any) -> None:
+        # pytest-xdist asks every worker for its interpreter's details, pid included, as it
+        # sets it up, and keeps the answer: reading it sends nothing to the worker.
+        rinfo = getattr(node.gateway, "_cache_rinfo", None)
+        pid = getattr(rinfo, "pid", None)
+        if isinstance(pid, int):
+            self.pids[str(node.gateway.id)] = pid
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        receive(node.config, getattr(node, "workeroutput", None))
+        self.pids.pop(str(node.gateway.id), None)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        if isinstance(excinfo.value, Interrupted):
+            for pid in self.pids.values():
+                forward_signal(pid, excinfo.value.signum)
