@@ -82,7 +82,11 @@ class Controller:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodeready(self, node: Any) -> None:
         # pytest-xdist asks every worker for its interpreter's details, pid included, as it
-        # sets it up, and keeps the answer: reading it sends nothing to the worker.
+        # sets it up, and keeps the answer: reading it sends nothing to the worker. Only
+        # a local worker's (`-n N`, popen): a remote one's pid is another host's.
+        spec = node.gateway.spec
+        if not getattr(spec, "popen", False) or getattr(spec, "via", None):
+            return
         rinfo = getattr(node.gateway, "_cache_rinfo", None)
         pid = getattr(rinfo, "pid", None)
         if isinstance(pid, int):
