@@ -76,7 +76,9 @@ def _group_gone(pgid: int, timeout: float = 5.0) -> bool:
     return False
 
 
-def _qemu_of(harness: int, timeout: float = 60.0) -> int:
+def _qemu_of(harness: int, timeout: float = 900.0) -> int:
+    """The harness's qemu, once it starts: a VM first waits for its host CPUs, which
+    other runs on the host may hold for minutes (ktstr.vm.cpulock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["pgrep", "-P", str(harness)], capture_output=True, text=True)
