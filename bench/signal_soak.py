@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Signals at random moments of a restored trivial test: exit status, leftovers, time to clean.
 
-    .venv/bin/python bench/signal_soak.py [--runs 5] [--tries 4] [--seed N]
+    .venv/bin/python bench/signal_soak.py [--runs 5] [--tries 4] [--seed N] [-n N]
 
 First `--runs` undisturbed runs of `ktstr test bench/trivial_test.py` (restored; the
 first may boot and save the guest), each in a process group of its own, give the run's
@@ -15,6 +15,14 @@ group, a /dev/shm or socket name of its VM), the seconds from the signal until a
 it was gone, the scratch disk images left in the run directory (a SIGKILLed harness
 cannot remove its own), and whether the saved guest survived untouched. Printed as a
 table.
+
+With `-n N` each run is `ktstr test -n N` of N trivial tests of one vCPU (one host CPU
+each, so N VMs can run at once; a VM waits when other runs on the host hold the CPUs)
+in pytest-xdist workers: the same rows for the group; SIGINT and SIGTERM to the
+group, and SIGTERM to the controller alone, at a moment drawn from [0, Q) after the
+first qemu appears ("VMs up"); no qemu-only rows (the serial rows cover them). A
+run's outcome is its N sidecars' outcomes; what was left counts the workers and every
+qemu of any of them.
 """
 
 from __future__ import annotations
@@ -38,6 +46,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KTSTR = str(Path(sys.executable).parent / "ktstr")
 TEST = f"{HERE / 'trivial_test.py'}::trivial"
+ONE_CPU_TEST = """
+from ktstr import ktstr_test
+
+
+@ktstr_test(llcs=1, cores=1, threads=1, duration_s=1)
+def trivial(ctx):
+    return None
+"""
 SHM_AND_SOCKETS = (Path("/dev/shm"), Path(os.environ.get("TMPDIR", "/tmp")))
 
 
@@ -65,6 +81,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
@@ -88,30 +113,41 @@ def _group_alive(pgid: int) -> bool:
 
 
 class Run:
-    """One `ktstr test` of the trivial test in its own process group, watched for qemu."""
+    """One `ktstr test` of the trivial test in its own process group, watched for qemu;
+    with `workers`, `ktstr test -n workers` of as many one-vCPU trivial tests."""
 
-    def __init__(self, ignore_sigint: bool = False) -> None:
+    def __init__(self, ignore_sigint: bool = False, workers: int = 0) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ktstr-soak-"))
 
         def child() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
             os.setpgrp()
 
+        tests = [TEST]
+        if workers:
+            module = self.dir / "test_soak.py"
+            module.write_text(ONE_CPU_TEST + "".join(
+                f"\n\ntrivial_{i} = trivial\n" for i in range(1, workers)))
+            tests = ["-n", str(workers), str(module)]
         self.started = time.monotonic()
         self.proc = subprocess.Popen([KTSTR, "test", "-q", "-p", "no:cacheprovider",
-                                      "--ktstr-run-dir", str(self.dir), TEST],
+                                      "--ktstr-run-dir", str(self.dir / "runs"), *tests],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=child)
+                                     preexec_fn=child, cwd=self.dir if workers else None)
         self.qemus: dict[int, str] = {}  # pid -> run id of its guest-RAM names
+        self.workers: set[int] = set()  # pytest-xdist workers seen
         self.qemu_at = 0.0  # when the first qemu was seen
 
     def watch(self) -> None:
-        for pid in _children(self.proc.pid):
+        for pid in _descendants(self.proc.pid):
             # A VM's qemu names its guest-RAM files (not `qemu --version`).
-            m = re.search(r"ktstr-([0-9a-f]{12})-node0", _cmdline(pid))
+            cmdline = _cmdline(pid)
+            m = re.search(r"ktstr-([0-9a-f]{12})-node0", cmdline)
             if pid not in self.qemus and m:
                 self.qemus[pid] = m.group(1)
                 self.qemu_at = self.qemu_at or time.monotonic()
+            elif "execnet" in cmdline or "sys.stdin.readline" in cmdline:
+                self.workers.add(pid)
 
     def wait_until(self, moment: float) -> None:
         while time.monotonic() < moment and self.proc.poll() is None:
@@ -120,6 +156,7 @@ class Run:
 
     def leftovers(self) -> list[str]:
         left = [f"harness {self.proc.pid}"] if _alive(self.proc.pid) else []
+        left += [f"worker {pid}" for pid in self.workers if _alive(pid)]
         left += [f"qemu {pid}" for pid in self.qemus if _alive(pid) or _group_alive(pid)]
         for run_id in filter(None, self.qemus.values()):
             left += [p.name for d in SHM_AND_SOCKETS for p in d.glob(f"ktstr-{run_id}*")]
@@ -137,26 +174,32 @@ class Run:
         clean_s = time.monotonic() - sent
         scratch = len(list(self.dir.rglob("scratch-*.img")))
         qemu_s = time.monotonic() - self.qemu_at if self.qemu_at else 0.0
-        sidecars = list(self.dir.glob("*.json"))
-        doc = json.loads(sidecars[0].read_text()) if sidecars else {}
+        docs = [json.loads(p.read_text()) for p in sorted((self.dir / "runs").glob("*.json"))]
+        outcome = "+".join(sorted(d.get("outcome", "?") for d in docs)) or "-"
+        doc = docs[0] if docs else {}
         shutil.rmtree(self.dir, ignore_errors=True)
-        return Try(status, doc.get("outcome", "-"), doc.get("error", ""), left, clean_s,
+        return Try(status, outcome, doc.get("error", ""), left, clean_s,
                    doc.get("snapshot", "") or snapshot, qemu_s, delivered, scratch)
 
 
-def undisturbed() -> Try:
-    run = Run()
+def undisturbed(workers: int = 0) -> Try:
+    run = Run(workers=workers)
     run.wait_until(float("inf"))
     return run.finish(run.started)
 
 
-def to_group(sig: signal.Signals, within: float) -> Try:
-    run = Run()
-    run.wait_until(run.started + random.uniform(0, within))
+def to_group(sig: signal.Signals, within: float, workers: int = 0,
+             controller_only: bool = False, vms_up: bool = False) -> Try:
+    """The signal at a moment drawn from [0, within) after the start or, `vms_up`, after
+    the first qemu appears."""
+    run = Run(workers=workers)
+    while vms_up and not run.qemus and run.proc.poll() is None:
+        run.wait_until(time.monotonic() + 0.01)
+    run.wait_until(time.monotonic() + random.uniform(0, within))
     sent = time.monotonic()
     delivered = run.proc.poll() is None
     if delivered:
-        os.killpg(run.proc.pid, sig)
+        (os.kill if controller_only else os.killpg)(run.proc.pid, sig)
     return run.finish(sent, delivered=delivered)
 
 
@@ -201,11 +244,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tries", type=int, default=4)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("-n", dest="workers", type=int, default=0, metavar="N",
+                    help="runs of N one-vCPU tests in N pytest-xdist workers")
     args = ap.parse_args()
     random.seed(args.seed)
     normal = Row("undisturbed")
     for _ in range(args.runs):
-        normal.tries.append(undisturbed())
+        normal.tries.append(undisturbed(args.workers))
     if any(t.status != 0 for t in normal.tries):
         raise SystemExit(f"an undisturbed run failed: {normal.tries}")
     key = normal.tries[-1].snapshot
@@ -217,14 +262,26 @@ def main() -> None:
     rows = [normal]
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         row = Row(f"{sig.name} to the group")
-        row.tries = [to_group(sig, wall) for _ in range(args.tries)]
+        row.tries = [to_group(sig, wall, args.workers) for _ in range(args.tries)]
         rows.append(row)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    if args.workers:  # the moments when the VMs run, and the controller alone
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            row = Row(f"{sig.name} to the group, VMs up")
+            row.tries = [to_group(sig, qemu_life, args.workers, vms_up=True)
+                         for _ in range(args.tries)]
+            rows.append(row)
+        row = Row("SIGTERM to the controller, VMs up")
+        row.tries = [to_group(signal.SIGTERM, qemu_life, args.workers, controller_only=True,
+                              vms_up=True) for _ in range(args.tries)]
+        rows.append(row)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL) if not args.workers else ():
         row = Row(f"{sig.name} to qemu only")
         row.tries = [to_qemu(sig, qemu_life) for _ in range(args.tries)]
         rows.append(row)
+    what = f"ktstr test -n {args.workers} of {args.workers} tests" if args.workers \
+        else "ktstr test"
     print(f"host CPUs {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; undisturbed run "
-          f"(ktstr test, restored): wall W median {wall:.2f} s, its qemu lived Q median "
+          f"({what}, restored): wall W median {wall:.2f} s, its qemu lived Q median "
           f"{qemu_life:.2f} s. A signal to the group comes at a moment drawn from [0, W) "
           "after the start, one to qemu from [0, Q) after qemu appears. Outcome: the "
           "sidecar's, '-' when there is none (no test was running yet, or SIGKILL). Too "
@@ -233,7 +290,8 @@ def main() -> None:
     print(table(rows))
     kept = state.exists() and state.stat().st_mtime_ns == saved
     print(f"saved guest {key}: {'kept, never saved anew' if kept else 'DISCARDED or re-saved'}")
-    errors = {t.error.split(";")[0] for r in rows[4:] for t in r.tries if t.error}
+    errors = {t.error.split(";")[0] for r in rows[4:] for t in r.tries
+              if t.error and not args.workers}
     for text in sorted(errors):
         print(f"  qemu-only error: {text}")
 

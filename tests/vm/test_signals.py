@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ktstr.vm.cpulock import holders
 from ktstr.vm.snapshot import SavedGuest, snapshots_root
 
 KTSTR = str(Path(sys.executable).parent / "ktstr")
@@ -35,6 +36,23 @@ def sleeps(ctx):
     with open("/dev/kmsg", "w") as kmsg:  # the console log tells the host
         kmsg.write("{MARKER}\\n")
     time.sleep(60)
+
+# One vCPU, so one host CPU each: two of them can run at once on a 2-CPU host.
+@ktstr_test(llcs=1, cores=1, threads=1, duration_s=1)
+def quick_one(ctx):
+    return AssertResult()
+
+@ktstr_test(llcs=1, cores=1, threads=1, duration_s=1, timeout_s=900)
+def sleeps_one(ctx):
+    with open("/dev/kmsg", "w") as kmsg:
+        kmsg.write("{MARKER}\\n")
+    time.sleep(600)
+
+@ktstr_test(llcs=1, cores=1, threads=1, duration_s=1, timeout_s=900)
+def sleeps_two(ctx):
+    with open("/dev/kmsg", "w") as kmsg:
+        kmsg.write("{MARKER}\\n")
+    time.sleep(600)
 """
 
 
@@ -58,7 +76,9 @@ def _group_gone(pgid: int, timeout: float = 5.0) -> bool:
     return False
 
 
-def _qemu_of(harness: int, timeout: float = 60.0) -> int:
+def _qemu_of(harness: int, timeout: float = 900.0) -> int:
+    """The harness's qemu, once it starts: a VM first waits for its host CPUs, which
+    other runs on the host may hold for minutes (ktstr.vm.cpulock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["pgrep", "-P", str(harness)], capture_output=True, text=True)
@@ -119,7 +139,8 @@ def no_run_outlives_its_case():
             proc.wait()
 
 
-def _start(tmp_path: Path, name: str, *, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, *names: str, ignore_sigint: bool = False,
+           options: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     def child() -> None:
         # A terminal's Ctrl-C reaches a foreground group whose SIGINT is not ignored; a
         # background job of a non-interactive shell (or nohup) starts with it ignored.
@@ -128,7 +149,7 @@ def _start(tmp_path: Path, name: str, *, ignore_sigint: bool = False) -> subproc
 
     proc = subprocess.Popen(
         [KTSTR, "test", "-p", "no:cacheprovider", "--ktstr-run-dir", str(tmp_path / "runs"),
-         f"{tmp_path / 'test_sig.py'}::{name}"],
+         *options, *(f"{tmp_path / 'test_sig.py'}::{name}" for name in names)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=child)
     _STARTED.append(proc)
@@ -199,3 +220,66 @@ def test_a_sigint_to_qemu_alone_is_reported_and_costs_no_snapshot(tmp_path, snap
         "the snapshot was discarded or saved anew"
     assert "discarding snapshot" not in out, out
     assert not _alive(qemu) and _group_gone(qemu)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
+        children = list(map(int, out.stdout.split()))
+        found += children
+        todo += children
+    return found
+
+
+def _is_vm(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    return "qemu-system" in cmdline and "-machine" in cmdline
+
+
+@pytest.fixture
+def one_cpu_snapshot(tmp_path) -> SavedGuest:
+    """The saved 1-vCPU guest the -n 2 cases restore (a run of `quick_one` saves it)."""
+    (tmp_path / "test_sig.py").write_text(TESTS)
+    proc = _start(tmp_path, "quick_one")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    snap = SavedGuest(_sidecar(tmp_path, "quick_one")["snapshot"], snapshots_root())
+    assert snap.exists()
+    for path in (tmp_path / "runs").iterdir():
+        if path.is_file():
+            path.unlink()
+    return snap
+
+
+@pytest.mark.parametrize(("sig", "to"), [(signal.SIGTERM, "group"), (signal.SIGINT, "group"),
+                                         (signal.SIGTERM, "controller")])
+def test_a_signal_to_a_two_worker_run_stops_both_vms(tmp_path, one_cpu_snapshot, sig, to):
+    """`ktstr test -n 2` with two restored VMs running: the group's signal reaches the
+    controller and both workers (a SIGTERM to the controller alone, it passes on); each
+    worker stops its VM and writes its sidecar, the run ends as interrupted, and no
+    qemu, guest-memory name or CPU lock is left. Another run on the host can hold CPUs:
+    the deadlines are generous, only outcomes are asserted."""
+    proc = _start(tmp_path, "sleeps_one", "sleeps_two", options=("-n", "2"))
+    logs = [tmp_path / "runs" / f"test_sig.py_{n}" / "console.log"
+            for n in ("sleeps_one", "sleeps_two")]
+    for log in logs:  # both bodies are running (a VM may first wait for a host CPU)
+        _wait_for(log, MARKER, 900)
+    qemus = [pid for pid in _descendants(proc.pid) if _is_vm(pid)]
+    assert len(qemus) == 2, qemus
+    run_ids = [_run_id(q) for q in qemus]
+    (os.killpg if to == "group" else os.kill)(proc.pid, sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out  # pytest's INTERRUPTED, as in a serial run
+    for qemu, run_id in zip(qemus, run_ids, strict=True):
+        assert not _alive(qemu) and _group_gone(qemu, 30), "a qemu survived its worker"
+        assert _leftovers(run_id) == []
+    assert not [h for h in holders() if "test_sig.py" in h.test_id], "a CPU lock is held"
+    for name in ("sleeps_one", "sleeps_two"):
+        side = _sidecar(tmp_path, name)
+        assert side["outcome"] == "interrupted", side
+        assert f"interrupted by {sig.name}" in side["error"], side["error"]
+    assert one_cpu_snapshot.exists()

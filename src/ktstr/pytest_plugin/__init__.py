@@ -20,6 +20,10 @@ its sidecar says `interrupted` and by which signal, pytest exits with 2.
 `-n N` (pytest-xdist) runs N tests, so N VMs, at once: the controller chooses
 the run directory and hands it to every worker, so the sidecars are those of a
 serial run, in one directory; each VM reserves its host CPUs (ktstr.vm.cpulock).
+What the workers' collection decided (the gauntlet's variants left out, the budget's
+choice, the shard's slice) reaches the controller's summary, said once
+(ktstr.pytest_plugin.workers), and a stop signal sent to the controller alone is
+passed on to the workers.
 """
 
 from __future__ import annotations
@@ -32,9 +36,8 @@ from typing import Any
 import pytest
 
 from ktstr.errors import ConfigError
-from ktstr.pytest_plugin import budget, gauntlet
+from ktstr.pytest_plugin import budget, gauntlet, shard, workers
 from ktstr.pytest_plugin.item import RUN_DIR_KEY, KtstrItem, SummaryReporter
-from ktstr.pytest_plugin.shard import selector_from_options
 from ktstr.runner.signals import stop_on_signals
 from ktstr.settings import settings
 from ktstr.testdef import KtstrTest
@@ -62,13 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ktstr-run-dir", dest="ktstr_run_dir", default=None, metavar="DIR",
                     help="where console logs and result sidecars go "
                     "(default: $KTSTR_RUN_DIR or ./.ktstr-runs/<time>)")
-    group.addoption("--shard", dest="ktstr_shard", default=None, metavar="K/N",
-                    help="run only shard K of N (1 <= K <= N) of the collected items, the "
-                    "same slice on every machine: by a hash of the node id, or balanced by "
-                    "--shard-durations")
-    group.addoption("--shard-durations", dest="ktstr_shard_durations", action="append",
-                    default=[], metavar="RUN_DIR", help="balance --shard by the wall times "
-                    "in the sidecars under RUN_DIR (repeatable; give every runner the same)")
+    shard.addoption(group)
     gauntlet.addoption(group)
     budget.addoption(group)
 
@@ -92,16 +89,14 @@ def pytest_configure(config: pytest.Config) -> None:
         Path.cwd() / ".ktstr-runs" / time.strftime("%Y%m%d-%H%M%S"))
     config.stash[RUN_DIR_KEY] = run_dir.absolute()
     config.pluginmanager.register(SummaryReporter(config), "ktstr-summary")
+    if not workerinput:  # a serial run, or the controller of -n N (its workers' summary)
+        config.pluginmanager.register(workers.Controller(), "ktstr-controller")
+    # Each registers its plugin object when its option asks for one. The budget's
+    # before --shard's: of two trylast hooks, pluggy calls the one registered first
+    # last, so the budget chooses and the shard slices its choice.
     gauntlet.configure(config)
-    # Registered before --shard's selector: of two trylast hooks, pluggy calls the one
-    # registered first last, so the budget chooses and the shard slices its choice.
     budget.configure(config)
-    shard = config.getoption("ktstr_shard", None)
-    durations = config.getoption("ktstr_shard_durations", None) or []
-    if shard is not None:
-        config.pluginmanager.register(selector_from_options(shard, durations), "ktstr-shard")
-    elif durations:
-        raise pytest.UsageError("--shard-durations is used only with --shard K/N")
+    shard.configure(config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -139,6 +134,6 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
     return None
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                            config: pytest.Config) -> None:
-    gauntlet.terminal_summary(terminalreporter, config)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workers.send(session.config)  # an xdist worker: what it collected, for the summary
+

@@ -8,19 +8,23 @@ estimates are the mean `wall_s` of the sidecars under `--budget-durations RUN_DI
 ktstr.budget.default_estimate. The choice runs before `--shard` splits the collection,
 so the N shards are slices of one budgeted selection, the same on every machine given
 the same sidecars. The terminal summary says what was chosen, what was left out and
-why, and the estimated against the actual time of the chosen runs.
+why, and the estimated against the actual time of the chosen runs (under `-n N` too:
+ktstr.pytest_plugin.workers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ktstr.budget import Candidate, Choice, choose, default_estimate, parse_duration
 from ktstr.pytest_plugin.item import KtstrItem
 from ktstr.pytest_plugin.shard import recorded_durations, run_dirs
+
+PLUGIN_NAME = "ktstr-budget"
 
 
 def addoption(group: pytest.OptionGroup) -> None:
@@ -44,15 +48,21 @@ def candidate(item: KtstrItem, recorded: dict[str, float], cold: bool) -> Candid
 
 
 class BudgetSelector:
-    """The plugin object `--budget` registers (before `--shard`'s, so it chooses first)."""
+    """The plugin object `--budget` registers (before `--shard`'s, so it chooses first).
+
+    Its summary is what it chose (`choice_lines`, computed where the items are
+    collected: in a serial run, or in every `-n N` worker, whence the controller's
+    object adopts it, ktstr.pytest_plugin.workers) and the actual time of the chosen
+    runs, summed from the test reports wherever they arrive (the controller gets every
+    worker's)."""
 
     def __init__(self, budget_s: float, text: str, duration_dirs: Sequence[Path]) -> None:
         self.budget_s, self.text, self.duration_dirs = budget_s, text, list(duration_dirs)
-        self.choice: Choice | None = None
-        self.recorded = 0
+        self.choice_lines: list[str] | None = None  # None: not chosen (yet)
+        self.estimate_s = 0.0
         self.kept: set[str] = set()
-        self.actual_s = 0.0
-        self.ran = 0
+        self.seconds: dict[str, float] = {}  # node id -> its setup, call and teardown
+        self.called: set[str] = set()
 
     @pytest.hookimpl(trylast=True)  # choose among what -k, -m and the other filters left
     def pytest_collection_modifyitems(self, config: pytest.Config,
@@ -61,30 +71,19 @@ class BudgetSelector:
         cold = bool(config.getoption("ktstr_cold", None))
         runs = [i for i in items if isinstance(i, KtstrItem)]
         candidates = [candidate(i, recorded, cold) for i in runs]
-        self.recorded = sum(1 for c in candidates if c.nodeid in recorded)
-        self.choice = choose(candidates, self.budget_s)
-        self.kept = {c.nodeid for c in self.choice.chosen}
+        choice = choose(candidates, self.budget_s)
+        self.choice_lines = self.describe(choice, sum(c.nodeid in recorded for c in candidates))
+        self.estimate_s = choice.estimate_s
+        self.kept = {c.nodeid for c in choice.chosen}
         drop = [i for i in runs if i.nodeid not in self.kept]
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = [i for i in items if not isinstance(i, KtstrItem) or i.nodeid in self.kept]
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.nodeid in self.kept:
-            self.actual_s += report.duration
-            if report.when == "call":
-                self.ran += 1
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for line in self.summary_lines():
-            terminalreporter.write_line(line)
-
-    def summary_lines(self) -> list[str]:
-        c = self.choice
-        if c is None:
-            return []
+    def describe(self, c: Choice, recorded: int) -> list[str]:
+        """What was chosen and left out, and why."""
         total = len(c.chosen) + len(c.left_out)
-        source = (f"{self.recorded} of {total} estimated from sidecars, the rest from "
+        source = (f"{recorded} of {total} estimated from sidecars, the rest from "
                   "docs/gauntlet.md's table" if self.duration_dirs
                   else "estimates from docs/gauntlet.md's table")
         lines = [f"budget {self.text}: chose {len(c.chosen)} of {total} runs, estimated "
@@ -92,12 +91,40 @@ class BudgetSelector:
         lines += [f"budget: chose {x.nodeid} (~{x.estimate_s:.1f} s)" for x in c.chosen]
         lines += [f"budget: left out {x.nodeid} (~{x.estimate_s:.1f} s): over budget"
                   for x in c.left_out]
-        if self.ran:
-            lines.append(f"budget: estimated {c.estimate_s:.1f} s, actual "
-                         f"{self.actual_s:.1f} s for {self.ran} runs")
-        else:
-            lines.append(f"budget: estimated {c.estimate_s:.1f} s, actual: none ran")
         return lines
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.when == "call":
+            self.called.add(report.nodeid)
+
+    def collected(self) -> dict[str, Any] | None:
+        if self.choice_lines is None:
+            return None
+        return {"lines": self.choice_lines, "estimate_s": self.estimate_s,
+                "kept": sorted(self.kept)}
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        if self.choice_lines is None:
+            self.choice_lines = list(state["lines"])
+            self.estimate_s = float(state["estimate_s"])
+            self.kept = set(state["kept"])
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
+
+    def summary_lines(self) -> list[str]:
+        if self.choice_lines is None:
+            return []
+        ran = len(self.called & self.kept)
+        actual_s = sum(s for nodeid, s in self.seconds.items() if nodeid in self.kept)
+        if ran:
+            last = (f"budget: estimated {self.estimate_s:.1f} s, actual {actual_s:.1f} s "
+                    f"for {ran} runs")
+        else:
+            last = f"budget: estimated {self.estimate_s:.1f} s, actual: none ran"
+        return [*self.choice_lines, last]
 
 
 def selector_from_options(budget: str, duration_dirs: Sequence[str]) -> BudgetSelector:
@@ -122,4 +149,4 @@ def configure(config: pytest.Config) -> None:
     if not config.getoption("ktstr_gauntlet", False):
         raise pytest.UsageError(f"--budget {budget} chooses among the gauntlet's variants "
                                 "and --gauntlet is not given; hint: add --gauntlet")
-    config.pluginmanager.register(selector_from_options(budget, dirs), "ktstr-budget")
+    config.pluginmanager.register(selector_from_options(budget, dirs), PLUGIN_NAME)

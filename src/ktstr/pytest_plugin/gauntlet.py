@@ -4,13 +4,15 @@ With `--gauntlet` each collected test also yields one item per preset of
 ktstr.gauntlet.PRESETS its constraints admit, named `NAME[gauntlet/PRESET]`, so
 `-k` and junit see the preset. A variant over the CPU ceiling (`--max-cpus N`;
 default: the host's CPUs under KVM, ktstr.gauntlet.TCG_MAX_CPUS under emulation)
-is not collected, and the run's terminal summary says so once, with the reason.
+is not collected, and the run's terminal summary says so once, with the reason (under
+`-n N` too: ktstr.pytest_plugin.workers).
 Without `--gauntlet` only the tests' own variants are collected.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -20,9 +22,7 @@ from ktstr.pytest_plugin.item import KtstrItem
 from ktstr.testdef import KtstrTest
 from ktstr.vm.accel import choose_accel
 
-CEILING_KEY = pytest.StashKey[Ceiling]()
-LEFT_OUT_KEY = pytest.StashKey[list[Variant]]()
-
+PLUGIN_NAME = "ktstr-gauntlet"
 
 def addoption(group: pytest.OptionGroup) -> None:
     group.addoption("--gauntlet", dest="ktstr_gauntlet", action="store_true", default=False,
@@ -34,7 +34,7 @@ def addoption(group: pytest.OptionGroup) -> None:
 
 
 def configure(config: pytest.Config) -> None:
-    """The run's CPU ceiling, once, when --gauntlet asks for presets."""
+    """Register the run's `GauntletCollection` when --gauntlet asks for presets."""
     given = config.getoption("ktstr_max_cpus", None)
     if not config.getoption("ktstr_gauntlet", False):
         if given is not None:  # it caps presets, and none run: refused, not ignored
@@ -45,27 +45,49 @@ def configure(config: pytest.Config) -> None:
         ceiling = cpu_ceiling(given, choose_accel(), os.cpu_count() or 1)
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
-    config.stash[CEILING_KEY] = ceiling
-    config.stash[LEFT_OUT_KEY] = []
+    config.pluginmanager.register(GauntletCollection(ceiling), PLUGIN_NAME)
+
+
+class GauntletCollection:
+    """The plugin object `--gauntlet` registers: the run's CPU ceiling, the variants
+    collection left out over it, and the summary's line that names them (under `-n N`
+    a worker's, relayed by ktstr.pytest_plugin.workers)."""
+
+    def __init__(self, ceiling: Ceiling) -> None:
+        self.ceiling = ceiling
+        self.left_out: list[Variant] = []
+        self.has_collected = False
+        self.adopted: list[str] | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.has_collected = True
+
+    def summary_lines(self) -> list[str]:
+        if self.adopted is not None:
+            return self.adopted
+        line = left_out_line(self.left_out, self.ceiling)
+        return [line] if line else []
+
+    def collected(self) -> dict[str, Any] | None:
+        return {"lines": self.summary_lines()} if self.has_collected else None
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        if not self.has_collected and self.adopted is None:
+            self.adopted = list(state["lines"])
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
 
 
 def items_for(collector: pytest.Module, name: str, test: KtstrTest) -> list[pytest.Item]:
     """The test's own item, then one per admitted preset under the ceiling."""
     items: list[pytest.Item] = [KtstrItem.from_parent(collector, name=name, test=test)]
-    ceiling = collector.config.stash.get(CEILING_KEY, None)
-    if ceiling is None:
+    gauntlet = collector.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if not isinstance(gauntlet, GauntletCollection):
         return items
-    run, left_out = variants(test.constraints, test.memory_mb, ceiling)
-    collector.config.stash[LEFT_OUT_KEY].extend(left_out)
+    run, left_out = variants(test.constraints, test.memory_mb, gauntlet.ceiling)
+    gauntlet.left_out.extend(left_out)
     items += [KtstrItem.from_parent(collector, name=name + v.suffix, test=test, variant=v,
                                     qualname=name) for v in run]
     return items
-
-
-def terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    ceiling = config.stash.get(CEILING_KEY, None)
-    if ceiling is None:
-        return
-    line = left_out_line(config.stash[LEFT_OUT_KEY], ceiling)
-    if line:
-        terminalreporter.write_line(line)

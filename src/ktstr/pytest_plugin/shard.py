@@ -30,12 +30,14 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ktstr.pytest_plugin.item import KtstrItem
 from ktstr.runner.sidecar import read_sidecar
 
+PLUGIN_NAME = "ktstr-shard"
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 
 
@@ -93,11 +95,12 @@ def assign(nodeids: Sequence[str], ktstr_ids: set[str], n: int,
 
 class ShardSelector:
     """The plugin object `--shard` registers: it slices the collection, reports the
-    rest as deselected and says what it kept in the terminal summary."""
+    rest as deselected and says what it kept in the terminal summary (under `-n N` the
+    controller says what a worker kept, ktstr.pytest_plugin.workers)."""
 
     def __init__(self, k: int, n: int, duration_dirs: Sequence[Path]) -> None:
         self.k, self.n, self.duration_dirs = k, n, list(duration_dirs)
-        self.summary = ""
+        self.summary: str | None = None  # None: not sliced (yet)
         self.empty_shard = False  # items were collected, none of them is this shard's
 
     @pytest.hookimpl(trylast=True)  # slice what -k, -m and the other filters left
@@ -124,6 +127,16 @@ class ShardSelector:
         self.summary = f"shard {self.k}/{self.n}: {len(keep)} of {total} items ({how})"
         self.empty_shard = total > 0 and not keep
 
+    def collected(self) -> dict[str, Any] | None:
+        if self.summary is None:
+            return None
+        return {"summary": self.summary, "empty_shard": self.empty_shard}
+
+    def adopt(self, state: dict[str, Any]) -> None:
+        if self.summary is None:
+            self.summary, self.empty_shard = str(state["summary"]), bool(state["empty_shard"])
+
+    @pytest.hookimpl(trylast=True)  # in the controller, after pytest-xdist's workers are down
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.empty_shard and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
@@ -131,6 +144,29 @@ class ShardSelector:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.summary:
             terminalreporter.write_line(self.summary)
+
+
+def addoption(group: pytest.OptionGroup) -> None:
+    group.addoption("--shard", dest="ktstr_shard", default=None, metavar="K/N",
+                    help="run only shard K of N (1 <= K <= N) of the collected items, the "
+                    "same slice on every machine: by a hash of the node id, or balanced by "
+                    "--shard-durations")
+    group.addoption("--shard-durations", dest="ktstr_shard_durations", action="append",
+                    default=[], metavar="RUN_DIR", help="balance --shard by the wall times "
+                    "in the sidecars under RUN_DIR (repeatable; give every runner the same)")
+
+
+def configure(config: pytest.Config) -> None:
+    """Register the selector when --shard is given (after --budget's: of two trylast
+    hooks pluggy calls the one registered first last, so the shard slices the budget's
+    choice)."""
+    shard = config.getoption("ktstr_shard", None)
+    durations = config.getoption("ktstr_shard_durations", None) or []
+    if shard is None:
+        if durations:
+            raise pytest.UsageError("--shard-durations is used only with --shard K/N")
+        return
+    config.pluginmanager.register(selector_from_options(shard, durations), PLUGIN_NAME)
 
 
 def selector_from_options(shard: str, duration_dirs: Sequence[str]) -> ShardSelector:

@@ -18,13 +18,16 @@ that a signal raises again, in case the first one was swallowed somewhere.
 
 The handlers are per process and set from the main thread only (Python runs
 handlers there), so each pytest-xdist worker that loads the plugin installs
-its own and receives the group's signal itself.
+its own and receives the group's signal itself; a signal sent to the
+controller alone is passed on to the workers (`forward_signal`, from
+ktstr.pytest_plugin.workers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -58,6 +61,13 @@ def signal_behind(exc: KeyboardInterrupt) -> signal.Signals:
 def exit_status(exc: KeyboardInterrupt) -> int:
     """The shell's status for a process ended by `exc`'s signal: 128 + its number."""
     return 128 + int(signal_behind(exc))
+
+
+def forward_signal(pid: int, signum: int) -> None:
+    """Pass a stop signal on to another process of the run (a pytest-xdist worker); one
+    that has already gone is no error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 class _Stopper:
