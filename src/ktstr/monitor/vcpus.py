@@ -2,8 +2,9 @@
 
 Under emulation a vCPU is a qemu thread that the host may not run for a while;
 its guest runqueue clock then stands still without anything being wrong in the
-guest. QMP `query-cpus-fast` names each vCPU's host thread (ktstr.vm.qemu.vcpu_threads); its schedstat
-(ktstr.system.proc) says how much CPU that thread has had, in nanoseconds.
+guest. QMP `query-cpus-fast` names each vCPU's host thread
+(ktstr.vm.qemu.vcpu_threads); its schedstat (ktstr.system.proc) says how much CPU
+that thread has had, in nanoseconds.
 """
 
 from __future__ import annotations
