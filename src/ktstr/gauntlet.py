@@ -166,6 +166,17 @@ def cpu_ceiling(given: int | None, accel: str, host_cpus: int) -> Ceiling:
     return Ceiling(TCG_MAX_CPUS, f"the emulation default --max-cpus {TCG_MAX_CPUS}")
 
 
+def performance_ceiling(ceiling: Ceiling, host_cpus: int, one_thread: bool) -> Ceiling:
+    """The ceiling of a `performance_mode` test: each vCPU thread needs a host CPU of
+    its own (ktstr.vm.perfmode), so unless every vCPU runs on one thread (TCG where a
+    sched_ext scheduler may load) a preset with more vCPUs than the host has CPUs is
+    left out, not collected to be refused when it runs."""
+    if one_thread or host_cpus >= ceiling.max_cpus:
+        return ceiling
+    return Ceiling(host_cpus, f"performance_mode's host CPU per vCPU thread (this host "
+                   f"has {host_cpus})")
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     """One preset for one test: its name, topology and guest memory."""
@@ -209,4 +220,5 @@ def left_out_line(left_out: list[Variant], ceiling: Ceiling) -> str:
 
 __all__ = ["CONSTRAINT_FIELDS", "DEFAULTS", "PRESETS", "TCG_MAX_CPUS", "Ceiling",
            "TopologyConstraints", "Variant", "constraints_from", "cpu_ceiling",
-           "left_out_line", "memory_mb", "preset_topology", "variants"]
+           "left_out_line", "memory_mb", "performance_ceiling", "preset_topology",
+           "variants"]

@@ -89,6 +89,11 @@ class KtstrTest:
     # Globals of the scheduler's .bss/.data written by the host before the body starts.
     scheduler_vars: dict[str, int | float | bool] = field(default_factory=dict)
 
+    @property
+    def may_attach_sched_ext(self) -> bool:
+        """A sched_ext scheduler may run in its VM: its own, or one its body attaches."""
+        return bool(self.staged_schedulers) or self.scheduler.spec.has_active_scheduling()
+
     def merged_checks(self, *, emulated: bool) -> Assert:
         """The checks the run is judged by: defaults (the emulation profile under TCG)
         -> the scheduler's -> the test's own, each level's set fields winning over the

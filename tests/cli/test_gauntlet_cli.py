@@ -114,3 +114,30 @@ def test_max_cpus_without_gauntlet_or_below_one_is_a_usage_error(project):  # no
             "hint: add --gauntlet") in out.stderr
     out = run(project, "--gauntlet", "--max-cpus", "0", "--collect-only", status=4)
     assert "--max-cpus 0 is not a positive integer; hint: e.g. --max-cpus 4" in out.stderr
+
+
+def test_a_performance_mode_test_leaves_out_presets_with_more_vcpu_threads_than_host_cpus(
+        project):  # noqa: F811
+    """Each vCPU thread of a performance_mode VM needs a host CPU of its own: under EEVDF
+    (a thread per vCPU) the presets over the host's CPUs are left out at collection, with
+    their own reason, while an ordinary test keeps them."""
+    tests = ("from ktstr import ktstr_test\n\n"
+             "@ktstr_test(max_llcs=3, memory_mb=256, performance_mode=True)\n"
+             "def fast(ctx):\n    pass\n\n"
+             "@ktstr_test(max_llcs=3, memory_mb=256)\ndef plain(ctx):\n    pass\n")
+    out = run(project, "--gauntlet", "--max-cpus", "8", "--collect-only", "-q", tests=tests)
+    host = len(os.sched_getaffinity(0))
+    admitted = {"tiny-1llc": 4, "tiny-2llc": 4, "odd-3llc": 9, "smt-2llc": 8, "smt-3llc": 12}
+    under_8 = [p for p, cpus in admitted.items() if cpus <= 8]
+    fast = [p for p in under_8 if admitted[p] <= host]
+    assert ids(out) == ["fast", *(f"fast[gauntlet/{p}]" for p in fast),
+                        "plain", *(f"plain[gauntlet/{p}]" for p in under_8)]
+    lines = out.stdout.splitlines()
+    assert ("gauntlet: 2 variants left out: over --max-cpus 8 (smt-3llc 12 cpus, odd-3llc 9 "
+            "cpus)") in lines  # plain's
+    over = sorted((p for p in admitted if admitted[p] > min(host, 8)),
+                  key=lambda p: (-admitted[p], p))
+    if host < 8:  # fast's, all of them under their own reason
+        assert (f"gauntlet: {len(over)} variants left out: over performance_mode's host "
+                f"CPU per vCPU thread (this host has {host}) ("
+                + ", ".join(f"{p} {admitted[p]} cpus" for p in over) + ")") in lines

@@ -12,6 +12,7 @@ from ktstr.gauntlet import (
     cpu_ceiling,
     left_out_line,
     memory_mb,
+    performance_ceiling,
     preset_topology,
     variants,
 )
@@ -137,3 +138,13 @@ def test_a_scheduler_s_bad_constraints_are_refused_naming_it():
         Scheduler("q", constraints=TopologyConstraints(min_llcs=13))
     with pytest.raises(ConfigError, match=r"^min_cpus=8 is above max_cpus=4"):
         TopologyConstraints(min_cpus=8, max_cpus=4)
+
+
+def test_performance_mode_lowers_the_ceiling_to_the_host_s_cpus_unless_one_thread_runs_all():
+    run_ceiling = cpu_ceiling(8, "tcg", 2)
+    assert performance_ceiling(run_ceiling, 64, one_thread=False) == run_ceiling
+    assert performance_ceiling(run_ceiling, 2, one_thread=True) == run_ceiling
+    low = performance_ceiling(run_ceiling, 2, one_thread=False)
+    assert low.max_cpus == 2 and "performance_mode" in low.source and "has 2" in low.source
+    run, out = variants(TopologyConstraints(max_llcs=2), 256, low)
+    assert not run and {v.preset for v in out} == {"tiny-1llc", "tiny-2llc", "smt-2llc"}

@@ -17,12 +17,22 @@ from typing import Any
 import pytest
 
 from ktstr.errors import ConfigError
-from ktstr.gauntlet import Ceiling, Variant, cpu_ceiling, left_out_line, variants
+from ktstr.gauntlet import (
+    Ceiling,
+    Variant,
+    cpu_ceiling,
+    left_out_line,
+    performance_ceiling,
+    variants,
+)
 from ktstr.pytest_plugin.item import KtstrItem
 from ktstr.testdef import KtstrTest
-from ktstr.vm.accel import choose_accel
+from ktstr.vm.accel import choose_accel, choose_tcg_threads
+from ktstr.vm.cpulock import host_cpus
+from ktstr.vm.perfmode import vcpu_thread_count
 
 PLUGIN_NAME = "ktstr-gauntlet"
+
 
 def addoption(group: pytest.OptionGroup) -> None:
     group.addoption("--gauntlet", dest="ktstr_gauntlet", action="store_true", default=False,
@@ -42,10 +52,11 @@ def configure(config: pytest.Config) -> None:
                                     "--gauntlet is not given; hint: add --gauntlet")
         return
     try:
-        ceiling = cpu_ceiling(given, choose_accel(), os.cpu_count() or 1)
+        accel = choose_accel()
+        ceiling = cpu_ceiling(given, accel, os.cpu_count() or 1)
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
-    config.pluginmanager.register(GauntletCollection(ceiling), PLUGIN_NAME)
+    config.pluginmanager.register(GauntletCollection(ceiling, accel), PLUGIN_NAME)
 
 
 class GauntletCollection:
@@ -53,11 +64,20 @@ class GauntletCollection:
     collection left out over it, and the summary's line that names them (under `-n N`
     a worker's, relayed by ktstr.pytest_plugin.workers)."""
 
-    def __init__(self, ceiling: Ceiling) -> None:
+    def __init__(self, ceiling: Ceiling, accel: str) -> None:
         self.ceiling = ceiling
-        self.left_out: list[Variant] = []
+        self.accel = accel
+        # Left out, by the ceiling that left them out (a performance_mode test has its own).
+        self.left_out: dict[Ceiling, list[Variant]] = {}
         self.has_collected = False
         self.adopted: list[str] | None = None
+
+    def ceiling_for(self, test: KtstrTest) -> Ceiling:
+        """The run's ceiling, or a performance_mode test's lower one."""
+        if not test.performance_mode:
+            return self.ceiling
+        threads = vcpu_thread_count(2, self.accel, choose_tcg_threads(test.may_attach_sched_ext))
+        return performance_ceiling(self.ceiling, len(host_cpus()), threads == 1)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.has_collected = True
@@ -65,8 +85,7 @@ class GauntletCollection:
     def summary_lines(self) -> list[str]:
         if self.adopted is not None:
             return self.adopted
-        line = left_out_line(self.left_out, self.ceiling)
-        return [line] if line else []
+        return [left_out_line(out, ceiling) for ceiling, out in self.left_out.items() if out]
 
     def collected(self) -> dict[str, Any] | None:
         return {"lines": self.summary_lines()} if self.has_collected else None
@@ -86,8 +105,9 @@ def items_for(collector: pytest.Module, name: str, test: KtstrTest) -> list[pyte
     gauntlet = collector.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if not isinstance(gauntlet, GauntletCollection):
         return items
-    run, left_out = variants(test.constraints, test.memory_mb, gauntlet.ceiling)
-    gauntlet.left_out.extend(left_out)
+    ceiling = gauntlet.ceiling_for(test)
+    run, left_out = variants(test.constraints, test.memory_mb, ceiling)
+    gauntlet.left_out.setdefault(ceiling, []).extend(left_out)
     items += [KtstrItem.from_parent(collector, name=name + v.suffix, test=test, variant=v,
                                     qualname=name) for v in run]
     return items
