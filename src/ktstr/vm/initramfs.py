@@ -1,8 +1,9 @@
 """The initramfs: busybox, the 9p/overlay modules, the agent's Python, and /init.
 
-/init loads the modules and execs the host's Python as PID 1, straight from
-the initramfs: the interpreter and every module the agent imports are in it
-at their real paths (see ktstr.vm.pyroot), so start-up reads RAM, not 9p.
+/init starts loading the modules in the background and execs the host's
+Python as PID 1, straight from the initramfs: the interpreter and every module
+the agent imports are in it at their real paths (see ktstr.vm.pyroot), so
+start-up reads RAM, not 9p. The agent waits for the modules before its hello.
 The host root is mounted only once the agent has its orders
 (`ktstr.guest.init.enter_host_root`): a mounted 9p export blocks migration,
 and the guest must be savable while it waits (see ktstr.vm.snapshot). The
