@@ -50,6 +50,10 @@ from typing import Any
 PORT_NAME = "ktstr.result"
 #: The 9p mount tag of the host root (QemuArgs.host_root; mounted by the guest agent).
 ROOT_TAG = "hostroot"
+#: Files in the initramfs by which /init's background module loading tells the agent
+#: it is done, or why it failed (ktstr.vm.initramfs, ktstr.guest.init.wait_for_modules).
+MODULES_LOADED = "/modules/loaded"
+MODULES_FAILED = "/modules/failed"
 
 
 class Outcome(enum.StrEnum):

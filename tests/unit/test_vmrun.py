@@ -1,4 +1,5 @@
 from ktstr.runner.boot import kernel_crash_line as _kernel_crash_line
+from ktstr.runner.boot import silent_reset
 from ktstr.runner.vmrun import default_deadline
 from ktstr.testdef import ktstr_test
 
@@ -15,6 +16,17 @@ def test_a_boot_crash_is_recognised_by_its_first_oops_line():
 
 def test_a_clean_boot_log_is_not_a_crash():
     assert _kernel_crash_line("[ 2.5] Run /init as init process\n[ 3.0] 9p: Installing\n") is None
+
+
+def test_a_console_cut_off_mid_boot_is_a_reset_to_retry():
+    console = "[    1.93] sched_clock: Marking stable\n[    1.95] Freeing initrd memory: 40100K\n"
+    assert silent_reset(console) == ("the guest reset with no crash report and no power-off, "
+                                     "after: [    1.95] Freeing initrd memory: 40100K")
+    assert silent_reset("") is not None
+
+
+def test_a_guest_that_powered_off_was_not_reset():
+    assert silent_reset("[ 5.9] ktstr: agent crashed:\n[ 6.0] reboot: Power down\n") is None
 
 
 def test_deadline_is_the_tests_own_timeout_or_grows_with_duration():

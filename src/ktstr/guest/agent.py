@@ -52,6 +52,7 @@ def uptime() -> float:
 def run_agent() -> int:
     logging.basicConfig(level=logging.INFO, handlers=[KmsgHandler()])
     port = GuestPort(find_port())
+    init.wait_for_modules()
     port.send({"type": "hello", "uname": os.uname().release, "uptime_s": uptime(),
                "pid": os.getpid()})
     go = port.recv()

@@ -16,9 +16,10 @@ import ctypes
 import fcntl
 import importlib
 import os
+import time
 from pathlib import Path
 
-from ktstr.protocol import ROOT_TAG
+from ktstr.protocol import MODULES_FAILED, MODULES_LOADED, ROOT_TAG
 from ktstr.system.libc import LIBC, Timespec
 
 #: (source, target, fstype, data). Order matters: /sys before its children.
@@ -75,6 +76,31 @@ def hold_static_keys() -> None:
         cgroups.create(KEYS_CGROUP)
     except (OSError, KtstrError) as e:  # a kernel without cpusets has no such key either
         kmsg(f"cpuset static keys not held: {e}")
+
+
+#: How long the agent waits for /init's background module loading (a few tenths of a
+#: second under TCG): beyond it something is wrong, and the boot fails saying so.
+MODULES_WAIT_S = 60.0
+
+
+def wait_for_modules(timeout_s: float = MODULES_WAIT_S) -> None:
+    """Wait until /init has loaded the initramfs's modules (9p, overlay, virtio_blk...).
+
+    /init loads them in the background while Python starts (ktstr.vm.initramfs);
+    the hello waits for them, so that a guest saved after its hello has them.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(MODULES_LOADED):
+        try:
+            why = Path(MODULES_FAILED).read_text().strip()
+        except FileNotFoundError:
+            why = ""
+        if why:
+            raise RuntimeError(f"ktstr-init: {why}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ktstr-init: the modules were not loaded within {timeout_s:.0f}s"
+                               f" ({MODULES_LOADED} missing)")
+        time.sleep(0.01)
 
 
 def enter_host_root() -> None:

@@ -10,8 +10,11 @@ qemu 7.2's multi-threaded TCG has a cross-modifying-code race (fixed in qemu
 8.1): now and then the guest kernel, patching its own text while other vCPUs
 run, takes an "Oops: int3" and panics (1 boot in ~40 here). Such a crash before
 the agent's hello says nothing about the test or the command, so the boot is
-retried; each crashed attempt's console is kept beside the run's. Every
-caller that boots (a test run, `ktstr shell`) goes through here.
+retried; each crashed attempt's console is kept beside the run's. So is a
+guest that vanished without a crash report and without powering off: the
+emulator reset it (seen once in ~60 cold boots here, during the kernel's own
+init, the console cut off mid-boot and qemu exiting 0). Every caller that
+boots (a test run, `ktstr shell`) goes through here.
 
 A qemu stopped by a signal ktstr did not send (a `kill` of its pid, a SIGINT
 meant for someone else) says nothing about the snapshot or the kernel: it
@@ -47,6 +50,8 @@ RESTORE_ANSWER_S = 60.0
 
 _KERNEL_CRASH_MARKERS = ("Kernel panic", "Oops:", "BUG:")
 _INIT_DIED = "Attempted to kill init"
+#: What the guest kernel prints (at KERN_EMERG: whatever the log level) as it powers off.
+POWER_DOWN = "reboot: Power down"
 
 
 class BootFailed(GuestLostError):
@@ -203,6 +208,8 @@ def _cold_boot(spec: VmSpec, workdir: Path, budget_s: float) -> Booted:
             _raise_if_stopped_from_outside(machine)
         machine.kill()
         crash = kernel_crash_line(tail(machine.console_log, 400))
+        if crash is None and hello is not None:  # qemu went away: how?
+            crash = silent_reset(machine.console_text())
         if crash is None or _INIT_DIED in crash:  # our init failing is no emulator flake
             why = (f"the guest agent never said hello (boot budget {budget_s:.0f}s)"
                    if hello is None else "the guest died during boot")
@@ -230,6 +237,17 @@ def tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def silent_reset(console: str) -> str | None:
+    """What to say of a guest whose qemu ended with neither a crash report nor the
+    kernel's power-off on its console (`console`): it was reset under the kernel's
+    feet. None when it powered off (its init or agent ended it: no emulator fault)."""
+    if POWER_DOWN in console:
+        return None
+    lines = console.rstrip().splitlines()
+    return ("the guest reset with no crash report and no power-off, after: "
+            + (lines[-1].strip() if lines else "(an empty console)"))
 
 
 def kernel_crash_line(console: str) -> str | None:

@@ -1,8 +1,9 @@
 """The initramfs: busybox, the 9p/overlay modules, the agent's Python, and /init.
 
-/init loads the modules and execs the host's Python as PID 1, straight from
-the initramfs: the interpreter and every module the agent imports are in it
-at their real paths (see ktstr.vm.pyroot), so start-up reads RAM, not 9p.
+/init starts loading the modules in the background and execs the host's
+Python as PID 1, straight from the initramfs: the interpreter and every module
+the agent imports are in it at their real paths (see ktstr.vm.pyroot), so
+start-up reads RAM, not 9p. The agent waits for the modules before its hello.
 The host root is mounted only once the agent has its orders
 (`ktstr.guest.init.enter_host_root`): a mounted 9p export blocks migration,
 and the guest must be savable while it waits (see ktstr.vm.snapshot). The
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ktstr.atomicfile import atomic_write
 from ktstr.errors import HostSetupError
+from ktstr.protocol import MODULES_FAILED, MODULES_LOADED
 from ktstr.settings import settings
 from ktstr.vm.cpio import CpioWriter
 from ktstr.vm.pyroot import TreeEntry
@@ -26,7 +28,7 @@ from ktstr.vm.pyroot import TreeEntry
 TOOLS = "ktstr"
 
 INIT_SCRIPT = f"""#!/{TOOLS}/busybox sh
-# ktstr /init: modules, then the agent's Python as PID 1, from RAM.
+# ktstr /init: modules (in the background), then the agent's Python as PID 1, from RAM.
 /{TOOLS}/busybox mkdir -p /{TOOLS}/bin
 /{TOOLS}/busybox --install -s /{TOOLS}/bin
 export PATH=/{TOOLS}/bin
@@ -36,9 +38,18 @@ fail() {{
     echo "ktstr-init: $*" > /dev/kmsg
     poweroff -f
 }}
-for m in $(cat /modules/load-order); do
-    insmod "/modules/$m" || fail "insmod $m failed"
+# The modules serve only what comes after the agent's hello (the host root, the
+# scratch disk): they load in the background, on another vCPU, while Python starts
+# (measured: the hello ~0.5 s sooner with 2 vCPUs), and the agent waits for
+# {MODULES_LOADED} before its hello (ktstr.guest.init.wait_for_modules). Its
+# stdin is the list, not the /dev/null a background job gets: /dev is unmounted below.
+(
+while read -r m; do
+    insmod "/modules/$m" 2> /modules/insmod.err || {{
+        echo "insmod $m failed: $(cat /modules/insmod.err)" > {MODULES_FAILED}; exit 1; }}
 done
+: > {MODULES_LOADED}
+) < /modules/load-order &
 PY=
 for x in $(cat /proc/cmdline); do
     case "$x" in ktstr.python=*) PY="${{x#ktstr.python=}}";; esac
