@@ -15,7 +15,8 @@ stays the whole kernel log). The guest speaks first:
                    the guest as KtstrError with the host's message)
     guest -> host  {"type": "result", "outcome": ..., ..., "scheduler": {...SchedulerRun...},
                     "scheduler_runs": [...]}
-    guest -> host  {"type": "bye"}                        (then it powers off)
+    guest -> host  {"type": "bye"}                        (then it powers off; the host
+                                                          may quit qemu first)
 
 Requests (`GuestPort.request`; served on the host by ktstr.monitor.session):
 

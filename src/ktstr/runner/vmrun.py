@@ -67,6 +67,9 @@ AUTO_REPRO_NOT_RUN = "auto-repro: not run (not implemented yet)"
 #: Wall-clock budget from qemu start to the agent's hello. Measured ~7 s under TCG on
 #: 2 cores; the margin absorbs a loaded CI host running VMs in parallel.
 BOOT_BUDGET_S = {"kvm": 30.0, "tcg": 120.0}
+#: After its result the guest says bye at once, then powers off; one that does not say
+#: bye has what is left of this long to power off by itself before qemu is told to quit.
+POWER_OFF_GRACE_S = 10.0
 
 
 def default_deadline(test: KtstrTest, accel: str) -> float:
@@ -227,7 +230,9 @@ def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
             raise
         finally:
             after = session.finish()
-        machine.shutdown()
+        bye_by = time.monotonic() + POWER_OFF_GRACE_S
+        machine.shutdown(grace=0.0 if _said_bye(machine, POWER_OFF_GRACE_S)
+                         else max(0.0, bye_by - time.monotonic()))
     except KtstrError as e:
         failure = str(e)
     finally:
@@ -243,6 +248,14 @@ def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
         after = MonitorReport(MonitorOutcome.not_started(failure), {}, None, "")
     return _result(plan, answer, after, **_boot_values(booted), console_log=console_log,
                    console_tail=console_tail)
+
+
+def _said_bye(machine: Machine, timeout: float) -> bool:
+    """Whether the guest said bye (within `timeout` s of its result): it then has nothing
+    more to tell, and its power-off (~0.1 s of emulated ACPI and device shutdown under
+    TCG) is cut short by a QMP quit, which ends qemu as cleanly."""
+    msg = machine.recv(timeout)
+    return msg is not None and msg.get("type") == "bye"
 
 
 def _boot_values(booted: Booted) -> dict[str, Any]:
