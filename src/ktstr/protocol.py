@@ -183,6 +183,7 @@ class TestLocation:
     qualname: str  # attribute of the module holding the KtstrTest
     sys_path: tuple[str, ...] = ()
     cwd: str = ""
+    bytecode: str = ""  # a .pyc of module_file the host wrote (ktstr.pyimport), or ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "sys_path": list(self.sys_path)}
@@ -191,7 +192,8 @@ class TestLocation:
     def from_dict(cls, d: Mapping[str, Any]) -> TestLocation:
         return cls(test_id=str(d.get("test_id", "")), module_file=str(d["module_file"]),
                    module_name=str(d["module_name"]), qualname=str(d["qualname"]),
-                   sys_path=tuple(d.get("sys_path", ())), cwd=str(d.get("cwd", "")))
+                   sys_path=tuple(d.get("sys_path", ())), cwd=str(d.get("cwd", "")),
+                   bytecode=str(d.get("bytecode", "")))
 
 
 @dataclass(frozen=True, slots=True)

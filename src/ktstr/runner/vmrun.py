@@ -37,6 +37,7 @@ from ktstr.protocol import (
     TestLocation,
     TestRequest,
 )
+from ktstr.pyimport import write_bytecode
 from ktstr.runner.boot import Booted, BootFailed, StoppedFromOutside, boot
 from ktstr.runner.result import RunResult
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, ResolvedSchedulers, resolve_schedulers
@@ -136,6 +137,9 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
         payload.check_runnable()
     overrides = (RunOverrides(topology=str(test.topology), scheduler=schedulers.own)
                  if replaced else RunOverrides())
+    # The guest imports the module from bytecode the host compiled (ktstr.pyimport).
+    where = replace(where, bytecode=write_bytecode(where.module_file,
+                                                   cache_root() / "bytecode"))
     plan = RunPlan(test, where, kernel, accel, schedulers, overrides,
                    default_deadline(test, accel))
     started = time.monotonic()
