@@ -109,6 +109,9 @@ def take_orders(wall_time: float, seed: int) -> None:
     random.seed(seed)
     init.reseed_kernel_rng(seed.to_bytes(8, "little") + os.urandom(8))
     init.enter_host_root()
+    # Nothing the guest writes outlives it: a .pyc of the test's module would be written
+    # for no one, after copying its directories up into the overlay.
+    sys.dont_write_bytecode = True
 
 
 def check_topology(port: GuestPort, want: Topology) -> list[str]:
@@ -166,8 +169,8 @@ def load_test(where: TestLocation) -> KtstrTest:
     for p in reversed(where.sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    module = sys.modules.get(where.module_name) or import_file(where.module_name,
-                                                                where.module_file)
+    module = sys.modules.get(where.module_name) or import_file(
+        where.module_name, where.module_file, where.bytecode)
     obj: Any = module
     for part in where.qualname.split("."):
         obj = getattr(obj, part)
