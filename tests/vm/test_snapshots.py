@@ -4,6 +4,7 @@ The first run of a VM configuration boots cold and saves a snapshot; the runs
 after it restore that snapshot (ktstr.vm.snapshot).
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -82,7 +83,8 @@ def test_cold_flag_boots_and_saves_nothing(tmp_path):
                           f"{snapshot_bodies.__file__}::entropy_and_clock"],
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "boot=" in out.stdout and " cold]" in out.stdout, out.stdout
+    # " cold]", or " cold cpu_wait=...]" when other VMs held the host's CPUs for a while.
+    assert re.search(r"boot=\S+ cold[ \]]", out.stdout), out.stdout
 
 
 def test_a_restored_guest_attaches_a_sched_ext_scheduler():
