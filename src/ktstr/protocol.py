@@ -15,7 +15,8 @@ stays the whole kernel log). The guest speaks first:
                    the guest as KtstrError with the host's message)
     guest -> host  {"type": "result", "outcome": ..., ..., "scheduler": {...SchedulerRun...},
                     "scheduler_runs": [...]}
-    guest -> host  {"type": "bye"}                        (then it powers off)
+    guest -> host  {"type": "bye"}                        (then it powers off; the host
+                                                          may quit qemu first)
 
 Requests (`GuestPort.request`; served on the host by ktstr.monitor.session):
 
@@ -186,6 +187,7 @@ class TestLocation:
     qualname: str  # attribute of the module holding the KtstrTest
     sys_path: tuple[str, ...] = ()
     cwd: str = ""
+    bytecode: str = ""  # a .pyc of module_file the host wrote (ktstr.pyimport), or ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "sys_path": list(self.sys_path)}
@@ -194,7 +196,8 @@ class TestLocation:
     def from_dict(cls, d: Mapping[str, Any]) -> TestLocation:
         return cls(test_id=str(d.get("test_id", "")), module_file=str(d["module_file"]),
                    module_name=str(d["module_name"]), qualname=str(d["qualname"]),
-                   sys_path=tuple(d.get("sys_path", ())), cwd=str(d.get("cwd", "")))
+                   sys_path=tuple(d.get("sys_path", ())), cwd=str(d.get("cwd", "")),
+                   bytecode=str(d.get("bytecode", "")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from ktstr.settings import settings
 from ktstr.topology import Topology
 from ktstr.vm.machine import SCRATCH_DISK_MB, VmSpec, create_scratch_image, qemu_args
 from ktstr.vm.qemu import QemuArgs, QemuBinary, escape, split_memory
@@ -124,3 +125,28 @@ def test_scratch_image_is_sparse_and_of_the_asked_size(tmp_path):
     assert st.st_size == 64 << 20 and st.st_blocks * 512 < 1 << 20
     with pytest.raises(FileExistsError):  # never reuses (or clobbers) another run's image
         create_scratch_image(image, 64)
+
+
+def test_the_qemu_version_is_asked_once_per_binary(tmp_path, monkeypatch):
+    """`qemu --version` costs every run 20-40 ms: remembered under the binary's identity
+    (path, size, mtime) in the cache, asked again when the binary changes."""
+    fake = tmp_path / "qemu-system-x86_64"
+    calls = tmp_path / "calls"
+    fake.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'QEMU emulator version 9.9.1'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("KTSTR_QEMU", str(fake))
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path / "cache"))
+    settings.cache_clear()
+    QemuBinary.find.cache_clear()
+    try:
+        for _ in range(2):
+            QemuBinary.find.cache_clear()
+            assert QemuBinary.find().version == "9.9.1"
+        assert calls.read_text().count("x") == 1
+        fake.write_text(fake.read_text().replace("9.9.1", "9.9.2") + "\n")
+        QemuBinary.find.cache_clear()
+        assert QemuBinary.find().version == "9.9.2"
+        assert calls.read_text().count("x") == 2
+    finally:
+        QemuBinary.find.cache_clear()
+        settings.cache_clear()

@@ -17,6 +17,7 @@ from ktstr.vm.qemu import QemuBinary
 from ktstr.vm.snapshot import (
     SavedGuest,
     clean_snapshots,
+    copy_data,
     copy_nonzero,
     list_snapshots,
     save,
@@ -88,6 +89,25 @@ def test_copy_keeps_content_and_leaves_zero_blocks_as_holes(tmp_path):
     # At most the two 64 KiB blocks that hold data; never the 256 KiB of written zeros.
     assert 2 * 4096 <= written <= 2 * 64 * 1024
     assert os.stat(dst).st_blocks * 512 <= 4 * 64 * 1024
+
+
+def test_restore_copy_keeps_content_and_holes(tmp_path):
+    """copy_data, the restore's copy: a saved RAM file (what copy_nonzero wrote) comes
+    out byte for byte, with its holes still holes."""
+    saved, src, dst = tmp_path / "saved", tmp_path / "src", tmp_path / "dst"
+    size = 8 * 2**20
+    with open(src, "wb") as f:
+        f.truncate(size)
+        for at in (0, 3 * 2**20 + 5, size - 4096):
+            f.seek(at)
+            f.write(os.urandom(4096))
+    with open(src, "rb") as fin, open(saved, "wb") as fout:
+        kept = copy_nonzero(fin.fileno(), fout.fileno())
+    with open(saved, "rb") as fin, open(dst, "wb") as fout:
+        copied = copy_data(fin.fileno(), fout.fileno())
+    assert dst.read_bytes() == src.read_bytes()
+    assert os.stat(dst).st_blocks * 512 <= 2 * kept  # not 8 MiB: the holes stayed
+    assert kept <= copied <= kept + 3 * 64 * 1024
 
 
 class FakeVm:

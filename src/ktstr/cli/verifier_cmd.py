@@ -19,10 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ktstr.errors import ConfigError, KtstrError
 from ktstr.kernelid import KernelEntry
@@ -33,6 +30,9 @@ from ktstr.settings import settings
 from ktstr.topology import Topology
 from ktstr.vm.kernel import Kernel, resolve_kernel
 from ktstr.vm.sched import read_manifest
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(sub: Any) -> None:
@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
                           f"filters for {', '.join(e.raw for e in entries)}; hint: "
                           "`ktstr sched build`, or check the schedulers' kernels=")
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="ktstr-verifier-"))
+    # rich only here: every `ktstr` command imports this module, and rich costs 20 ms.
+    from rich.console import Console
+
     # Not a terminal (CI logs, a pipe): wide enough that names are not cut.
     console = Console(width=None if sys.stdout.isatty() else 160)
     results = []
@@ -145,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(console: Console, results: list[CellResult]) -> None:
+    from rich.table import Table
+
     table = Table(title="BPF verifier sweep")
     for col in ("scheduler", "kernel", "topology", "result", "program", "type"):
         table.add_column(col)

@@ -8,6 +8,7 @@ has to infer a result from silence unless the guest itself died.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -31,7 +32,8 @@ from ktstr.guest.shell import run_shell
 from ktstr.guest.topocheck import TopologyView, compare
 from ktstr.protocol import Outcome, SchedulerOrder, ShellRequest, TestLocation, TestRequest
 from ktstr.pyimport import import_file
-from ktstr.scenario import Ctx
+from ktstr.scenario import Ctx, TestTopology
+from ktstr.scenario.ctx import DEFAULT_SETTLE_S
 from ktstr.scheduler import Scheduler
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -49,8 +51,26 @@ def uptime() -> float:
         return float(f.read().split()[0])
 
 
+@functools.cache
+def topology_view() -> TopologyView:
+    """The CPUs, LLCs and nodes this guest sees, as the host compares them."""
+    return TopologyView.read()
+
+
+@functools.cache
+def test_topology() -> TestTopology:
+    """This guest's topology as the test body's `ctx.topo` holds it."""
+    return TestTopology.from_system()
+
+
 def run_agent() -> int:
     logging.basicConfig(level=logging.INFO, handlers=[KmsgHandler()])
+    # The machine's topology is fixed for its life: read before the hello, so that a
+    # restored guest has it already. After a restore every code path runs for the first
+    # time (the emulator's translation cache is not saved): reading sysfs then cost
+    # ~0.1 s of every run under TCG.
+    topology_view()
+    test_topology()
     port = GuestPort(find_port())
     init.wait_for_modules()
     port.send({"type": "hello", "uname": os.uname().release, "uptime_s": uptime(),
@@ -91,11 +111,14 @@ def take_orders(wall_time: float, seed: int) -> None:
     random.seed(seed)
     init.reseed_kernel_rng(seed.to_bytes(8, "little") + os.urandom(8))
     init.enter_host_root()
+    # Nothing the guest writes outlives it: a .pyc of the test's module would be written
+    # for no one, after copying its directories up into the overlay.
+    sys.dont_write_bytecode = True
 
 
 def check_topology(port: GuestPort, want: Topology) -> list[str]:
     """Compare what the guest sees with `want`, tell the host, return the differences."""
-    seen = TopologyView.read()
+    seen = topology_view()
     problems = compare(want, seen)
     port.send({"type": "topology", "ok": not problems, "seen": seen.to_dict(),
                "problems": problems})
@@ -111,7 +134,7 @@ def run_request(port: GuestPort, req: TestRequest) -> dict[str, Any]:
         error = f"cannot load the test in the guest: {e}"
         # The host waits for the topology answer first (a restored guest is alive once it
         # gives it): it says what the guest sees, and that nothing could be compared.
-        port.send({"type": "topology", "ok": False, "seen": TopologyView.read().to_dict(),
+        port.send({"type": "topology", "ok": False, "seen": topology_view().to_dict(),
                    "problems": [error]})
         return {"outcome": Outcome.ERROR, "error": error, "traceback": traceback.format_exc()}
     override = req.overrides.topology
@@ -148,8 +171,8 @@ def load_test(where: TestLocation) -> KtstrTest:
     for p in reversed(where.sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    module = sys.modules.get(where.module_name) or import_file(where.module_name,
-                                                                where.module_file)
+    module = sys.modules.get(where.module_name) or import_file(
+        where.module_name, where.module_file, where.bytecode)
     obj: Any = module
     for part in where.qualname.split("."):
         obj = getattr(obj, part)
@@ -236,8 +259,11 @@ def _interrupt_on_scheduler_death(slot: SchedulerSlot) -> Iterator[None]:
 
 def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
             slot: SchedulerSlot, host: HostSnapshots) -> dict[str, Any]:
-    ctx = Ctx.create(checks=checks, duration=test.duration_s,
+    # The settle lets a scheduler under test see the new cgroups and workers; the
+    # kernel's own (EEVDF) sees them as they are made, so a body without one gets none.
+    ctx = Ctx.create(checks=checks, duration=test.duration_s, topo=test_topology(),
                      workers_per_cgroup=test.workers_per_cgroup, scheduler=slot,
+                     settle=DEFAULT_SETTLE_S if slot.name is not None else 0.0,
                      snapshot_control=host)
     primary: AssertResult | None = None
     try:

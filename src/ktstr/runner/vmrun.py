@@ -37,6 +37,7 @@ from ktstr.protocol import (
     TestLocation,
     TestRequest,
 )
+from ktstr.pyimport import write_bytecode
 from ktstr.runner.boot import Booted, BootFailed, StoppedFromOutside, boot
 from ktstr.runner.result import RunResult
 from ktstr.runner.schedorder import ATTACH_TIMEOUT_S, ResolvedSchedulers, resolve_schedulers
@@ -76,6 +77,9 @@ AUTO_REPRO_NOT_RUN = "auto-repro: not run (not implemented yet)"
 #: Wall-clock budget from qemu start to the agent's hello. Measured ~7 s under TCG on
 #: 2 cores; the margin absorbs a loaded CI host running VMs in parallel.
 BOOT_BUDGET_S = {"kvm": 30.0, "tcg": 120.0}
+#: After its result the guest says bye at once, then powers off; one that does not say
+#: bye has what is left of this long to power off by itself before qemu is told to quit.
+POWER_OFF_GRACE_S = 10.0
 
 
 def default_deadline(test: KtstrTest, accel: str) -> float:
@@ -142,6 +146,9 @@ def run_in_vm(test: KtstrTest, where: TestLocation, *, kernel_spec: str | None,
         payload.check_runnable()
     overrides = (RunOverrides(topology=str(test.topology), scheduler=schedulers.own)
                  if replaced else RunOverrides())
+    # The guest imports the module from bytecode the host compiled (ktstr.pyimport).
+    where = replace(where, bytecode=write_bytecode(where.module_file,
+                                                   cache_root() / "bytecode"))
     plan = RunPlan(test, where, kernel, accel, schedulers, overrides,
                    default_deadline(test, accel))
     if test.performance_mode:  # a host too small for it is refused before a boot
@@ -265,7 +272,9 @@ def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
             raise
         finally:
             after = session.finish()
-        machine.shutdown()
+        bye_by = time.monotonic() + POWER_OFF_GRACE_S
+        machine.shutdown(grace=0.0 if _said_bye(machine, POWER_OFF_GRACE_S)
+                         else max(0.0, bye_by - time.monotonic()))
     except KtstrError as e:
         failure = str(e)
     finally:
@@ -283,6 +292,14 @@ def _run_vm(plan: RunPlan, spec: VmSpec, workdir: Path, *, snapshots: bool,
                    PerformanceRecord.of(machine.pinned, hugepages, fifo_why_not(accel)))
     return _result(plan, answer, after, **_boot_values(booted), console_log=console_log,
                    console_tail=console_tail, performance=performance)
+
+
+def _said_bye(machine: Machine, timeout: float) -> bool:
+    """Whether the guest said bye (within `timeout` s of its result): it then has nothing
+    more to tell, and its power-off (~0.1 s of emulated ACPI and device shutdown under
+    TCG) is cut short by a QMP quit, which ends qemu as cleanly."""
+    msg = machine.recv(timeout)
+    return msg is not None and msg.get("type") == "bye"
 
 
 def _boot_values(booted: Booted) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import logging
 import os
 import queue
 import re
+import select
 import shutil
 import signal
 import socket
@@ -55,7 +56,7 @@ from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
 from ktstr.vm.perfmode import PinnedThreads, Pinning, apply_pinning
 from ktstr.vm.qemu import QemuArgs, QemuBinary
-from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_nonzero, migration_end
+from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_data, migration_end
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,27 @@ _QEMU_SIGNALLED = re.compile(r"terminating on signal (\d+)(?: from pid (\d+)(?: 
 #: How long a qemu whose guest went away is given to exit before it is asked whether
 #: something outside stopped it (a signalled qemu closes its ports, then exits).
 OUTSIDE_EXIT_WAIT_S = 2.0
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `proc` to exit; whether it did (then reaped).
+
+    The exit is seen the moment it happens, through a pidfd; `Popen.wait(timeout)`
+    polls with sleeps of up to 50 ms, which every run's shutdown would pay.
+    """
+    if proc.poll() is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # a kernel without pidfds (before 5.3): Popen's polling
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        return proc.poll() is not None
+    try:
+        select.select([pidfd], [], [], timeout)  # readable once the process has exited
+    finally:
+        os.close(pidfd)
+    return proc.poll() is not None
 
 
 def _die_with_parent() -> None:
@@ -290,7 +312,7 @@ class Machine:
                              f"{len(self._mem_files)}")
         for src, dst in zip(saved, self._mem_files, strict=True):
             with open(src, "rb") as fin, open(dst, "xb") as fout:
-                copy_nonzero(fin.fileno(), fout.fileno())
+                copy_data(fin.fileno(), fout.fileno())
 
     def _detach_names(self) -> None:
         """Remove every name on the host file system that this VM created.
@@ -439,19 +461,15 @@ class Machine:
         return self._proc is not None and self._proc.poll() is None
 
     def shutdown(self, grace: float = 10.0) -> int | None:
-        """Wait for the guest's power-off, then escalate: QMP quit, SIGTERM, SIGKILL."""
+        """Wait `grace` seconds for the guest's power-off (0: a guest that said bye), then
+        escalate: QMP quit, SIGTERM, SIGKILL."""
         proc = self._proc
         try:
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=grace)
-                if proc.poll() is None:
-                    self._stopping = True
-                    with contextlib.suppress(Exception):
-                        self.qmp("quit")
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=3.0)
-                if proc.poll() is None:
+            if proc is not None and not wait_exit(proc, grace):
+                self._stopping = True
+                with contextlib.suppress(Exception):
+                    self.qmp("quit")
+                if not wait_exit(proc, 3.0):
                     self._kill()
             if proc is not None:
                 self.exit_code = proc.poll()
@@ -467,11 +485,9 @@ class Machine:
         proc = self._proc
         if proc is None or self._stopping:
             return None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait)
-        code = proc.poll()
-        if code is None:
+        if not wait_exit(proc, wait):
             return None
+        code = proc.returncode
         if code < 0:
             return f"qemu was killed by {_signal_name(-code)}, not by ktstr"
         said = _QEMU_SIGNALLED.search(self._qemu_said())
@@ -496,9 +512,7 @@ class Machine:
             return
         self._stopping = True
         proc.terminate()
-        try:
-            proc.wait(timeout=3.0)
-        except subprocess.TimeoutExpired:
+        if not wait_exit(proc, 3.0):
             proc.kill()
             proc.wait()
         self.exit_code = proc.returncode

