@@ -33,7 +33,6 @@ from ktstr.guest.topocheck import TopologyView, compare
 from ktstr.protocol import Outcome, SchedulerOrder, ShellRequest, TestLocation, TestRequest
 from ktstr.pyimport import import_file
 from ktstr.scenario import Ctx, TestTopology
-from ktstr.scenario.ctx import DEFAULT_SETTLE_S
 from ktstr.scheduler import Scheduler
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
@@ -259,11 +258,8 @@ def _interrupt_on_scheduler_death(slot: SchedulerSlot) -> Iterator[None]:
 
 def _run_fn(test: KtstrTest, checks: Assert, base: dict[str, Any],
             slot: SchedulerSlot, host: HostSnapshots) -> dict[str, Any]:
-    # The settle lets a scheduler under test see the new cgroups and workers; the
-    # kernel's own (EEVDF) sees them as they are made, so a body without one gets none.
     ctx = Ctx.create(checks=checks, duration=test.duration_s, topo=test_topology(),
                      workers_per_cgroup=test.workers_per_cgroup, scheduler=slot,
-                     settle=DEFAULT_SETTLE_S if slot.name is not None else 0.0,
                      snapshot_control=host)
     primary: AssertResult | None = None
     try:

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from ktstr.scheduler import Scheduler
 
 #: Seconds to let the scheduler see new cgroups and workers before the measured hold.
-#: The guest agent gives a body that starts without a sched_ext scheduler none: EEVDF,
-#: the kernel's own, sees them as they are made.
 DEFAULT_SETTLE_S = 0.5
 
 
