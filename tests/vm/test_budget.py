@@ -7,13 +7,7 @@ and why, and the estimated against the actual time of both workers' runs, once."
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
-
-from ktstr.settings import settings
 
 TINY = '''from ktstr import ktstr_test
 
@@ -25,15 +19,10 @@ def tiny(ctx):
 
 
 def test_a_budget_runs_the_subset_it_chose_and_says_what_it_left_out_and_why(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_tiny.py").write_text(TINY)
+        tmp_path: Path, run_pytest) -> None:
     runs = tmp_path / "runs"
-    kernel = request.config.getoption("ktstr_kernel", None) or settings().kernel
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
-         "--gauntlet", "--budget", "8", "--ktstr-run-dir", str(runs),
-         *(["--kernel", kernel] if kernel else []), str(tmp_path / "test_tiny.py")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=1500, check=False)
+    out = run_pytest("test_tiny.py", TINY, "-n", "2", "--gauntlet", "--budget", "8",
+                     timeout=1500)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "2 workers [2 items]" in text and "2 passed" in text, text

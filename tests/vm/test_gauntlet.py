@@ -5,13 +5,7 @@ subprocess (the plugin as a user runs it), deselecting the test's own variant to
 it to two short VMs."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
-
-from ktstr.settings import settings
 
 TINY = '''from ktstr import ktstr_test
 
@@ -23,15 +17,10 @@ def tiny(ctx):
 
 
 def test_gauntlet_runs_the_admitted_presets_under_the_ceiling_and_names_the_rest(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_tiny.py").write_text(TINY)
+        tmp_path: Path, run_pytest) -> None:
     runs = tmp_path / "runs"
-    kernel = request.config.getoption("ktstr_kernel", None) or settings().kernel
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA",
-         "--gauntlet", "--max-cpus", "4", "-k", "gauntlet", "--ktstr-run-dir", str(runs),
-         *(["--kernel", kernel] if kernel else []), str(tmp_path / "test_tiny.py")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)
+    out = run_pytest("test_tiny.py", TINY, "-q", "-rA", "--gauntlet", "--max-cpus", "4",
+                     "-k", "gauntlet")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "2 passed, 1 deselected" in text, text

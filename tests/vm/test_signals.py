@@ -161,20 +161,26 @@ def _sidecar(tmp_path: Path, name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def _saved_guest(tmp_path: Path, name: str) -> SavedGuest:
+    """The saved guest of test `name` of TESTS, which exists after a run of it (that run
+    saves it when it did not); its sidecar is removed: the cases look at their own only."""
+    (tmp_path / "test_sig.py").write_text(TESTS)
+    proc = _start(tmp_path, name)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    snap = SavedGuest(_sidecar(tmp_path, name)["snapshot"], snapshots_root())
+    assert snap.exists()
+    for path in (tmp_path / "runs").iterdir():
+        if path.is_file():
+            path.unlink()
+    return snap
+
+
 @pytest.fixture
 def snapshot(tmp_path) -> SavedGuest:
     """The module's tests and their saved guest, which exists (a run of `quick` saves it
     when it did not)."""
-    (tmp_path / "test_sig.py").write_text(TESTS)
-    proc = _start(tmp_path, "quick")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    snap = SavedGuest(_sidecar(tmp_path, "quick")["snapshot"], snapshots_root())
-    assert snap.exists()
-    for path in (tmp_path / "runs").iterdir():  # the cases look at their own sidecar only
-        if path.is_file():
-            path.unlink()
-    return snap
+    return _saved_guest(tmp_path, "quick")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -243,16 +249,7 @@ def _is_vm(pid: int) -> bool:
 @pytest.fixture
 def one_cpu_snapshot(tmp_path) -> SavedGuest:
     """The saved 1-vCPU guest the -n 2 cases restore (a run of `quick_one` saves it)."""
-    (tmp_path / "test_sig.py").write_text(TESTS)
-    proc = _start(tmp_path, "quick_one")
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    snap = SavedGuest(_sidecar(tmp_path, "quick_one")["snapshot"], snapshots_root())
-    assert snap.exists()
-    for path in (tmp_path / "runs").iterdir():
-        if path.is_file():
-            path.unlink()
-    return snap
+    return _saved_guest(tmp_path, "quick_one")
 
 
 @pytest.mark.parametrize(("sig", "to"), [(signal.SIGTERM, "group"), (signal.SIGINT, "group"),
