@@ -76,6 +76,8 @@ class ResolvedKernel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class KernelVersion:
+    """A kernel version spec: `MAJOR.MINOR[.PATCH][-rcN]`."""
+
     version: str
 
     def __str__(self) -> str:
@@ -84,6 +86,8 @@ class KernelVersion:
 
 @dataclass(frozen=True, slots=True)
 class KernelRange:
+    """A kernel range spec: `START..END` or `START..=END`, both inclusive."""
+
     start: str
     end: str
     inclusive_syntax: bool = False  # written `..=`; both forms include the end
@@ -94,6 +98,8 @@ class KernelRange:
 
 @dataclass(frozen=True, slots=True)
 class KernelPath:
+    """A kernel path spec: anything with a `/` or starting with `.` or `~`."""
+
     path: str
 
     def __str__(self) -> str:
@@ -102,6 +108,8 @@ class KernelPath:
 
 @dataclass(frozen=True, slots=True)
 class KernelCacheKey:
+    """A kernel cache spec: any other string, a cache entry's name."""
+
     key: str
 
     def __str__(self) -> str:
@@ -110,6 +118,8 @@ class KernelCacheKey:
 
 @dataclass(frozen=True, slots=True)
 class KernelGit:
+    """A git kernel spec: `git+URL#REF`."""
+
     url: str
     ref: str
 

@@ -63,6 +63,8 @@ class SchedulerSpec:
 
 @dataclass(frozen=True, slots=True)
 class Scheduler:
+    """A scheduler a test runs under: EEVDF, or a sched_ext binary with its settings."""
+
     name: str
     # A name to discover, a path (with a "/"), or a spec; None: SchedulerSpec.discover(name)
     binary: SchedulerSpec | str | None = None

@@ -66,6 +66,8 @@ def refuse_unsupported(attrs: dict[str, Any]) -> None:
 
 @dataclass(eq=False)  # not frozen: pytest stores marks on the object (`pytestmark`)
 class KtstrTest:
+    """A test as `@ktstr_test` declared it, validated; calling it calls the body."""
+
     fn: TestBody
     name: str
     topology: Topology

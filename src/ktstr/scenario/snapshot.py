@@ -65,6 +65,8 @@ def _unknown(what: str, name: object, known: list[str], why: str = "") -> KtstrE
 
 @dataclass(frozen=True, slots=True)
 class MapEntry:
+    """One entry of a captured BPF map: its key and value as plain Python."""
+
     key: Any
     value: Any
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ktstr.system import fs, proc
-from ktstr.system.libc import syscall, syscall_nr
+from ktstr.system.libc import MACHINE, syscall, syscall_nr
 
 PROC = Path("/proc")
 
@@ -143,7 +142,7 @@ def session_progs(sid: int, root: Path = PROC) -> list[FdProg]:
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
     nr = syscall_nr("bpf")
     if nr is None:
-        raise OSError(f"bpf(2): no syscall number known for {platform.machine()}")
+        raise OSError(f"bpf(2): no syscall number known for {MACHINE}")
     ret = int(syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr))))
     if ret < 0:
         err = ctypes.get_errno()

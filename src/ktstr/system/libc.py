@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +36,12 @@ PR_SET_CHILD_SUBREAPER = 36
 #: TASK_COMM_LEN (16) minus the terminating NUL.
 COMM_MAX_BYTES = 15
 
-#: System call numbers by machine (`platform.machine()`) of the raw calls ktstr makes.
+#: The machine's architecture, as `platform.machine()` says it: read from uname(2) directly,
+#: since importing `platform` compiles a dozen regular expressions, a cost the guest agent
+#: pays before its hello.
+MACHINE = os.uname().machine
+
+#: System call numbers by machine (`MACHINE`) of the raw calls ktstr makes.
 SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "futex": {"x86_64": 202, "aarch64": 98, "riscv64": 98, "ppc64le": 221, "s390x": 238},
     "mbind": {"x86_64": 237, "aarch64": 235, "riscv64": 235},
@@ -70,7 +74,7 @@ syscall = function("syscall", ctypes.c_long)
 
 def syscall_nr(name: str) -> int | None:
     """The number of system call `name` on this machine, None when ktstr does not know it."""
-    return SYSCALL_NUMBERS[name].get(platform.machine())
+    return SYSCALL_NUMBERS[name].get(MACHINE)
 
 
 _prctl = function("prctl", ctypes.c_int, [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,

@@ -40,12 +40,11 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
-import platform
 from dataclasses import dataclass
 from datetime import timedelta
 
 from ktstr.errors import ConfigError
-from ktstr.system.libc import syscall, syscall_nr
+from ktstr.system.libc import MACHINE, syscall, syscall_nr
 from ktstr.validators import is_int, seconds
 
 SCHED_NORMAL = 0
@@ -87,7 +86,7 @@ def _nr(name: str) -> int:
     nr = syscall_nr(name)
     if nr is None:
         raise ConfigError(f"{name}: no syscall number known for machine "
-                          f"{platform.machine()!r}; hint: add it to "
+                          f"{MACHINE!r}; hint: add it to "
                           "ktstr.system.libc.SYSCALL_NUMBERS")
     return nr
 

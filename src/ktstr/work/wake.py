@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import platform
 import select
 import tempfile
 import time
@@ -37,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktstr.errors import SystemError_
-from ktstr.system.libc import Timespec, syscall, syscall_nr
+from ktstr.system.libc import MACHINE, Timespec, syscall, syscall_nr
 from ktstr.validators import count
 from ktstr.work.base import WorkType
 from ktstr.work.loop import WorkLoop, spin_batch
@@ -63,7 +62,7 @@ def futex_nr() -> int:
     nr = syscall_nr("futex")
     if nr is None:
         raise SystemError_(
-            f"no futex(2) syscall number known for {platform.machine()}; hint: add it "
+            f"no futex(2) syscall number known for {MACHINE}; hint: add it "
             "to ktstr.system.libc.SYSCALL_NUMBERS")
     return nr
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class AddCgroup(Op):
+    """`Op.add_cgroup`: a cgroup created here, alive until removed or the scenario ends."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -46,6 +48,8 @@ class AddCgroup(Op):
 
 @dataclass(frozen=True, slots=True)
 class RemoveCgroup(Op):
+    """`Op.remove_cgroup`: a cgroup removed here, its workers stopped and judged first."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -69,6 +73,8 @@ class RemoveCgroup(Op):
 
 @dataclass(frozen=True, slots=True)
 class Spawn(Op):
+    """`Op.spawn`: workers running `work` forked into `cgroup` and started at once."""
+
     cgroup: str
     work: WorkType = field(default_factory=SpinWait)
     workers: int | None = None
@@ -113,6 +119,8 @@ class Spawn(Op):
 
 @dataclass(frozen=True, slots=True)
 class StopCgroup(Op):
+    """`Op.stop_cgroup`: a cgroup's workers stopped, collected and judged; it stays."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -127,6 +135,8 @@ class StopCgroup(Op):
 
 @dataclass(frozen=True, slots=True)
 class MoveAllTasks(Op):
+    """`Op.move_all_tasks`: every task of `src` moved into `dst`, and judged with it."""
+
     src: str
     dst: str
 
@@ -153,6 +163,8 @@ class MoveAllTasks(Op):
 
 @dataclass(frozen=True, slots=True)
 class FreezeCgroup(Op):
+    """`Op.freeze_cgroup`: every task in a cgroup frozen (`cgroup.freeze`)."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -172,6 +184,8 @@ class FreezeCgroup(Op):
 
 @dataclass(frozen=True, slots=True)
 class UnfreezeCgroup(Op):
+    """`Op.unfreeze_cgroup`: every task in a frozen cgroup thawed."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -191,6 +205,8 @@ class UnfreezeCgroup(Op):
 
 @dataclass(frozen=True, slots=True)
 class CaptureCgroupProcs(Op):
+    """`Op.capture_cgroup_procs`: a cgroup's `cgroup.procs` recorded under `tag`."""
+
     tag: str
     cgroup: str
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class SetCpuset(Op):
+    """`Op.set_cpuset`: a cgroup restricted to `spec`, resolved on the run's topology."""
+
     cgroup: str
     spec: CpusetSpec
 
@@ -48,6 +50,8 @@ class SetCpuset(Op):
 
 @dataclass(frozen=True, slots=True)
 class ClearCpuset(Op):
+    """`Op.clear_cpuset`: a cgroup allowed every CPU again."""
+
     cgroup: str
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class ClearCpuset(Op):
 
 @dataclass(frozen=True, slots=True)
 class SwapCpusets(Op):
+    """`Op.swap_cpusets`: cgroups `a` and `b` exchange their cpusets."""
+
     a: str
     b: str
 
@@ -88,6 +94,8 @@ class SwapCpusets(Op):
 
 @dataclass(frozen=True, slots=True)
 class SetAffinity(Op):
+    """`Op.set_affinity`: the CPU affinity of every task now in a cgroup set to `spec`."""
+
     cgroup: str
     spec: CpusetSpec
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RunPayload(Op):
+    """`Op.run_payload`: a payload started in the background, in `cgroup` or the runner's own."""
+
     payload: Payload
     args: tuple[str, ...] = ()
     cgroup: str | None = None
@@ -72,6 +74,8 @@ def _take_one(op: str, name: str, cgroup: str | None, running: list[tuple[str, s
 
 @dataclass(frozen=True, slots=True)
 class WaitPayload(Op):
+    """`Op.wait_payload`: a wait for a running payload's exit; its metrics recorded."""
+
     name: str
     cgroup: str | None = None
 
@@ -90,6 +94,8 @@ class WaitPayload(Op):
 
 @dataclass(frozen=True, slots=True)
 class KillPayload(Op):
+    """`Op.kill_payload`: a running payload killed (SIGKILL); its metrics recorded."""
+
     name: str
     cgroup: str | None = None
 

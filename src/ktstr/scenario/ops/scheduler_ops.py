@@ -73,6 +73,8 @@ def _check_staged(dry: DryRun, op: SchedulerOp, sched: Scheduler) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AttachScheduler(SchedulerOp):
+    """`Op.attach_scheduler`: a staged sched_ext scheduler attached mid-run."""
+
     scheduler: Scheduler
 
     def __post_init__(self) -> None:
@@ -90,18 +92,24 @@ class AttachScheduler(SchedulerOp):
 
 @dataclass(frozen=True, slots=True)
 class DetachScheduler(SchedulerOp):
+    """`Op.detach_scheduler`: the attached scheduler stopped; the run goes on under EEVDF."""
+
     def switch(self, slot: SchedulerControl) -> None:
         slot.detach()
 
 
 @dataclass(frozen=True, slots=True)
 class RestartScheduler(SchedulerOp):
+    """`Op.restart_scheduler`: the attached scheduler stopped and started again."""
+
     def switch(self, slot: SchedulerControl) -> None:
         slot.restart()
 
 
 @dataclass(frozen=True, slots=True)
 class ReplaceScheduler(SchedulerOp):
+    """`Op.replace_scheduler`: the attached scheduler (if any) stopped, `scheduler` attached."""
+
     scheduler: Scheduler
 
     def __post_init__(self) -> None:

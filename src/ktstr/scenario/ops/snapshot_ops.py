@@ -39,6 +39,8 @@ def _control(ctx: Ctx, op: Op) -> SnapshotControl:
 
 @dataclass(frozen=True, slots=True)
 class CaptureSnapshot(Op):
+    """`Op.snapshot`: the scheduler's state captured under `name`, the guest frozen meanwhile."""
+
     name: str
 
     def __post_init__(self) -> None:
@@ -60,6 +62,8 @@ class CaptureSnapshot(Op):
 
 @dataclass(frozen=True, slots=True)
 class WatchSnapshot(Op):
+    """`Op.watch_snapshot`: a capture each time the guest kernel writes `symbol`."""
+
     symbol: str
 
     def __post_init__(self) -> None:
