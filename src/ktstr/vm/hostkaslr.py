@@ -29,7 +29,7 @@ tables only (they serve from the PVH entry until `startup_64` switches to its ow
 - it calls `xen_prepare_pvh` at its linked virtual address, whose code then follows
   relocated (moved) pointers: the kernel-map table gets the moved range mapped onto the
   same physical pages as well, which needs the offset to be at least the image's span
-  (the two ranges must not overlap; 448 of the kernel's 476 slots on 7.2).
+  (the two ranges must not overlap; 449 of the decompressor's 477 offsets on 7.2).
 
 What stays different from the bzImage's KASLR: the physical address is the linked one,
 and `boot_params.hdr.loadflags` has no KASLR_FLAG (PVH builds boot_params in the guest),
