@@ -211,6 +211,7 @@ class Machine:
             relocated = spec.mem_dir / f"ktstr-vmlinux-{self.run_id}"
             self._relocated_image = relocated
             self.kaslr_offset = write_relocated(spec.image, relocated)
+            log.info("kernel relocated by the host to KASLR offset %#x", self.kaslr_offset)
             spec = replace(spec, image=relocated)
         q, self._mem_files = qemu_args(spec, self._sock_dir, self.run_id, self.console_log,
                                        self.scratch_image, self._scratch_direct)
