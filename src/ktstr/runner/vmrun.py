@@ -173,7 +173,9 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
                              agent_tree(sys.executable, cache_root() / "initramfs"))
     kaslr = settings().kaslr
     image = kernel.boot_image(kaslr=kaslr)
-    relocatable = kernel.host_kaslr_image() if kaslr and settings().host_kaslr else None
+    # A test's own `nokaslr` karg keeps the kernel where it was linked.
+    relocatable = (kernel.host_kaslr_image() if kaslr and settings().host_kaslr
+                   and "nokaslr" not in options.get("append", ()) else None)
     append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
               *options.pop("append", ()))
     if options.get("disk_mb", SCRATCH_DISK_MB) > 0 and not kernel.drives_scratch_disk:
