@@ -39,6 +39,7 @@ area are not randomized, and a panic prints "Kernel Offset: disabled".
 
 from __future__ import annotations
 
+import bisect
 import functools
 import random
 import struct
@@ -196,12 +197,21 @@ def parse_image(data: bytes) -> RelocatableImage:
     else:
         raise KernelError(f"the relocation table has {len(lists)} lists, not 2 or 3")
 
-    def file_offset(word: int, size: int) -> int:
-        va = START_KERNEL_MAP & ~0xFFFFFFFF | word
+    def file_offsets(words: list[int], size: int) -> list[int]:
+        """The file offsets of sites given as the low 32 bits of their addresses: sorted,
+        then one slice per segment (a loop per site would take ~0.4 s on 7.2)."""
+        words = sorted(words)
+        out: list[int] = []
         for seg in loads:
-            if seg.vaddr <= va and va + size <= seg.vaddr + seg.filesz:
-                return seg.offset + va - seg.vaddr
-        raise KernelError(f"relocation site {va:#x} is outside the vmlinux's segments")
+            low = seg.vaddr & 0xFFFFFFFF
+            first = bisect.bisect_left(words, low)
+            last = bisect.bisect_right(words, low + seg.filesz - size)
+            shift = seg.offset - low
+            out += [w + shift for w in words[first:last]]
+        if len(out) != len(words):
+            raise KernelError(f"{len(words) - len(out)} relocation sites are outside the "
+                              "vmlinux's segments")
+        return out
 
     def phys_to_file(phys: int) -> int:
         for seg in loads:
@@ -237,7 +247,7 @@ def parse_image(data: bytes) -> RelocatableImage:
         value, = _U64.unpack_from(data, pmd_off + 8 * i)
         if value and (value & ENTRY_ADDR_MASK != i * PMD_SIZE or not value & PAGE_PSE):
             raise KernelError("the PVH kernel-map table is not a linear map of 2 MiB pages")
-    sites64 = [file_offset(w, 8) for w in raw64]
+    sites64 = file_offsets(raw64, 8)
     in_tables = {s for s in sites64 if s - s % PAGE_SIZE in tables}
     links = {off + 8 * i for off in tables for i in range(PTRS_PER_TABLE)
              if _U64.unpack_from(data, off + 8 * i)[0]}
@@ -248,8 +258,8 @@ def parse_image(data: bytes) -> RelocatableImage:
     stop = -(-max(s.paddr + s.memsz for s in loads) // PMD_SIZE) * PMD_SIZE
     return RelocatableImage(
         image=data[:end],
-        sites32=tuple(file_offset(w, 4) for w in raw32),
-        sites32_inverse=tuple(file_offset(w, 4) for w in raw32_inverse),
+        sites32=tuple(file_offsets(raw32, 4)),
+        sites32_inverse=tuple(file_offsets(raw32_inverse, 4)),
         sites64=tuple(s for s in sites64 if s not in in_tables),
         kernel_pmd_table=pmd_off, image_start=start, image_end=stop,
         align=max(align, PMD_SIZE), image_area=maximum + 1)
