@@ -33,6 +33,7 @@ ENV_RUN_DIR = "KTSTR_RUN_DIR"
 ENV_COLD = "KTSTR_COLD"
 ENV_MONITOR = "KTSTR_MONITOR"
 ENV_KASLR = "KTSTR_KASLR"
+ENV_HOST_KASLR = "KTSTR_HOST_KASLR"
 ENV_ACCEL = "KTSTR_ACCEL"
 ENV_TCG_THREADS = "KTSTR_TCG_THREADS"
 ENV_QEMU = "KTSTR_QEMU"
@@ -70,6 +71,10 @@ VARIABLES = (
     Variable(ENV_KASLR, "on/off", "on",
              "off: boot with nokaslr and, where the kernel has CONFIG_PVH, the "
              "uncompressed vmlinux (faster cold boots)"),
+    Variable(ENV_HOST_KASLR, "on/off", "off",
+             "on (experimental): with KASLR, where the kernel has CONFIG_PVH and its "
+             "relocation table, the host relocates the vmlinux to a random offset per "
+             "boot and PVH-boots it, skipping the bzImage's decompressor"),
     Variable(ENV_ACCEL, "kvm, tcg", "kvm where it runs guests, else tcg",
              "the accelerator of every VM"),
     Variable(ENV_TCG_THREADS, "single, multi",
@@ -93,6 +98,7 @@ class Settings:
     cold: bool = False
     monitor: bool = True
     kaslr: bool = True
+    host_kaslr: bool = False
     accel: str | None = None  # one of ACCELS
     tcg_threads: str | None = None  # one of TCG_THREADS
     qemu: Path | None = None
@@ -116,6 +122,7 @@ class Settings:
         return cls(cache_dir=path(ENV_CACHE_DIR), kernel=env.get(ENV_KERNEL) or None,
                    run_dir=path(ENV_RUN_DIR), cold=switch(ENV_COLD, False),
                    monitor=switch(ENV_MONITOR, True), kaslr=switch(ENV_KASLR, True),
+                   host_kaslr=switch(ENV_HOST_KASLR, False),
                    accel=accel, tcg_threads=threads, qemu=path(ENV_QEMU),
                    busybox=path(ENV_BUSYBOX))
 

@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_nothing_set_is_every_default():
     assert Settings.from_env({}) == Settings()
     s = Settings()
-    assert (s.cold, s.monitor, s.kaslr) == (False, True, True)
+    assert (s.cold, s.monitor, s.kaslr, s.host_kaslr) == (False, True, True, False)
     assert (s.cache_dir, s.kernel, s.run_dir, s.accel, s.tcg_threads, s.qemu,
             s.busybox) == (None,) * 7
 
@@ -70,14 +70,14 @@ def test_the_process_reads_its_environment_once(monkeypatch):
 
 def test_every_variable_is_a_field_and_a_row_of_the_readme():
     names = {v.name for v in VARIABLES}
-    assert len(names) == len(Settings.__dataclass_fields__) == 10
+    assert len(names) == len(Settings.__dataclass_fields__) == 11
     every_set = Settings.from_env({n: "on" if n.endswith(("COLD", "MONITOR", "KASLR"))
                                    else "tcg" if n.endswith("ACCEL")
                                    else "multi" if n.endswith("THREADS") else "/x"
                                    for n in names})
     assert all(getattr(every_set, f) != getattr(Settings(), f)
-               for f in ("cache_dir", "kernel", "run_dir", "cold", "accel", "tcg_threads",
-                         "qemu", "busybox"))
+               for f in ("cache_dir", "kernel", "run_dir", "cold", "host_kaslr", "accel",
+                         "tcg_threads", "qemu", "busybox"))
     table = README.read_text().partition("## Settings")[2]
     rows = re.findall(r"^\| `(KTSTR_\w+)` \|", table, re.M)
     assert rows == [v.name for v in VARIABLES]

@@ -38,13 +38,19 @@ def sleepers(cpus: int) -> str:
 
 @contextlib.contextmanager
 def guest(kernel: Kernel, topo: str, command: str, *, bzimage: bool,
-          tcg_threads: str = "multi") -> Iterator[Machine]:
+          tcg_threads: str = "multi", host_kaslr: bool = False) -> Iterator[Machine]:
     """A guest running `command`; one that loads a sched_ext scheduler needs
-    `tcg_threads="single"` (ktstr.vm.accel.choose_tcg_threads says why)."""
+    `tcg_threads="single"` (ktstr.vm.accel.choose_tcg_threads says why). `host_kaslr`:
+    the vmlinux relocated by the host (ktstr.vm.hostkaslr), whatever the setting says."""
     accel = choose_accel()
     spec = vm_spec(kernel, Topology.parse(topo), 1024, accel, tcg_threads=tcg_threads)
     if bzimage:
-        spec = replace(spec, image=kernel.image, firmware=None)
+        spec = replace(spec, image=kernel.image, firmware=None, host_kaslr=False)
+    elif host_kaslr:
+        vmlinux = kernel.host_kaslr_image()
+        assert vmlinux is not None, f"kernel {kernel.key} cannot be relocated by the host"
+        spec = replace(spec, image=vmlinux, host_kaslr=True,
+                       append=tuple(a for a in spec.append if a != "nokaslr"))
     req = ShellRequest(topology=topo, cwd="/tmp", command=command,
                        seed=random.SystemRandom().getrandbits(63))
     with tempfile.TemporaryDirectory(prefix="ktstr-gm-") as tmp:

@@ -29,6 +29,15 @@ def kernel() -> Kernel:
     return resolve_kernel(None)
 
 
+def test_the_host_reads_the_offset_it_relocated_the_kernel_to(kernel):
+    """KASLR done by the host: vmcoreinfo's KERNELOFFSET is the offset the host chose,
+    and the monitor's symbols (shifted by it) read the right memory."""
+    with guest(kernel, "1n1l2c1t", "sleep 300", bzimage=False, host_kaslr=True) as machine:
+        k = GuestKernel.open(GuestMemory.from_fds(machine.memory_fds), 2)
+        assert machine.kaslr_offset and k.info.kernel_offset == machine.kaslr_offset
+        assert k.task_comm(k.require("init_task")) == "swapper/0"
+
+
 def test_runqueues_read_from_the_host_with_kaslr(kernel):
     cpus = 4
     with guest(kernel, "1n2l2c1t", f"{SPIN} {sleepers(cpus)} sleep 300",

@@ -180,14 +180,17 @@ def vm_spec(kernel: Kernel, topology: Topology, memory_mb: int, accel: str,
                              agent_tree(sys.executable, cache_root() / "initramfs"))
     kaslr = settings().kaslr
     image = kernel.boot_image(kaslr=kaslr)
+    # A test's own `nokaslr` karg keeps the kernel where it was linked.
+    relocatable = (kernel.host_kaslr_image() if kaslr and settings().host_kaslr
+                   and "nokaslr" not in options.get("append", ()) else None)
     append = (f"ktstr.python={sys.executable}", *(() if kaslr else ("nokaslr",)),
               *options.pop("append", ()))
     if options.get("disk_mb", SCRATCH_DISK_MB) > 0 and not kernel.drives_scratch_disk:
         _warn_no_disk_driver(kernel)
         options["disk_mb"] = 0
-    return VmSpec(image=image, initrd=initrd, topology=topology, memory_mb=memory_mb,
-                  accel=accel, firmware=qboot_rom(),
-                  append=append, **options)
+    return VmSpec(image=relocatable or image, initrd=initrd, topology=topology,
+                  memory_mb=memory_mb, accel=accel, firmware=qboot_rom(),
+                  append=append, host_kaslr=relocatable is not None, **options)
 
 
 @functools.cache

@@ -33,7 +33,7 @@ import platformdirs
 from ktstr.errors import KernelError
 from ktstr.kernelid import matches_version
 from ktstr.settings import settings
-from ktstr.vm import kmod
+from ktstr.vm import hostkaslr, kmod
 from ktstr.vm.bzimage import check_bzimage, image_version
 from ktstr.vm.debian import version_key
 
@@ -80,6 +80,21 @@ class Kernel:
         if not kaslr and self.vmlinux is not None and self.config_value("CONFIG_PVH") == "y":
             return self.vmlinux
         return self.image
+
+    def host_kaslr_image(self) -> Path | None:
+        """The vmlinux the host can relocate per boot and PVH-boot (ktstr.vm.hostkaslr),
+        or None (the bzImage then boots): it needs CONFIG_PVH, CONFIG_RANDOMIZE_BASE and
+        the relocation table the vmlinux taken from the bzImage carries."""
+        if (self.vmlinux is None or self.config_value("CONFIG_PVH") != "y"
+                or self.config_value("CONFIG_RANDOMIZE_BASE") != "y"):
+            return None
+        try:
+            hostkaslr.load_image(self.vmlinux)
+        except (KernelError, OSError) as err:
+            log.info("kernel %s boots its bzImage for KASLR: its vmlinux cannot be "
+                     "relocated by the host (%s)", self.key, err)
+            return None
+        return self.vmlinux
 
     def vm_modules(self) -> list[Path]:
         """The `.ko` files the guest's initramfs loads, in load order ([] when none).

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -54,6 +54,7 @@ from ktstr.system.blockdev import SCRATCH_SERIAL
 from ktstr.system.libc import set_pdeathsig
 from ktstr.topology import Topology
 from ktstr.vm.gdbstub import GdbStub
+from ktstr.vm.hostkaslr import write_relocated
 from ktstr.vm.perfmode import PinnedThreads, Pinning, apply_pinning
 from ktstr.vm.qemu import QemuArgs, QemuBinary
 from ktstr.vm.snapshot import CAPABILITIES, SavedGuest, copy_data, migration_end
@@ -125,6 +126,9 @@ class VmSpec:
     # Performance mode's pinning of the vCPU threads, done as soon as qemu is up; not
     # on qemu's command line, so not part of what the guest is (machine_identity).
     pinning: Pinning | None = None
+    # `image` is a vmlinux with its relocation table that each cold boot relocates to a
+    # random virtual offset (ktstr.vm.hostkaslr); the identity keeps the source's path.
+    host_kaslr: bool = False
 
 
 #: Accounting switched on at boot rather than by a sysctl during a test: turning it on
@@ -217,11 +221,21 @@ class Machine:
         self.exit_code: int | None = None
         self._stopping = False  # this harness asked qemu to stop (QMP quit or a signal)
         self.pinned: PinnedThreads | None = None  # what spec.pinning did, once launched
+        self.kaslr_offset: int | None = None  # chosen by the host (spec.host_kaslr)
+        self._relocated_image: Path | None = None
 
     # -- command line -------------------------------------------------------
 
     def argv(self) -> list[str]:
-        q, self._mem_files = qemu_args(self.spec, self._sock_dir, self.run_id, self.console_log,
+        spec = self.spec
+        if spec.host_kaslr and self.restore is None:
+            # A restore's RAM comes from the snapshot: any image does for its -kernel.
+            relocated = spec.mem_dir / f"ktstr-vmlinux-{self.run_id}"
+            self._relocated_image = relocated
+            self.kaslr_offset = write_relocated(spec.image, relocated)
+            log.info("kernel relocated by the host to KASLR offset %#x", self.kaslr_offset)
+            spec = replace(spec, image=relocated)
+        q, self._mem_files = qemu_args(spec, self._sock_dir, self.run_id, self.console_log,
                                        self.scratch_image, self._scratch_direct)
         # Outside qemu_args: the stub is a host-side tool, not part of what the guest
         # is, so adding it leaves machine_identity (and every saved snapshot) as it was.
@@ -526,7 +540,7 @@ class Machine:
                 if closer is not None:
                     closer.close()
         self._qmp = None
-        for path in [*self._mem_files, self.scratch_image]:
+        for path in [*self._mem_files, self.scratch_image, *filter(None, [self._relocated_image])]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for fd in self.memory_fds:
