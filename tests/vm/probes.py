@@ -7,6 +7,8 @@ between being listed and being read.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +66,20 @@ def reports_by_cgroup(result: AssertResult) -> dict[str, list[WorkerReport]]:
         assert not r.error, (r.tid, r.error)
         out.setdefault(r.cgroup.rpartition("/")[2], []).append(r)
     return out
+
+
+def qemu_run_id(qemu: int) -> str:
+    """The run id of the VM of qemu process `qemu`: it names every file the VM makes on
+    the host (guest RAM in /dev/shm, its socket directory), each removed from the file
+    system as soon as qemu has it open (ktstr.vm.machine)."""
+    cmdline = Path(f"/proc/{qemu}/cmdline").read_text(errors="replace")
+    m = re.search(r"ktstr-([0-9a-f]{12})-node0", cmdline)
+    assert m, cmdline
+    return m.group(1)
+
+
+def host_leftovers(run_id: str) -> list[str]:
+    """Files of the VM `run_id` still on the host: only its own, so that VMs of other
+    tests running at the same time (`-n N`) do not count."""
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    return [p.name for d in (Path("/dev/shm"), tmp) for p in d.glob(f"ktstr-{run_id}*")]

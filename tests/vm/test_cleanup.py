@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm.probes import host_leftovers, qemu_run_id
+
 HANGING_TEST = """
 import time
 from ktstr import ktstr_test
@@ -57,31 +59,25 @@ def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     pytest.fail("qemu never started")
 
 
-def _leftovers() -> list[str]:
-    shm = [p.name for p in Path("/dev/shm").glob("ktstr-*")]
-    socks = [p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("ktstr-*")]
-    return shm + socks
-
-
 def test_ctrl_c_stops_qemu_and_cleans_up(tmp_path):
-    before = set(_leftovers())
     proc, qemu = _start_run(tmp_path)
+    run_id = qemu_run_id(qemu)
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=30) == 2  # pytest's "interrupted"
     assert not _alive(qemu)
-    assert set(_leftovers()) <= before
+    assert host_leftovers(run_id) == []
     # The scratch disk's image lives in the run directory while the VM runs; only a
     # SIGKILLed harness leaves it there (sparse: the blocks the guest wrote).
     assert list((tmp_path / "runs").rglob("scratch-*.img")) == []
 
 
 def test_killed_harness_takes_qemu_with_it(tmp_path):
-    before = set(_leftovers())
     proc, qemu = _start_run(tmp_path)
+    run_id = qemu_run_id(qemu)
     proc.kill()  # SIGKILL: no cleanup code runs in the harness
     proc.wait(timeout=10)
     deadline = time.monotonic() + 15
     while _alive(qemu) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(qemu), "qemu survived its parent"
-    assert set(_leftovers()) <= before
+    assert host_leftovers(run_id) == []

@@ -40,8 +40,9 @@ def test_two_workers_share_one_run_directory_and_leave_no_lock(tmp_path):
     assert sorted(sidecars) == ["test_par.py_first.json", "test_par.py_second.json"], \
         sorted(sidecars)
     assert all(s["outcome"] == "passed" for s in sidecars.values())
-    if len(host_cpus()) < 4:  # 2 + 2 CPUs do not fit: one VM waited, and says so
+    if len(host_cpus()) < 4:  # 2 + 2 CPUs do not fit: one VM waited (both, when other
+        # VMs ran on the host meanwhile, e.g. this suite under -n 2), and says so
         waits = [s.get("cpu_wait_s", 0.0) for s in sidecars.values()]
-        assert sum(w > 0 for w in waits) == 1, waits
+        assert sum(w > 0 for w in waits) >= 1, waits
         assert "cpu_wait=" in out.stdout
     assert not [h for h in holders() if "test_par.py" in h.test_id]

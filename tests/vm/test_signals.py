@@ -19,6 +19,7 @@ import pytest
 
 from ktstr.vm.cpulock import holders
 from ktstr.vm.snapshot import SavedGuest, snapshots_root
+from tests.vm.probes import host_leftovers, qemu_run_id
 
 KTSTR = str(Path(sys.executable).parent / "ktstr")
 MARKER = "ktstr-signals: body started"
@@ -91,18 +92,6 @@ def _qemu_of(harness: int, timeout: float = 900.0) -> int:
                 return pid
         time.sleep(0.05)
     pytest.fail("qemu never started")
-
-
-def _run_id(qemu: int) -> str:
-    cmdline = Path(f"/proc/{qemu}/cmdline").read_text(errors="replace")
-    m = re.search(r"ktstr-([0-9a-f]{12})-node0", cmdline)
-    assert m, cmdline
-    return m.group(1)
-
-
-def _leftovers(run_id: str) -> list[str]:
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    return [p.name for d in (Path("/dev/shm"), tmp) for p in d.glob(f"ktstr-{run_id}*")]
 
 
 def _wait_for(path: Path, text: str, timeout: float) -> None:
@@ -187,7 +176,7 @@ def snapshot(tmp_path) -> SavedGuest:
 def test_a_signal_to_the_group_ends_the_run_as_interrupted(tmp_path, snapshot, sig):
     proc = _start(tmp_path, "sleeps")
     qemu = _qemu_of(proc.pid)
-    run_id = _run_id(qemu)
+    run_id = qemu_run_id(qemu)
     _wait_for(tmp_path / "runs" / "test_sig.py_sleeps" / "console.log", MARKER, 120)
     os.killpg(proc.pid, sig)
     sent = time.monotonic()
@@ -195,7 +184,7 @@ def test_a_signal_to_the_group_ends_the_run_as_interrupted(tmp_path, snapshot, s
     assert proc.returncode == 2, out  # pytest's INTERRUPTED, the same for both signals
     assert time.monotonic() - sent < 15, "stopping took too long"
     assert not _alive(qemu) and _group_gone(qemu), "qemu (or a helper of it) survived"
-    assert _leftovers(run_id) == []
+    assert host_leftovers(run_id) == []
     assert list((tmp_path / "runs").rglob("scratch-*.img")) == []
     side = _sidecar(tmp_path, "sleeps")
     assert side["outcome"] == "interrupted", side
@@ -267,13 +256,13 @@ def test_a_signal_to_a_two_worker_run_stops_both_vms(tmp_path, one_cpu_snapshot,
         _wait_for(log, MARKER, 900)
     qemus = [pid for pid in _descendants(proc.pid) if _is_vm(pid)]
     assert len(qemus) == 2, qemus
-    run_ids = [_run_id(q) for q in qemus]
+    run_ids = [qemu_run_id(q) for q in qemus]
     (os.killpg if to == "group" else os.kill)(proc.pid, sig)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out  # pytest's INTERRUPTED, as in a serial run
     for qemu, run_id in zip(qemus, run_ids, strict=True):
         assert not _alive(qemu) and _group_gone(qemu, 30), "a qemu survived its worker"
-        assert _leftovers(run_id) == []
+        assert host_leftovers(run_id) == []
     assert not [h for h in holders() if "test_sig.py" in h.test_id], "a CPU lock is held"
     for name in ("sleeps_one", "sleeps_two"):
         side = _sidecar(tmp_path, name)
