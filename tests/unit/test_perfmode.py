@@ -12,6 +12,7 @@ from ktstr.errors import ConfigError
 from ktstr.runner.result import RunResult
 from ktstr.runner.sidecar import read_sidecar
 from ktstr.topology import Topology
+from ktstr.vm.cpulock import vcpu_thread_count
 from ktstr.vm.machine import VmSpec, machine_identity
 from ktstr.vm.perfmode import (
     HugepageChoice,
@@ -23,7 +24,6 @@ from ktstr.vm.perfmode import (
     fifo_why_not,
     pin_map,
     refuse_too_few_cpus,
-    vcpu_thread_count,
 )
 from ktstr.vm.qemu import QemuBinary
 

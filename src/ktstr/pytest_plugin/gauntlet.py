@@ -28,8 +28,7 @@ from ktstr.gauntlet import (
 from ktstr.pytest_plugin.item import KtstrItem
 from ktstr.testdef import KtstrTest
 from ktstr.vm.accel import choose_accel, choose_tcg_threads
-from ktstr.vm.cpulock import host_cpus
-from ktstr.vm.perfmode import vcpu_thread_count
+from ktstr.vm.cpulock import host_cpus, vcpu_thread_count
 
 PLUGIN_NAME = "ktstr-gauntlet"
 

@@ -48,7 +48,13 @@ from ktstr.settings import ENV_MONITOR, settings
 from ktstr.testdef import KtstrTest
 from ktstr.topology import Topology
 from ktstr.vm.accel import choose_accel, choose_tcg_threads, text_patch_race
-from ktstr.vm.cpulock import CpuWaitTimeout, cpus_needed, host_cpus, reserve_host_cpus
+from ktstr.vm.cpulock import (
+    CpuWaitTimeout,
+    cpus_needed,
+    host_cpus,
+    reserve_host_cpus,
+    vcpu_thread_count,
+)
 from ktstr.vm.initramfs import build_initramfs
 from ktstr.vm.kernel import Kernel, cache_root, resolve_kernel
 from ktstr.vm.machine import SCRATCH_DISK_MB, Machine, VmSpec
@@ -59,7 +65,6 @@ from ktstr.vm.perfmode import (
     fifo_why_not,
     host_hugepages,
     refuse_too_few_cpus,
-    vcpu_thread_count,
 )
 from ktstr.vm.pyroot import agent_tree
 from ktstr.vm.qemu import qboot_rom, split_memory
@@ -209,7 +214,7 @@ def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
     test = plan.test
     spec = vm_spec(plan.kernel, test.topology, test.memory_mb, plan.accel,
                    append=_kargs(test), tcg_threads=choose_tcg_threads(plan.watched))
-    hugepages = HugepageChoice(None)
+    hugepages: HugepageChoice | None = None  # performance mode's choice for guest RAM
     if test.performance_mode:
         hugepages = host_hugepages(split_memory(test.memory_mb, test.topology.numa_nodes))
         if hugepages.mem_dir is not None:
@@ -223,10 +228,10 @@ def _boot_and_run(plan: RunPlan, workdir: Path, *, snapshots: bool,
             if test.performance_mode:
                 spec = replace(spec, pinning=Pinning(tuple(held.cpus), plan.accel == "kvm"))
             res = _run_vm(plan, spec, workdir, snapshots=snapshots, monitored=monitored,
-                          hugepages=hugepages if test.performance_mode else None)
+                          hugepages=hugepages)
     except CpuWaitTimeout as e:
         return plan.empty_result(outcome=Outcome.ERROR, error=str(e), cpu_wait_s=e.waited_s)
-    if test.performance_mode:  # a VM that never came up pinned nothing
+    if hugepages is not None:  # performance mode; a VM that never came up pinned nothing
         record = res.performance or PerformanceRecord.of(None, hugepages,
                                                          fifo_why_not(plan.accel))
         res = replace(res, performance=record, report="\n".join(

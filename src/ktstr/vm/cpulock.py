@@ -61,12 +61,15 @@ def host_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def vcpu_thread_count(vcpus: int, accel: str, tcg_threads: str) -> int:
+    """How many host threads run a VM's `vcpus`: one under TCG with a single thread,
+    else one per vCPU."""
+    return 1 if accel == "tcg" and tcg_threads == "single" else vcpus
+
+
 def cpus_needed(vcpus: int, accel: str, tcg_threads: str, host: int) -> int:
-    """Host CPUs a VM with `vcpus` needs: 1 under TCG with one thread for all vCPUs,
-    else one per vCPU thread, at most the host's."""
-    if accel == "tcg" and tcg_threads == "single":
-        return 1
-    return max(1, min(vcpus, host))
+    """Host CPUs a VM with `vcpus` needs: one per vCPU thread, at most the host's."""
+    return max(1, min(vcpu_thread_count(vcpus, accel, tcg_threads), host))
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,6 @@ HUGEPAGE_KB = 2048
 FIFO_PRIORITY = 1
 
 
-def vcpu_thread_count(vcpus: int, accel: str, tcg_threads: str) -> int:
-    """How many host threads run a VM's `vcpus`: one under TCG with a single thread,
-    else one per vCPU."""
-    return 1 if accel == "tcg" and tcg_threads == "single" else vcpus
-
-
 def refuse_too_few_cpus(test_id: str, vcpus: int, threads: int, host_cpus: int) -> None:
     """ConfigError when the host has fewer usable CPUs than the VM has vCPU threads."""
     if threads <= host_cpus:
